@@ -1,0 +1,47 @@
+# Two commands on a fresh machine (Python 3.11, pip, Rust):
+#   make demo   sets up .venv and runs the main job on built-in defaults
+#   make test   sets up .venv and runs every test (cargo, pytest, a short fuzz run)
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+FUZZ_SECONDS ?= 20
+RUST_SOURCES := $(wildcard coder_ext/src/*.rs) coder_ext/Cargo.toml pyproject.toml
+
+.PHONY: setup demo test test-rust test-python fuzz bench clean
+
+setup: $(VENV)/.installed
+
+# Reinstall when the package metadata or the Rust sources change (the extension is compiled).
+$(VENV)/.installed: $(RUST_SOURCES)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e ".[test]"
+	touch $@
+
+demo: setup
+	$(PY) -m mptvc_latents.demo
+
+test: setup test-rust test-python fuzz
+
+test-rust:
+	cd coder_ext && cargo test --release --locked
+
+test-python: setup
+	$(PY) -m pytest -q
+
+# Coverage-guided fuzzing of the decoder (cargo fuzz on the stable toolchain, no sanitizer).
+fuzz:
+	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --version 0.13.2
+	cd coder_ext && cargo fuzz run -s none decode -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 2>&1 | tail -n 3
+	cd coder_ext && cargo fuzz run -s none round_trip -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 2>&1 | tail -n 3
+
+bench: setup
+	$(PIP) install --quiet -e ".[bench]"
+	$(PIP) install --quiet --no-deps compressai
+	$(PY) benchmarks/coder_bench.py
+
+clean:
+	rm -rf $(VENV) coder_ext/target coder_ext/fuzz/target

@@ -1,0 +1,250 @@
+//! Interleaved rANS over a bank of CDF tables: one stream.
+//!
+//! Duda, "Asymmetric numeral systems" (2013); Giesen, "Interleaved entropy coders"
+//! (2014). Four 64-bit states take symbols round-robin (`i % 4`), so the decoder's
+//! four dependency chains overlap in the CPU; each state renormalises by 32-bit words
+//! and stays in `[2^31, 2^63)`. Probabilities have 16-bit precision.
+//!
+//! Stream layout (version 1, all integers little-endian; see `docs/range_coder.md`):
+//!
+//! ```text
+//! LEB128 n_escape_bytes | escape payload (n_escape_bytes) | rANS words (u32 each)
+//! rANS words = x0 lo, x0 hi, x1 lo, x1 hi, x2 lo, x2 hi, x3 lo, x3 hi, then the
+//!              renormalisation words in the order the decoder reads them
+//! ```
+//!
+//! The number of symbols is not stored: the caller passes the same `indexes` to the
+//! decoder. After the last symbol every state must be back at `2^31` and every byte
+//! consumed, which catches most damaged or mismatched streams.
+
+use crate::error::{CoderError, Result};
+use crate::escape::{from_raw, to_raw, BitReader, BitWriter};
+use crate::tables::{CdfTables, PRECISION, TOTAL};
+
+/// Interleaved states.
+pub const N_STATES: usize = 4;
+/// Lower bound of a normalised state (and the initial state).
+const RANS_L: u64 = 1 << 31;
+/// `x_max = freq << X_MAX_SHIFT` is the renormalisation bound of the encoder.
+const X_MAX_SHIFT: u32 = 63 - PRECISION;
+
+struct Encoder<'a> {
+    tables: &'a CdfTables,
+    /// Words in encoder order (reversed at the end).
+    words: Vec<u32>,
+    /// Escape magnitudes in encoder order (reversed at the end).
+    escapes: Vec<u64>,
+}
+
+impl Encoder<'_> {
+    #[inline(always)]
+    fn put(&mut self, x: &mut u64, position: usize, symbol: i32, index: i32) -> Result<()> {
+        let meta = self.tables.meta_at(position, index)?;
+        let v = symbol as i64 - meta.offset as i64;
+        let s = if (v as u64) < meta.max_value as u64 {
+            v as u32
+        } else {
+            self.escapes.push(to_raw(v, meta.max_value));
+            meta.max_value
+        };
+        let e = self.tables.enc[(meta.sym_base + s) as usize];
+        if *x >= (e.freq as u64) << X_MAX_SHIFT {
+            self.words.push(*x as u32);
+            *x >>= 32;
+        }
+        let q = ((*x as u128 * e.rcp_freq as u128) >> 64) as u64 >> e.rcp_shift;
+        *x += e.bias as u64 + q * e.cmpl_freq as u64;
+        Ok(())
+    }
+}
+
+/// Encode `symbols[i]` with table `indexes[i]` into one stream.
+pub fn encode(tables: &CdfTables, symbols: &[i32], indexes: &[i32]) -> Result<Vec<u8>> {
+    if symbols.len() != indexes.len() {
+        return Err(CoderError::LengthMismatch { what: "indexes", expected: symbols.len(), got: indexes.len() });
+    }
+    let n = symbols.len();
+    let mut enc = Encoder { tables, words: Vec::with_capacity(n / 8 + 2 * N_STATES), escapes: Vec::new() };
+    let [mut x0, mut x1, mut x2, mut x3] = [RANS_L; N_STATES];
+    let n_full = n - n % N_STATES;
+    // rANS is last-in first-out: encode backwards so the decoder runs forwards.
+    for i in (n_full..n).rev() {
+        let x = match i % N_STATES {
+            0 => &mut x0,
+            1 => &mut x1,
+            _ => &mut x2,
+        };
+        enc.put(x, i, symbols[i], indexes[i])?;
+    }
+    for b in (0..n_full).step_by(N_STATES).rev() {
+        let (s, ix) = (&symbols[b..b + N_STATES], &indexes[b..b + N_STATES]);
+        enc.put(&mut x3, b + 3, s[3], ix[3])?;
+        enc.put(&mut x2, b + 2, s[2], ix[2])?;
+        enc.put(&mut x1, b + 1, s[1], ix[1])?;
+        enc.put(&mut x0, b, s[0], ix[0])?;
+    }
+    for x in [x3, x2, x1, x0] {
+        enc.words.push((x >> 32) as u32);
+        enc.words.push(x as u32);
+    }
+    enc.words.reverse();
+
+    let mut bits = BitWriter::default();
+    for &raw in enc.escapes.iter().rev() {
+        bits.put_gamma(raw);
+    }
+    let payload = bits.finish();
+    let mut out = Vec::with_capacity(10 + payload.len() + 4 * enc.words.len());
+    write_leb128(&mut out, payload.len() as u64);
+    out.extend_from_slice(&payload);
+    for w in &enc.words {
+        out.extend_from_slice(&w.to_le_bytes());
+    }
+    Ok(out)
+}
+
+struct Decoder<'a> {
+    tables: &'a CdfTables,
+    words: &'a [u8],
+    /// Next word to read, in units of words.
+    pos: usize,
+    n_words: usize,
+    escapes: BitReader<'a>,
+}
+
+impl Decoder<'_> {
+    #[inline(always)]
+    fn word(&mut self) -> Result<u32> {
+        if self.pos >= self.n_words {
+            return Err(CoderError::Truncated { what: "the rANS words" });
+        }
+        let b = &self.words[4 * self.pos..4 * self.pos + 4];
+        self.pos += 1;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    #[inline(always)]
+    fn get(&mut self, x: &mut u64, position: usize, index: i32) -> Result<i32> {
+        let meta = self.tables.meta_at(position, index)?;
+        let slot = (*x as u32) & (TOTAL - 1);
+        let s = self.tables.find(meta, slot);
+        let d = self.tables.dec[(meta.sym_base + s) as usize];
+        *x = d.freq as u64 * (*x >> PRECISION) + (slot - d.start) as u64;
+        if *x < RANS_L {
+            *x = (*x << 32) | self.word()? as u64;
+        }
+        if s < meta.max_value {
+            return Ok(s as i32 + meta.offset);
+        }
+        let v = from_raw(self.escapes.get_gamma()?, meta.max_value) + meta.offset as i64;
+        i32::try_from(v).map_err(|_| CoderError::Corrupt { reason: format!("an escaped value {v} does not fit in 32 bits") })
+    }
+}
+
+/// Decode one stream made by [`encode`] with the same `indexes` into `out`.
+pub fn decode_into(tables: &CdfTables, data: &[u8], indexes: &[i32], out: &mut [i32]) -> Result<()> {
+    if out.len() != indexes.len() {
+        return Err(CoderError::LengthMismatch { what: "output", expected: indexes.len(), got: out.len() });
+    }
+    let (n_escape, header) = read_leb128(data)?;
+    let rest = &data[header..];
+    if n_escape > rest.len() as u64 {
+        return Err(CoderError::Truncated { what: "the escape payload" });
+    }
+    let (payload, words) = rest.split_at(n_escape as usize);
+    if words.len() % 4 != 0 {
+        return Err(CoderError::Corrupt { reason: format!("the rANS part has {} bytes, not whole 32-bit words", words.len()) });
+    }
+    let mut dec = Decoder { tables, words, pos: 0, n_words: words.len() / 4, escapes: BitReader::new(payload) };
+    let mut x = [0u64; N_STATES];
+    for xj in x.iter_mut() {
+        let lo = dec.word()? as u64;
+        *xj = lo | (dec.word()? as u64) << 32;
+    }
+    let [mut x0, mut x1, mut x2, mut x3] = x;
+    let n = indexes.len();
+    let n_full = n - n % N_STATES;
+    for ((b, ix), o) in (0..n_full).step_by(N_STATES).zip(indexes.chunks_exact(N_STATES)).zip(out.chunks_exact_mut(N_STATES)) {
+        o[0] = dec.get(&mut x0, b, ix[0])?;
+        o[1] = dec.get(&mut x1, b + 1, ix[1])?;
+        o[2] = dec.get(&mut x2, b + 2, ix[2])?;
+        o[3] = dec.get(&mut x3, b + 3, ix[3])?;
+    }
+    for i in n_full..n {
+        let x = match i % N_STATES {
+            0 => &mut x0,
+            1 => &mut x1,
+            _ => &mut x2,
+        };
+        out[i] = dec.get(x, i, indexes[i])?;
+    }
+    if [x0, x1, x2, x3] != [RANS_L; N_STATES] {
+        return Err(CoderError::Corrupt { reason: "the decoder did not end in the initial state".into() });
+    }
+    if dec.pos != dec.n_words {
+        return Err(CoderError::Corrupt { reason: format!("{} rANS words were left unread", dec.n_words - dec.pos) });
+    }
+    if dec.escapes.bytes_used() != payload.len() {
+        return Err(CoderError::Corrupt { reason: "escape payload bytes were left unread".into() });
+    }
+    Ok(())
+}
+
+/// Decode one stream made by [`encode`] with the same `indexes`.
+pub fn decode(tables: &CdfTables, data: &[u8], indexes: &[i32]) -> Result<Vec<i32>> {
+    let mut out = vec![0i32; indexes.len()];
+    decode_into(tables, data, indexes, &mut out)?;
+    Ok(out)
+}
+
+/// Ideal cost in bits of `symbols` under the integer tables: `-log2(freq / 2^16)` of each
+/// coded symbol plus the Elias-gamma payload bits of each escape. The coder's size
+/// overhead is measured against this.
+pub fn ideal_bits(tables: &CdfTables, symbols: &[i32], indexes: &[i32]) -> Result<f64> {
+    if symbols.len() != indexes.len() {
+        return Err(CoderError::LengthMismatch { what: "indexes", expected: symbols.len(), got: indexes.len() });
+    }
+    let mut bits = 0.0f64;
+    for (i, (&sym, &index)) in symbols.iter().zip(indexes).enumerate() {
+        let meta = tables.meta_at(i, index)?;
+        let v = sym as i64 - meta.offset as i64;
+        let s = if (v as u64) < meta.max_value as u64 {
+            v as u32
+        } else {
+            let raw = to_raw(v, meta.max_value);
+            bits += (2 * (63 - (raw + 1).leading_zeros()) + 1) as f64;
+            meta.max_value
+        };
+        let freq = tables.dec[(meta.sym_base + s) as usize].freq;
+        bits += PRECISION as f64 - (freq as f64).log2();
+    }
+    Ok(bits)
+}
+
+fn write_leb128(out: &mut Vec<u8>, mut v: u64) {
+    loop {
+        let byte = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// Returns the value and the number of bytes it took.
+fn read_leb128(data: &[u8]) -> Result<(u64, usize)> {
+    let mut v = 0u64;
+    for (k, &byte) in data.iter().enumerate().take(10) {
+        v |= ((byte & 0x7f) as u64) << (7 * k);
+        if byte & 0x80 == 0 {
+            return Ok((v, k + 1));
+        }
+    }
+    if data.len() < 10 {
+        Err(CoderError::Truncated { what: "the stream header" })
+    } else {
+        Err(CoderError::Corrupt { reason: "the stream header's length field is longer than 10 bytes".into() })
+    }
+}

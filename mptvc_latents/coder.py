@@ -1,0 +1,120 @@
+"""The range coder: interleaved rANS over a bank of 16-bit integer CDF tables.
+
+A thin, typed front for the Rust extension `mptvc_latents._coder` (crate `coder_ext/`).
+The contract is CompressAI's `encode_with_indexes` (Ballé et al. 2018 entropy models):
+symbol ``i`` is coded with table ``indexes[i]``; a table's last symbol is the escape for
+values outside ``offset .. offset + cdf_length - 3``. The stream layout is specified in
+``docs/range_coder.md``. Coding releases the GIL; many streams can be coded in parallel
+and the bytes never depend on the number of threads.
+
+Example::
+
+    coder = RangeCoder(cdfs, cdf_lengths, offsets)
+    data = coder.encode(symbols, indexes)
+    assert (coder.decode(data, indexes) == symbols).all()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from mptvc_latents import _coder
+
+PRECISION: int = _coder.PRECISION
+crc32 = _coder.crc32
+
+__all__ = ["PRECISION", "RangeCoder", "as_int32", "crc32"]
+
+
+def as_int32(name: str, values: npt.ArrayLike) -> np.ndarray:
+    """Return ``values`` as a contiguous int32 array, refusing silent wrap-around.
+
+    Raises:
+        ValueError: when the values are not integers or do not fit in 32 bits.
+    """
+    a = np.asarray(values)
+    if a.dtype == np.int32:
+        return np.ascontiguousarray(a)
+    if a.size == 0:
+        return np.ascontiguousarray(a, dtype=np.int32)
+    if a.dtype.kind not in "iub":
+        raise ValueError(f"The array '{name}' must hold integers, but its dtype is {a.dtype}.")
+    lo, hi = int(a.min()), int(a.max())
+    if lo < -(2**31) or hi >= 2**31:
+        raise ValueError(
+            f"The array '{name}' holds values in [{lo}, {hi}], which do not fit in 32-bit integers."
+        )
+    return np.ascontiguousarray(a, dtype=np.int32)
+
+
+class RangeCoder:
+    """Encode and decode integer symbols with a validated bank of CDF tables.
+
+    Args:
+        cdfs: ``(n_tables, max_len)`` integer CDFs, row ``t`` valid up to ``cdf_lengths[t]``,
+            each rising strictly from 0 to ``2**16``; the last symbol is the escape.
+        cdf_lengths: ``(n_tables,)`` number of valid entries of each row.
+        offsets: ``(n_tables,)`` value coded by symbol 0 of each table.
+
+    Raises:
+        ValueError: when a table breaks the contract (the message names the table).
+    """
+
+    def __init__(self, cdfs: npt.ArrayLike, cdf_lengths: npt.ArrayLike, offsets: npt.ArrayLike) -> None:
+        cdfs = as_int32("cdfs", cdfs)
+        if cdfs.ndim != 2:
+            raise ValueError(f"The array 'cdfs' must be 2-D (n_tables, max_len), but it has shape {cdfs.shape}.")
+        self._tables = _coder.CdfTables(cdfs, as_int32("cdf_lengths", cdf_lengths), as_int32("offsets", offsets))
+
+    def __len__(self) -> int:
+        return len(self._tables)
+
+    def __repr__(self) -> str:
+        return f"RangeCoder(n_tables={len(self)}, precision={PRECISION})"
+
+    def encode(self, symbols: npt.ArrayLike, indexes: npt.ArrayLike) -> bytes:
+        """Encode ``symbols[i]`` with table ``indexes[i]`` (any shape, C order) into one stream."""
+        return self._tables.encode(as_int32("symbols", symbols), as_int32("indexes", indexes))
+
+    def decode(self, data: bytes | bytearray, indexes: npt.ArrayLike) -> np.ndarray:
+        """Decode one stream; the result has the shape of ``indexes``.
+
+        Raises:
+            ValueError: when the bytes are truncated, damaged or belong to other tables.
+        """
+        ix = as_int32("indexes", indexes)
+        return self._tables.decode(data, ix).reshape(ix.shape)
+
+    def encode_streams(
+        self,
+        symbols: npt.ArrayLike,
+        indexes: npt.ArrayLike,
+        stream_sizes: Sequence[int],
+        num_threads: int = 0,
+    ) -> list[bytes]:
+        """Encode consecutive runs of ``stream_sizes[k]`` symbols as independent streams in parallel.
+
+        ``num_threads=0`` uses every core; the bytes are the same for any thread count.
+        """
+        return self._tables.encode_streams(
+            as_int32("symbols", symbols), as_int32("indexes", indexes), [int(s) for s in stream_sizes], num_threads
+        )
+
+    def decode_streams(
+        self,
+        streams: Sequence[bytes | bytearray],
+        indexes: npt.ArrayLike,
+        stream_sizes: Sequence[int],
+        num_threads: int = 0,
+    ) -> np.ndarray:
+        """Decode streams made by :meth:`encode_streams`; the result has the shape of ``indexes``."""
+        ix = as_int32("indexes", indexes)
+        out = self._tables.decode_streams(list(streams), ix, [int(s) for s in stream_sizes], num_threads)
+        return out.reshape(ix.shape)
+
+    def ideal_bits(self, symbols: npt.ArrayLike, indexes: npt.ArrayLike) -> float:
+        """Ideal cost in bits under these integer tables, escape payload bits included."""
+        return self._tables.ideal_bits(as_int32("symbols", symbols), as_int32("indexes", indexes))
