@@ -24,7 +24,7 @@ $(VENV)/.installed: $(RUST_SOURCES)
 demo: setup
 	$(PY) -m mptvc_latents.demo
 
-test: setup test-rust test-python fuzz
+test: setup fuzz test-rust test-python
 
 test-rust:
 	cd coder_ext && cargo test --release --locked

@@ -16,21 +16,9 @@ import time
 import numpy as np
 
 from mptvc_latents.coder import RangeCoder
+from mptvc_latents.entropy.cdf import discretized_gaussian_pmf, quantize_pmf, sample_from_tables, scale_table
 
 log = logging.getLogger("mptvc_latents.demo")
-
-
-def gaussian_cdf_tables(scales: np.ndarray, alphabet: int) -> np.ndarray:
-    """Zero-mean discretized Gaussians over ``alphabet`` centred symbols as 16-bit CDFs (escape last)."""
-    v = np.arange(alphabet) - alphabet // 2
-    phi = np.vectorize(lambda z: 0.5 * math.erfc(-z / math.sqrt(2.0)))
-    pmf = phi((v + 0.5) / scales[:, None]) - phi((v - 0.5) / scales[:, None])
-    pmf /= pmf.sum(axis=1, keepdims=True)
-    budget = 2**16 - 1 - alphabet  # one count reserved per symbol and one for the escape
-    freq = 1 + np.floor(pmf * budget).astype(np.int64)
-    freq[np.arange(len(freq)), pmf.argmax(axis=1)] += 2**16 - 1 - freq.sum(axis=1)
-    freq = np.concatenate([freq, np.ones((len(freq), 1), np.int64)], axis=1)
-    return np.concatenate([np.zeros((len(freq), 1), np.int64), np.cumsum(freq, axis=1)], axis=1)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -45,15 +33,14 @@ def main(argv: list[str] | None = None) -> None:
 
     rng = np.random.default_rng(args.seed)
     shape = (args.frames // 4, args.height // 8, args.width // 8, args.channels)
-    scales = np.exp(np.linspace(math.log(0.3), math.log(8.0), 64))
-    cdfs = gaussian_cdf_tables(scales, 8)
-    coder = RangeCoder(cdfs, np.full(64, cdfs.shape[1]), np.full(64, -4))
+    pmf, _ = discretized_gaussian_pmf(scale_table(0.3, 8.0, 64), 0.0, (-4, 3))
+    cdfs = quantize_pmf(pmf)  # FSQ symbols are bounded: the escape keeps the minimal count
+    lengths, offsets = np.full(64, cdfs.shape[1]), np.full(64, -4)
+    coder = RangeCoder(cdfs, lengths, offsets)
     # Scales vary smoothly over the grid, as a hyperprior's would.
     field = rng.normal(size=shape).cumsum(axis=2) / np.sqrt(shape[2])
     indexes = np.clip(((field - field.min()) / np.ptp(field) * 63).round(), 0, 63).astype(np.int32)
-    cum = cdfs[indexes, :-1]  # sample every symbol from its own integer table
-    u = rng.integers(0, 2**16, size=shape)
-    symbols = ((cum <= u[..., None]).sum(axis=-1) - 1).clip(0, 7) - 4
+    symbols = sample_from_tables(rng, indexes, cdfs, lengths, offsets)
 
     t0 = time.perf_counter()
     data = coder.encode(symbols, indexes)

@@ -47,8 +47,8 @@ impl Encoder<'_> {
             self.escapes.push(to_raw(v, meta.max_value));
             meta.max_value
         };
-        let e = self.tables.enc[(meta.sym_base + s) as usize];
-        if *x >= (e.freq as u64) << X_MAX_SHIFT {
+        let e = self.tables.enc_symbol(meta, s);
+        if *x >= (e.freq() as u64) << X_MAX_SHIFT {
             self.words.push(*x as u32);
             *x >>= 32;
         }
@@ -128,8 +128,8 @@ impl Decoder<'_> {
         let meta = self.tables.meta_at(position, index)?;
         let slot = (*x as u32) & (TOTAL - 1);
         let s = self.tables.find(meta, slot);
-        let d = self.tables.dec[(meta.sym_base + s) as usize];
-        *x = d.freq as u64 * (*x >> PRECISION) + (slot - d.start) as u64;
+        let d = self.tables.dec_symbol(meta, s);
+        *x = d.freq() as u64 * (*x >> PRECISION) + (slot - d.start()) as u64;
         if *x < RANS_L {
             *x = (*x << 32) | self.word()? as u64;
         }
@@ -215,7 +215,7 @@ pub fn ideal_bits(tables: &CdfTables, symbols: &[i32], indexes: &[i32]) -> Resul
             bits += (2 * (63 - (raw + 1).leading_zeros()) + 1) as f64;
             meta.max_value
         };
-        let freq = tables.dec[(meta.sym_base + s) as usize].freq;
+        let freq = tables.dec_symbol(meta, s).freq();
         bits += PRECISION as f64 - (freq as f64).log2();
     }
     Ok(bits)

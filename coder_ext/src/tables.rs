@@ -20,27 +20,47 @@ pub const PRECISION: u32 = 16;
 pub const TOTAL: u32 = 1 << PRECISION;
 /// Lanes of one search chunk.
 pub const LANES: usize = 16;
+/// Lanes of one chunk at or below `slot` (vectorised: one compare and a horizontal add).
+#[inline(always)]
+fn count_le(chunk: &[u16; LANES], slot: u16) -> u32 {
+    chunk.iter().map(|&s| (s <= slot) as u16).sum::<u16>() as u32
+}
+
 /// Tables with more chunks than this use a binary search instead of the count.
 const MAX_COUNT_CHUNKS: u32 = 8;
 
-/// What the encoder needs for one symbol: `x' = x + bias + mulhi(x, rcp) >> shift * cmpl_freq`
-/// equals `(x / freq) * TOTAL + x % freq + start` for every state `x < 2^63`.
+/// What the encoder needs for one symbol: `x' = x + bias + (mulhi(x, rcp) >> shift) * cmpl_freq`
+/// equals `(x / freq) * TOTAL + x % freq + start` for every state `x < 2^63`. 16 bytes, so
+/// large banks stay in cache.
 #[derive(Clone, Copy, Debug, Default)]
 #[repr(C)]
 pub struct EncSymbol {
     pub rcp_freq: u64,
-    pub freq: u32,
     pub bias: u32,
-    pub cmpl_freq: u32,
-    pub rcp_shift: u32,
+    /// `TOTAL - freq` (so `freq = TOTAL - cmpl_freq`, including `freq = TOTAL`).
+    pub cmpl_freq: u16,
+    pub rcp_shift: u16,
 }
 
-/// What the decoder needs for one symbol.
+/// What the decoder needs for one symbol, packed as `start | (freq - 1) << 16`.
 #[derive(Clone, Copy, Debug, Default)]
-#[repr(C)]
-pub struct DecSymbol {
-    pub start: u32,
-    pub freq: u32,
+#[repr(transparent)]
+pub struct DecSymbol(u32);
+
+impl DecSymbol {
+    fn new(start: u32, freq: u32) -> Self {
+        DecSymbol(start | (freq - 1) << 16)
+    }
+
+    #[inline(always)]
+    pub fn start(self) -> u32 {
+        self.0 & 0xFFFF
+    }
+
+    #[inline(always)]
+    pub fn freq(self) -> u32 {
+        (self.0 >> 16) + 1
+    }
 }
 
 /// Per-table layout inside the flat symbol arrays.
@@ -52,6 +72,8 @@ pub struct TableMeta {
     pub chunk_base: u32,
     /// Number of 16-lane search chunks.
     pub n_chunks: u32,
+    /// Zero lanes in front of the starts, so the chunks stay sorted: symbol = count - n_pad.
+    pub n_pad: u32,
     /// Index of the escape symbol (`cdf_length - 2`); values `0..max_value` are direct.
     pub max_value: u32,
     pub offset: i32,
@@ -63,8 +85,8 @@ pub struct CdfTables {
     pub(crate) meta: Vec<TableMeta>,
     pub(crate) enc: Vec<EncSymbol>,
     pub(crate) dec: Vec<DecSymbol>,
-    /// Starts of symbols 1.. of each table, padded with `i32::MAX` to whole chunks.
-    pub(crate) search: Vec<[i32; LANES]>,
+    /// Starts of symbols 1.. of each table, preceded by zeros to fill whole chunks.
+    pub(crate) search: Vec<[u16; LANES]>,
     /// The CDFs as given, kept for `ideal_bits` and for inspection.
     cdfs: Vec<Vec<u32>>,
 }
@@ -72,23 +94,22 @@ pub struct CdfTables {
 impl EncSymbol {
     fn new(start: u32, freq: u32) -> Self {
         debug_assert!(freq >= 1 && freq <= TOTAL && start + freq <= TOTAL);
+        let cmpl_freq = (TOTAL - freq) as u16;
         if freq == 1 {
             // mulhi(x, 2^64 - 1) = x - 1 for x >= 1, so x' = x + start + TOTAL - 1 + (x - 1)(TOTAL - 1)
             // = x * TOTAL + start, which is the rANS step for freq = 1.
-            return EncSymbol {
-                rcp_freq: u64::MAX,
-                freq,
-                bias: start + TOTAL - 1,
-                cmpl_freq: TOTAL - 1,
-                rcp_shift: 0,
-            };
+            return EncSymbol { rcp_freq: u64::MAX, bias: start + TOTAL - 1, cmpl_freq, rcp_shift: 0 };
         }
         // shift = ceil(log2(freq)); rcp = ceil(2^(63 + shift) / freq) < 2^64.
         let shift = 32 - (freq - 1).leading_zeros();
-        let num = 1u128 << (63 + shift);
-        let rcp = num.div_ceil(freq as u128);
+        let rcp = (1u128 << (63 + shift)).div_ceil(freq as u128);
         debug_assert!(rcp <= u64::MAX as u128);
-        EncSymbol { rcp_freq: rcp as u64, freq, bias: start, cmpl_freq: TOTAL - freq, rcp_shift: shift - 1 }
+        EncSymbol { rcp_freq: rcp as u64, bias: start, cmpl_freq, rcp_shift: (shift - 1) as u16 }
+    }
+
+    #[inline(always)]
+    pub fn freq(self) -> u32 {
+        TOTAL - self.cmpl_freq as u32
     }
 }
 
@@ -155,27 +176,26 @@ impl CdfTables {
         let mut meta = Vec::with_capacity(cdfs.len());
         let mut enc = Vec::new();
         let mut dec = Vec::new();
-        let mut search: Vec<[i32; LANES]> = Vec::new();
+        let mut search: Vec<[u16; LANES]> = Vec::new();
         for (row, &offset) in cdfs.iter().zip(offsets) {
             let n_sym = row.len() - 1;
             let n_chunks = (n_sym - 1).div_ceil(LANES).max(1);
+            let n_pad = n_chunks * LANES - (n_sym - 1);
             meta.push(TableMeta {
                 sym_base: enc.len() as u32,
                 chunk_base: search.len() as u32,
                 n_chunks: n_chunks as u32,
+                n_pad: n_pad as u32,
                 max_value: (n_sym - 1) as u32,
                 offset,
             });
             for s in 0..n_sym {
                 let (start, freq) = (row[s], row[s + 1] - row[s]);
                 enc.push(EncSymbol::new(start, freq));
-                dec.push(DecSymbol { start, freq });
+                dec.push(DecSymbol::new(start, freq));
             }
-            let mut lanes = vec![i32::MAX; n_chunks * LANES];
-            for s in 1..n_sym {
-                lanes[s - 1] = row[s] as i32;
-            }
-            search.extend(lanes.chunks_exact(LANES).map(|c| <[i32; LANES]>::try_from(c).unwrap()));
+            let lanes: Vec<u16> = std::iter::repeat_n(0, n_pad).chain(row[1..n_sym].iter().map(|&c| c as u16)).collect();
+            search.extend(lanes.chunks_exact(LANES).map(|c| <[u16; LANES]>::try_from(c).unwrap()));
         }
         CdfTables { meta, enc, dec, search, cdfs }
     }
@@ -203,19 +223,38 @@ impl CdfTables {
     /// Symbol of table `meta` whose interval holds `slot` (`slot < TOTAL`).
     #[inline(always)]
     pub(crate) fn find(&self, meta: &TableMeta, slot: u32) -> u32 {
-        let chunks = &self.search[meta.chunk_base as usize..(meta.chunk_base + meta.n_chunks) as usize];
-        if meta.n_chunks <= MAX_COUNT_CHUNKS {
-            // Number of starts (of symbols 1..) at or below the slot = the symbol.
-            let slot = slot as i32;
-            let mut count = 0u32;
-            for chunk in chunks {
-                count += chunk.iter().map(|&s| (s <= slot) as u32).sum::<u32>();
-            }
-            count
+        let slot = slot as u16;
+        let base = meta.chunk_base as usize;
+        // Number of lanes (zero padding included) at or below the slot, minus the padding.
+        let count = if meta.n_chunks == 1 {
+            // SAFETY: every table owns n_chunks >= 1 chunks from chunk_base (built in from_rows).
+            count_le(unsafe { self.search.get_unchecked(base) }, slot)
+        } else if meta.n_chunks <= MAX_COUNT_CHUNKS {
+            // SAFETY: as above.
+            let chunks = unsafe { self.search.get_unchecked(base..base + meta.n_chunks as usize) };
+            chunks.iter().map(|c| count_le(c, slot)).sum()
         } else {
-            let flat = chunks.as_flattened();
-            flat.partition_point(|&s| s <= slot as i32) as u32
-        }
+            // SAFETY: as above.
+            let chunks = unsafe { self.search.get_unchecked(base..base + meta.n_chunks as usize) };
+            chunks.as_flattened().partition_point(|&s| s <= slot) as u32
+        };
+        count - meta.n_pad
+    }
+
+    /// The encoder's view of symbol `s` of table `meta` (`s <= meta.max_value`).
+    #[inline(always)]
+    pub(crate) fn enc_symbol(&self, meta: &TableMeta, s: u32) -> EncSymbol {
+        debug_assert!(s <= meta.max_value);
+        // SAFETY: a table owns max_value + 1 symbols from sym_base (built in from_rows).
+        unsafe { *self.enc.get_unchecked((meta.sym_base + s) as usize) }
+    }
+
+    /// The decoder's view of symbol `s` of table `meta` (`s <= meta.max_value`).
+    #[inline(always)]
+    pub(crate) fn dec_symbol(&self, meta: &TableMeta, s: u32) -> DecSymbol {
+        debug_assert!(s <= meta.max_value);
+        // SAFETY: as in enc_symbol; `find` returns at most the last symbol.
+        unsafe { *self.dec.get_unchecked((meta.sym_base + s) as usize) }
     }
 
     /// Validate a table index read from the caller.
