@@ -1,0 +1,321 @@
+"""Frozen, JSON-able configuration dataclasses, one per component.
+
+Every config holds only ``int``, ``float``, ``bool``, ``str``, tuples of those, ``None`` or
+another config, so ``json.dumps(config.to_dict())`` always works and checkpoints can embed the
+exact config that built a module. ``from_dict`` turns JSON lists back into tuples and nested
+dicts back into configs, and rejects unknown keys.
+
+Each ``__post_init__`` validates its fields and raises ``ValueError`` with a sentence that says
+what was wrong; configs that derive a default (``AttentionConfig.rope``) resolve it there, so
+``to_dict`` always records the resolved value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+_C = TypeVar("_C", bound="ConfigBase")
+
+AXES: tuple[str, str, str] = ("t", "y", "x")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+def _require_positive_int(name: str, value: Any) -> None:
+    _require(_is_int(value) and value > 0, f"{name} must be a positive integer, got {value!r}.")
+
+
+def _require_radius(name: str, value: Any) -> None:
+    _require(
+        isinstance(value, tuple) and len(value) == 3 and all(_is_int(r) and r >= 0 for r in value),
+        f"{name} must be a tuple of three non-negative integers (r_t, r_y, r_x), got {value!r}.",
+    )
+
+
+def _config_type(annotation: Any) -> type | None:
+    """The config class named by a field annotation (also inside ``X | None``), if any."""
+    candidates = typing.get_args(annotation) or (annotation,)
+    for candidate in candidates:
+        if isinstance(candidate, type) and issubclass(candidate, ConfigBase):
+            return candidate
+    return None
+
+
+def _to_tuples(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return tuple(_to_tuples(item) for item in value)
+    return value
+
+
+class ConfigBase:
+    """Mixin giving frozen config dataclasses a JSON-able ``to_dict`` / ``from_dict`` pair."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of the fields; nested configs become dicts, tuples become lists."""
+        return _jsonable(dataclasses.asdict(self))  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls: type[_C], data: dict[str, Any]) -> _C:
+        """Build the config from ``to_dict`` output (or its JSON round trip)."""
+        if not isinstance(data, dict):
+            raise ValueError(f"{cls.__name__}.from_dict expects a dict, got {type(data).__name__}.")
+        fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(data) - fields)
+        if unknown:
+            raise ValueError(f"{cls.__name__} has no fields named {unknown}; known fields are {sorted(fields)}.")
+        hints = typing.get_type_hints(cls)
+        kwargs: dict[str, Any] = {}
+        for name, value in data.items():
+            nested = _config_type(hints[name])
+            if nested is not None and isinstance(value, dict):
+                kwargs[name] = nested.from_dict(value)
+            else:
+                kwargs[name] = _to_tuples(value)
+        return cls(**kwargs)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(item) for item in value]
+    return value
+
+
+# --------------------------------------------------------------------------- components
+
+
+@dataclass(frozen=True)
+class FSQConfig(ConfigBase):
+    """Finite Scalar Quantization (Mentzer et al. 2023): number of levels per channel."""
+
+    levels: tuple[int, ...] = (8, 5, 5, 5)
+
+    def __post_init__(self) -> None:
+        _require(
+            isinstance(self.levels, tuple) and len(self.levels) > 0,
+            f"FSQConfig.levels must be a non-empty tuple of integers, got {self.levels!r}.",
+        )
+        for level in self.levels:
+            _require(
+                _is_int(level) and 2 <= level <= 256,
+                f"Every FSQ level must be an integer between 2 and 256 so symbols fit in uint8, "
+                f"got {level!r} in {self.levels!r}.",
+            )
+        _require(
+            self.codebook_size < 2**63,
+            f"FSQ levels {self.levels!r} give a codebook of {self.codebook_size} entries, "
+            f"which does not fit an int64 index.",
+        )
+
+    @property
+    def codebook_size(self) -> int:
+        size = 1
+        for level in self.levels:
+            size *= level
+        return size
+
+
+@dataclass(frozen=True)
+class RoPEConfig(ConfigBase):
+    """Axial 3D rotary position embedding (Su et al., RoFormer) over (t, y, x).
+
+    ``axis_dims`` splits ``head_dim`` into three even parts for (t, y, x). When it is ``None``
+    the split is as equal as possible in rotation pairs; a single spare pair goes to ``t``, two
+    spare pairs go one each to ``y`` and ``x`` so the spatial axes stay symmetric.
+    ``theta_jump`` is the temporal offset added per scene id (the scene-aware phase jump).
+    """
+
+    head_dim: int
+    theta_base: float = 10000.0
+    theta_jump: float = 10000.0
+    axis_dims: tuple[int, int, int] | None = None
+
+    def __post_init__(self) -> None:
+        _require(
+            _is_int(self.head_dim) and self.head_dim >= 6 and self.head_dim % 2 == 0,
+            f"RoPEConfig.head_dim must be an even integer of at least 6 (two per axis), got {self.head_dim!r}.",
+        )
+        _require(
+            _is_number(self.theta_base) and self.theta_base > 1.0,
+            f"RoPEConfig.theta_base must be a number greater than 1, got {self.theta_base!r}.",
+        )
+        _require(
+            _is_number(self.theta_jump) and self.theta_jump >= 0.0,
+            f"RoPEConfig.theta_jump must be a non-negative number, got {self.theta_jump!r}.",
+        )
+        if self.axis_dims is not None:
+            dims = self.axis_dims
+            _require(
+                isinstance(dims, tuple) and len(dims) == 3 and all(_is_int(d) and d >= 2 and d % 2 == 0 for d in dims),
+                f"RoPEConfig.axis_dims must be three even integers of at least 2 for (t, y, x), got {dims!r}.",
+            )
+            _require(
+                sum(dims) == self.head_dim,
+                f"RoPEConfig.axis_dims {dims!r} must sum to head_dim={self.head_dim}.",
+            )
+
+    @property
+    def dims(self) -> tuple[int, int, int]:
+        """The resolved (t, y, x) split of ``head_dim``."""
+        if self.axis_dims is not None:
+            return self.axis_dims
+        pairs = self.head_dim // 2
+        base, spare = divmod(pairs, 3)
+        t_pairs = base + (1 if spare == 1 else 0)
+        yx_pairs = base + (1 if spare == 2 else 0)
+        return (2 * t_pairs, 2 * yx_pairs, 2 * yx_pairs)
+
+
+@dataclass(frozen=True)
+class AttentionConfig(ConfigBase):
+    """Windowed (sliding-neighbourhood) axial attention; ``radius`` is (r_t, r_y, r_x) in tokens.
+
+    ``rope`` defaults to ``RoPEConfig(head_dim=dim // heads)``.
+    """
+
+    dim: int
+    heads: int
+    radius: tuple[int, int, int] = (2, 3, 3)
+    rope: RoPEConfig | None = None
+
+    def __post_init__(self) -> None:
+        _require_positive_int("AttentionConfig.dim", self.dim)
+        _require_positive_int("AttentionConfig.heads", self.heads)
+        _require(
+            self.dim % self.heads == 0,
+            f"AttentionConfig.dim={self.dim} must be divisible by heads={self.heads}.",
+        )
+        _require_radius("AttentionConfig.radius", self.radius)
+        if self.rope is None:
+            object.__setattr__(self, "rope", RoPEConfig(head_dim=self.dim // self.heads))
+        _require(
+            isinstance(self.rope, RoPEConfig) and self.rope.head_dim == self.dim // self.heads,
+            f"AttentionConfig.rope.head_dim must equal dim // heads = {self.dim // self.heads}, "
+            f"got {getattr(self.rope, 'head_dim', self.rope)!r}.",
+        )
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.heads
+
+
+@dataclass(frozen=True)
+class BlockConfig(ConfigBase):
+    """One pre-norm axial transformer block: attention along t, y, x, then a GELU MLP."""
+
+    dim: int
+    heads: int
+    mlp_ratio: float = 4.0
+    radius: tuple[int, int, int] = (2, 3, 3)
+    rope: RoPEConfig | None = None
+
+    def __post_init__(self) -> None:
+        _require(
+            _is_number(self.mlp_ratio) and self.mlp_ratio > 0,
+            f"BlockConfig.mlp_ratio must be a positive number, got {self.mlp_ratio!r}.",
+        )
+        # Validates dim, heads, radius and rope, and resolves the default rope.
+        object.__setattr__(self, "rope", self.attention.rope)
+
+    @property
+    def attention(self) -> AttentionConfig:
+        return AttentionConfig(dim=self.dim, heads=self.heads, radius=self.radius, rope=self.rope)
+
+    @property
+    def mlp_hidden(self) -> int:
+        return max(1, int(round(self.dim * self.mlp_ratio)))
+
+
+@dataclass(frozen=True)
+class AxialTransformerConfig(ConfigBase):
+    """A stack of ``depth`` identical-shape axial blocks followed by a final LayerNorm."""
+
+    block: BlockConfig
+    depth: int = 2
+
+    def __post_init__(self) -> None:
+        _require(
+            isinstance(self.block, BlockConfig),
+            f"AxialTransformerConfig.block must be a BlockConfig, got {self.block!r}.",
+        )
+        _require_positive_int("AxialTransformerConfig.depth", self.depth)
+
+
+@dataclass(frozen=True)
+class PatchConfig(ConfigBase):
+    """Non-overlapping space-time patches: ``patch`` pixels square, ``patch_t`` frames deep."""
+
+    patch: int = 8
+    patch_t: int = 4
+
+    def __post_init__(self) -> None:
+        _require_positive_int("PatchConfig.patch", self.patch)
+        _require_positive_int("PatchConfig.patch_t", self.patch_t)
+
+
+@dataclass(frozen=True)
+class PyramidConfig(ConfigBase):
+    """Spatial Laplacian pyramid (Burt & Adelson 1983) with ``levels`` levels (K)."""
+
+    levels: int = 3
+
+    def __post_init__(self) -> None:
+        _require_positive_int("PyramidConfig.levels", self.levels)
+
+    @property
+    def multiple(self) -> int:
+        """H and W must be divisible by this (2^(K-1))."""
+        return 2 ** (self.levels - 1)
+
+
+@dataclass(frozen=True)
+class SceneCutConfig(ConfigBase):
+    """Histogram shot-cut detector with an adaptive threshold.
+
+    A frame ``t`` starts a new scene when its distance to frame ``t-1`` exceeds both
+    ``threshold`` times the median distance in the ``window`` frames on each side and the
+    absolute floor ``min_distance``; accepted cuts are at least ``min_scene_len`` frames apart.
+    Frames are strided down so their long side is about ``analysis_size`` pixels.
+    """
+
+    threshold: float = 4.0
+    min_distance: float = 0.08
+    min_scene_len: int = 8
+    window: int = 12
+    bins: int = 32
+    analysis_size: int = 128
+
+    def __post_init__(self) -> None:
+        _require(
+            _is_number(self.threshold) and self.threshold > 1.0,
+            f"SceneCutConfig.threshold is a ratio to the local median and must exceed 1, got {self.threshold!r}.",
+        )
+        _require(
+            _is_number(self.min_distance) and 0.0 <= self.min_distance <= 1.0,
+            f"SceneCutConfig.min_distance must lie in [0, 1], got {self.min_distance!r}.",
+        )
+        _require_positive_int("SceneCutConfig.min_scene_len", self.min_scene_len)
+        _require_positive_int("SceneCutConfig.window", self.window)
+        _require(
+            _is_int(self.bins) and 2 <= self.bins <= 256,
+            f"SceneCutConfig.bins must be an integer between 2 and 256, got {self.bins!r}.",
+        )
+        _require_positive_int("SceneCutConfig.analysis_size", self.analysis_size)

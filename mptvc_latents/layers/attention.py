@@ -1,0 +1,148 @@
+"""Windowed axial attention: each token attends to its 2r+1 neighbours along one grid axis.
+
+Combines axial attention (Ho et al. 2019, "Axial Attention in Multidimensional Transformers")
+with sliding-neighbourhood windows (Hassani et al. 2023, "Neighborhood Attention Transformer").
+Along the chosen axis token ``i`` attends to keys ``j`` with ``|i - j| <= r``; keys outside the
+grid are masked out. Because windows slide with the query (no fixed partition) and RoPE makes
+scores depend on coordinate differences only, the layer is exactly translation-equivariant away
+from borders. The cost is ``O(N * (2r + 1))`` for ``N`` tokens.
+
+Data flow for ``x (B, T, H, W, D)`` and ``axis = "y"``::
+
+    x -> qkv Linear -> q, k, v (B, T, H, W, heads, hd)
+      -> RoPE3D on q, k at each token's (t_pos, y, x)
+      -> move axis y last-but-one: (B, T, W, heads, H, hd)
+      -> neighbourhood softmax(q k^T / sqrt(hd)) v over 2r_y+1 keys   (fp32 softmax)
+      -> back to (B, T, H, W, D) -> output Linear
+
+The module is axis-agnostic: ``axis`` is a forward argument and the radius for that axis comes
+from the config. ``AxialBlock`` keeps one unshared instance per axis, because time and space
+carry different statistics (motion versus texture) and unsharing costs only 4 d^2 per axis.
+
+Implementation: short axes (``L <= 2r + 1``) use full attention with the neighbourhood mask;
+longer axes pad the keys and values once and visit the 2r+1 shifted views (pad + gather by
+slicing). Both give identical results; manual attention beats SDPA for the 4-8 token axes of
+this codec on CPU.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mptvc_latents.config import AXES, AttentionConfig
+from mptvc_latents.layers.rope3d import RoPE3D
+
+_AXIS_DIM = {"t": 1, "y": 2, "x": 3}
+
+
+def _neighbour_keys(length: int, radius: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """Key index ``(L, 2r+1)`` of slot ``w`` for query ``l`` (``l + w - r``) and its in-grid mask."""
+    offsets = torch.arange(-radius, radius + 1, device=device)
+    key = torch.arange(length, device=device)[:, None] + offsets[None, :]  # (L, 2r+1)
+    valid = (key >= 0) & (key < length)
+    return key.clamp(0, length - 1), valid
+
+
+def neighborhood_attention(q: Tensor, k: Tensor, v: Tensor, radius: int) -> tuple[Tensor, Tensor]:
+    """Attention of ``q (..., L, hd)`` to keys within ``radius`` along dim -2.
+
+    Returns ``out (..., L, hd)`` in ``v.dtype`` and ``probs (..., L, 2r+1)`` in fp32, where slot
+    ``w`` holds the weight of key ``l + w - r`` (zero for keys outside the grid).
+    """
+    length, head_dim = q.shape[-2], q.shape[-1]
+    window = 2 * radius + 1
+    scale = 1.0 / math.sqrt(head_dim)
+    key_index, valid = _neighbour_keys(length, radius, q.device)
+    if length <= window:
+        # Every key is in reach of some query: dense scores with the neighbourhood mask.
+        scores = torch.matmul(q, k.transpose(-1, -2)).float() * scale  # (..., L, L)
+        distance = torch.arange(length, device=q.device)
+        near = (distance[:, None] - distance[None, :]).abs() <= radius  # (L, L)
+        dense = scores.masked_fill(~near, float("-inf")).softmax(dim=-1)
+        out = torch.matmul(dense.to(v.dtype), v)  # (..., L, hd)
+        probs = dense.gather(-1, key_index.expand(*dense.shape[:-1], window)) * valid
+        return out, probs
+    # Pad once, then visit the 2r+1 shifted views: memory stays O(N) instead of the
+    # (2r+1)-fold copy an unfold + einsum makes, and it measured ~1.7x faster on CPU.
+    k_pad = F.pad(k, (0, 0, radius, radius))  # (..., L + 2r, hd)
+    v_pad = F.pad(v, (0, 0, radius, radius))
+    scores = torch.stack(
+        [(q * k_pad[..., w : w + length, :]).sum(-1) for w in range(window)], dim=-1
+    ).float() * scale  # (..., L, 2r+1)
+    probs = scores.masked_fill(~valid, float("-inf")).softmax(dim=-1)
+    weights = probs.to(v.dtype)
+    out = weights[..., 0:1] * v_pad[..., 0:length, :]
+    for w in range(1, window):
+        out = out + weights[..., w : w + 1] * v_pad[..., w : w + length, :]  # (..., L, hd)
+    return out, probs
+
+
+def neighborhood_to_dense(probs: Tensor, radius: int) -> Tensor:
+    """Scatter banded probabilities ``(..., L, 2r+1)`` into dense ``(..., L, L)`` (for analysis)."""
+    length = probs.shape[-2]
+    if probs.shape[-1] != 2 * radius + 1:
+        raise ValueError(f"probs has {probs.shape[-1]} slots but radius {radius} needs {2 * radius + 1}.")
+    key_index, valid = _neighbour_keys(length, radius, probs.device)
+    dense = probs.new_zeros(*probs.shape[:-1], length)
+    return dense.scatter_add(-1, key_index.expand_as(probs), probs * valid)
+
+
+class AxialNeighborhoodAttention(nn.Module):
+    """Multi-head neighbourhood attention along one axis of a ``(B, T, H, W, D)`` token grid."""
+
+    def __init__(self, config: AttentionConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.qkv = nn.Linear(config.dim, 3 * config.dim)
+        self.proj = nn.Linear(config.dim, config.dim)
+        self.rope = RoPE3D(config.rope)
+
+    def forward(
+        self, x: Tensor, axis: str, t_pos: Tensor, return_probs: bool = False
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        """Attend along ``axis`` ("t", "y" or "x").
+
+        Args:
+            x: tokens ``(B, T, H, W, D)``.
+            axis: the grid axis to attend along.
+            t_pos: temporal coordinates ``(B, T)`` or ``(T,)`` (see ``temporal_positions``);
+                y and x coordinates are the integer grid indices.
+            return_probs: also return the attention probabilities.
+
+        Returns:
+            ``(B, T, H, W, D)``; with ``return_probs`` also ``probs (B, O1, O2, heads, L, 2r+1)``
+            in fp32, where ``O1, O2`` are the other two grid axes in (T, H, W) order, ``L`` the
+            attended axis and slot ``w`` the key at offset ``w - r``.
+        """
+        self._check_inputs(x, axis, t_pos)
+        batch, frames, height, width, dim = x.shape
+        heads, head_dim = self.config.heads, self.config.head_dim
+        q, k, v = self.qkv(x).view(batch, frames, height, width, 3, heads, head_dim).unbind(dim=4)  # 3 x (B,T,H,W,h,hd)
+
+        y_pos = torch.arange(height, device=x.device).view(1, 1, height, 1)
+        x_pos = torch.arange(width, device=x.device).view(1, 1, 1, width)
+        t_grid = t_pos.expand(batch, frames).reshape(batch, frames, 1, 1)
+        angles = self.rope.angles(t_grid, y_pos, x_pos).unsqueeze(-2)  # (B, T, H, W, 1, hd/2)
+        q, k = self.rope.rotate(q, angles), self.rope.rotate(k, angles)
+
+        grid_dim = _AXIS_DIM[axis]
+        # (B, T, H, W, h, hd) -> (B, O1, O2, h, L, hd): attended axis next to head_dim.
+        q, k, v = (t.movedim(grid_dim, 4) for t in (q, k, v))
+        radius = self.config.radius[AXES.index(axis)]
+        out, probs = neighborhood_attention(q, k, v, radius)  # (B, O1, O2, h, L, hd)
+        out = out.movedim(4, grid_dim).flatten(4)  # (B, T, H, W, h, hd) -> (B, T, H, W, D)
+        out = self.proj(out)
+        return (out, probs) if return_probs else out
+
+    def _check_inputs(self, x: Tensor, axis: str, t_pos: Tensor) -> None:
+        if axis not in AXES:
+            raise ValueError(f"axis must be one of {AXES}, got {axis!r}.")
+        if x.ndim != 5 or x.shape[-1] != self.config.dim:
+            raise ValueError(f"x must have shape (B, T, H, W, {self.config.dim}), got {tuple(x.shape)}.")
+        batch, frames = x.shape[:2]
+        if t_pos.shape not in ((batch, frames), (frames,), (1, frames)):
+            raise ValueError(f"t_pos must have shape (B, T) = ({batch}, {frames}) or (T,), got {tuple(t_pos.shape)}.")

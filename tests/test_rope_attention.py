@@ -1,0 +1,172 @@
+"""Axial 3D RoPE, scene-aware phase jump and windowed axial attention."""
+
+import pytest
+import torch
+
+from mptvc_latents.config import AttentionConfig, RoPEConfig
+from mptvc_latents.layers import (
+    AxialNeighborhoodAttention,
+    RoPE3D,
+    neighborhood_attention,
+    neighborhood_to_dense,
+    temporal_positions,
+)
+
+
+def _rotated_scores(rope, q, k, q_pos, k_pos):
+    """Scores ``q_i . k_j`` after rotation; positions are (t, y, x) tuples of (N,) tensors."""
+    q_rot = rope(q, *q_pos)
+    k_rot = rope(k, *k_pos)
+    return q_rot @ k_rot.T
+
+
+# --------------------------------------------------------------------------- RoPE
+
+
+@pytest.mark.parametrize(
+    ("head_dim", "dims"), [(32, (12, 10, 10)), (34, (10, 12, 12)), (36, (12, 12, 12)), (6, (2, 2, 2))]
+)
+def test_default_axis_split(head_dim, dims):
+    assert RoPEConfig(head_dim=head_dim).dims == dims
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"head_dim": 31},
+        {"head_dim": 4},
+        {"head_dim": 16, "axis_dims": (8, 4, 2)},
+        {"head_dim": 16, "axis_dims": (7, 5, 4)},
+        {"head_dim": 16, "theta_base": 1.0},
+        {"head_dim": 16, "theta_jump": -1.0},
+    ],
+)
+def test_bad_rope_config_raises(kwargs):
+    with pytest.raises(ValueError):
+        RoPEConfig(**kwargs)
+
+
+def test_scores_depend_only_on_position_differences():
+    torch.manual_seed(0)
+    rope = RoPE3D(RoPEConfig(head_dim=24))
+    q, k = torch.randn(2, 10, 24).unbind(0)
+    q_pos = tuple(torch.randint(0, 20, (10,)).double() for _ in range(3))
+    k_pos = tuple(torch.randint(0, 20, (10,)).double() for _ in range(3))
+    base = _rotated_scores(rope, q, k, q_pos, k_pos)
+
+    shift = (3.5 + 100 * 10000.0, -7.0, 11.0)  # includes a large scene-jump-sized temporal shift
+    shifted = _rotated_scores(
+        rope, q, k, tuple(p + s for p, s in zip(q_pos, shift)), tuple(p + s for p, s in zip(k_pos, shift))
+    )
+    torch.testing.assert_close(shifted, base, atol=1e-4, rtol=1e-4)
+
+    # Moving only the keys changes the scores: the check above can fail.
+    moved = _rotated_scores(rope, q, k, q_pos, (k_pos[0] + 1, k_pos[1], k_pos[2]))
+    assert (moved - base).abs().max() > 1e-2
+
+
+def test_rotation_preserves_norm_and_dtype():
+    torch.manual_seed(0)
+    rope = RoPE3D(RoPEConfig(head_dim=12))
+    x = torch.randn(5, 12, dtype=torch.bfloat16)
+    pos = torch.arange(5).double()
+    out = rope(x, pos, pos, pos)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float().norm(dim=-1), x.float().norm(dim=-1), atol=0.05, rtol=0.01)
+
+
+def test_temporal_positions_take_scene_of_first_frame():
+    ids = torch.tensor([0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1])  # cut at frame 6, inside token 1
+    positions = temporal_positions(3, ids, theta_jump=100.0, patch_t=4)
+    assert positions.dtype == torch.float64
+    assert positions.tolist() == [0.0, 1.0, 102.0]
+    batched = temporal_positions(3, torch.stack([ids, torch.zeros_like(ids)]), theta_jump=100.0, patch_t=4)
+    assert batched.tolist() == [[0.0, 1.0, 102.0], [0.0, 1.0, 2.0]]
+    assert temporal_positions(3).tolist() == [0.0, 1.0, 2.0]
+    with pytest.raises(ValueError, match="frames"):
+        temporal_positions(4, ids, patch_t=4)
+
+
+# --------------------------------------------------------------------------- neighbourhood attention
+
+
+def _dense_reference(q, k, v, radius):
+    length = q.shape[-2]
+    scores = q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5
+    idx = torch.arange(length)
+    far = (idx[:, None] - idx[None, :]).abs() > radius
+    probs = scores.masked_fill(far, float("-inf")).softmax(-1)
+    return probs @ v, probs
+
+
+@pytest.mark.parametrize(("length", "radius"), [(5, 2), (3, 2), (9, 2), (12, 3), (4, 0)])
+def test_neighborhood_attention_matches_masked_dense_attention(length, radius):
+    torch.manual_seed(0)
+    q, k, v = torch.randn(3, 2, 3, length, 8).unbind(0)
+    out, probs = neighborhood_attention(q, k, v, radius)
+    ref_out, ref_probs = _dense_reference(q, k, v, radius)
+    assert probs.shape == (2, 3, length, 2 * radius + 1)
+    torch.testing.assert_close(out, ref_out, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(neighborhood_to_dense(probs, radius), ref_probs, atol=1e-6, rtol=1e-5)
+
+
+def test_attention_module_shapes_and_bad_inputs():
+    torch.manual_seed(0)
+    attn = AxialNeighborhoodAttention(AttentionConfig(dim=24, heads=2, radius=(1, 2, 3)))
+    x = torch.randn(2, 3, 5, 9, 24)
+    t_pos = temporal_positions(3)
+    for axis, (others, length, radius) in {"t": ((5, 9), 3, 1), "y": ((3, 9), 5, 2), "x": ((3, 5), 9, 3)}.items():
+        out, probs = attn(x, axis, t_pos, return_probs=True)
+        assert out.shape == x.shape
+        assert probs.shape == (2, *others, 2, length, 2 * radius + 1)
+        torch.testing.assert_close(probs.sum(-1), torch.ones(probs.shape[:-1]))
+    torch.testing.assert_close(attn(x, "y", t_pos), attn(x, "y", t_pos.expand(2, 3)))
+    with pytest.raises(ValueError, match="axis"):
+        attn(x, "z", t_pos)
+    with pytest.raises(ValueError, match="t_pos"):
+        attn(x, "t", temporal_positions(4))
+    with pytest.raises(ValueError, match="shape"):
+        attn(x[..., :8], "t", t_pos)
+    with pytest.raises(ValueError):
+        AttentionConfig(dim=24, heads=5)
+    with pytest.raises(ValueError):
+        AttentionConfig(dim=24, heads=2, radius=(1, 2))
+
+
+def test_scene_phase_jump_fades_attention_across_the_cut():
+    """Queries before a cut put far less attention on keys after it once the scene ids jump.
+
+    A static scene is repeated over time, and q = k projections (as a trained model would learn
+    for matching content) make attention follow content similarity. Batch 0 has all scene ids 0,
+    batch 1 has a cut at temporal token ``m``; both see identical tokens.
+    """
+    torch.manual_seed(0)
+    dim, frames_t, cut, radius, patch_t = 32, 8, 4, 3, 4
+    attn = AxialNeighborhoodAttention(AttentionConfig(dim=dim, heads=1, radius=(radius, 1, 1)))
+    with torch.no_grad():
+        weight = 3.0 * torch.randn(dim, dim) / dim**0.5
+        attn.qkv.weight[:dim] = weight
+        attn.qkv.weight[dim : 2 * dim] = weight
+        attn.qkv.bias.zero_()
+
+    scene = torch.randn(1, 1, 3, 3, dim)
+    clip = scene.expand(1, frames_t, 3, 3, dim) + 0.1 * torch.randn(1, frames_t, 3, 3, dim)
+    x = clip.expand(2, -1, -1, -1, -1)  # identical content in both batch entries
+    frame_ids = torch.tensor([0] * (cut * patch_t) + [1] * ((frames_t - cut) * patch_t))
+    scene_ids = torch.stack([torch.zeros_like(frame_ids), frame_ids])
+    t_pos = temporal_positions(frames_t, scene_ids, theta_jump=attn.config.rope.theta_jump, patch_t=patch_t)
+
+    _, probs = attn(x, "t", t_pos, return_probs=True)
+    dense = neighborhood_to_dense(probs, radius)  # (B, H, W, heads, T', T')
+    near_cut = slice(cut - radius, cut)  # shot-A queries whose window reaches shot B
+    cross = dense[..., near_cut, cut:].sum(-1).mean(dim=(1, 2, 3, 4))  # per batch entry
+    no_jump, with_jump = cross.tolist()
+    assert no_jump > 0.05, "the setup must attend across the cut without a jump"
+    assert with_jump < 0.5 * no_jump
+
+    # Within-shot structure is unchanged: queries whose window stays inside shot A are identical,
+    # and for the others the attention renormalised over shot-A keys is identical.
+    torch.testing.assert_close(dense[1, ..., : cut - radius, :], dense[0, ..., : cut - radius, :])
+    within = dense[..., near_cut, :cut]
+    within = within / within.sum(-1, keepdim=True)
+    torch.testing.assert_close(within[1], within[0], atol=1e-5, rtol=1e-4)
