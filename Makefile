@@ -41,7 +41,7 @@ fuzz:
 bench: setup
 	$(PIP) install --quiet -e ".[bench]"
 	$(PIP) install --quiet --no-deps compressai
-	$(PY) benchmarks/coder_bench.py
+	$(PY) -m benchmarks.coder_bench
 
 clean:
 	rm -rf $(VENV) coder_ext/target coder_ext/fuzz/target

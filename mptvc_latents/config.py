@@ -58,6 +58,15 @@ def _config_type(annotation: Any) -> type | None:
     return None
 
 
+def _config_tuple_type(annotation: Any) -> type | None:
+    """The config class ``X`` of a ``tuple[X, ...]`` annotation, if any."""
+    if typing.get_origin(annotation) is tuple:
+        args = typing.get_args(annotation)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return _config_type(args[0])
+    return None
+
+
 def _to_tuples(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return tuple(_to_tuples(item) for item in value)
@@ -84,8 +93,11 @@ class ConfigBase:
         kwargs: dict[str, Any] = {}
         for name, value in data.items():
             nested = _config_type(hints[name])
+            items = _config_tuple_type(hints[name])
             if nested is not None and isinstance(value, dict):
                 kwargs[name] = nested.from_dict(value)
+            elif items is not None and isinstance(value, (list, tuple)):
+                kwargs[name] = tuple(items.from_dict(v) if isinstance(v, dict) else v for v in value)
             else:
                 kwargs[name] = _to_tuples(value)
         return cls(**kwargs)
@@ -104,7 +116,11 @@ def _jsonable(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class FSQConfig(ConfigBase):
-    """Finite Scalar Quantization (Mentzer et al. 2023): number of levels per channel."""
+    """Finite Scalar Quantization (Mentzer et al. 2023): number of levels per channel.
+
+    Codebooks of any size are allowed; one-integer token *indices* exist only while the
+    codebook fits an int64 (``has_indices``); larger ones are handled as per-channel symbols.
+    """
 
     levels: tuple[int, ...] = (8, 5, 5, 5)
 
@@ -119,11 +135,6 @@ class FSQConfig(ConfigBase):
                 f"Every FSQ level must be an integer between 2 and 256 so symbols fit in uint8, "
                 f"got {level!r} in {self.levels!r}.",
             )
-        _require(
-            self.codebook_size < 2**63,
-            f"FSQ levels {self.levels!r} give a codebook of {self.codebook_size} entries, "
-            f"which does not fit an int64 index.",
-        )
 
     @property
     def codebook_size(self) -> int:
@@ -131,6 +142,11 @@ class FSQConfig(ConfigBase):
         for level in self.levels:
             size *= level
         return size
+
+    @property
+    def has_indices(self) -> bool:
+        """Whether one int64 index per token can hold the whole codebook."""
+        return self.codebook_size < 2**63
 
 
 @dataclass(frozen=True)
@@ -319,3 +335,151 @@ class SceneCutConfig(ConfigBase):
             f"SceneCutConfig.bins must be an integer between 2 and 256, got {self.bins!r}.",
         )
         _require_positive_int("SceneCutConfig.analysis_size", self.analysis_size)
+
+
+@dataclass(frozen=True)
+class HyperpriorConfig(ConfigBase):
+    """Scale hyperprior of one pyramid level (Ballé et al. 2018, "Variational image
+    compression with a scale hyperprior").
+
+    ``h_a`` merges ``merge = (m_t, m_y, m_x)`` latent tokens into one hyper token and maps them
+    to ``hyper_channels`` values ``z``; ``h_s`` maps the rounded ``z_hat`` back to one scale per
+    latent symbol. Symbols of ``y`` are coded with zero-mean discretized Gaussians taken from a
+    bank of ``n_scales`` log-spaced scales in ``[sigma_floor, sigma_max]``; ``z`` with a learned
+    per-channel Gaussian (mean, scale) from a bank of ``n_scales`` scales in ``z_scale_range``
+    over ``[-z_support, z_support]``, values beyond it by the coder's escape.
+    """
+
+    hyper_channels: int = 32
+    hidden: int = 128
+    merge: tuple[int, int, int] = (2, 2, 2)
+    sigma_floor: float = 0.3
+    sigma_max: float = 8.0
+    n_scales: int = 64
+    z_support: int = 16
+    z_scale_range: tuple[float, float] = (0.05, 32.0)
+
+    def __post_init__(self) -> None:
+        _require_positive_int("HyperpriorConfig.hyper_channels", self.hyper_channels)
+        _require_positive_int("HyperpriorConfig.hidden", self.hidden)
+        _require(
+            isinstance(self.merge, tuple) and len(self.merge) == 3 and all(_is_int(m) and m >= 1 for m in self.merge),
+            f"HyperpriorConfig.merge must be three positive integers (m_t, m_y, m_x), got {self.merge!r}.",
+        )
+        _require(
+            _is_number(self.sigma_floor) and _is_number(self.sigma_max) and 0 < self.sigma_floor < self.sigma_max,
+            f"HyperpriorConfig needs 0 < sigma_floor < sigma_max, got {self.sigma_floor!r} and {self.sigma_max!r}.",
+        )
+        _require(
+            _is_int(self.n_scales) and 2 <= self.n_scales <= 1024,
+            f"HyperpriorConfig.n_scales must be an integer in [2, 1024], got {self.n_scales!r}.",
+        )
+        _require(
+            _is_int(self.z_support) and 1 <= self.z_support <= 1000,
+            f"HyperpriorConfig.z_support must be an integer in [1, 1000], got {self.z_support!r}.",
+        )
+        lo_hi = self.z_scale_range
+        _require(
+            isinstance(lo_hi, tuple) and len(lo_hi) == 2 and all(_is_number(v) for v in lo_hi) and 0 < lo_hi[0] < lo_hi[1],
+            f"HyperpriorConfig.z_scale_range must be (low, high) with 0 < low < high, got {lo_hi!r}.",
+        )
+
+
+@dataclass(frozen=True)
+class LevelConfig(ConfigBase):
+    """One level of the Matryoshka pyramid: its transformer width and depths, latent channels
+    and FSQ levels (every latent channel of a level has the same number of FSQ levels)."""
+
+    dim: int
+    heads: int
+    latent_channels: int
+    fsq_levels: int
+    encoder_depth: int = 2
+    decoder_depth: int = 2
+    hyperprior: HyperpriorConfig = HyperpriorConfig()
+
+    def __post_init__(self) -> None:
+        for name in ("dim", "heads", "latent_channels", "encoder_depth", "decoder_depth"):
+            _require_positive_int(f"LevelConfig.{name}", getattr(self, name))
+        _require(
+            self.dim % self.heads == 0,
+            f"LevelConfig.dim ({self.dim}) must be divisible by heads ({self.heads}).",
+        )
+        _require(
+            _is_int(self.fsq_levels) and 2 <= self.fsq_levels <= 256,
+            f"LevelConfig.fsq_levels must be an integer in [2, 256], got {self.fsq_levels!r}.",
+        )
+
+
+@dataclass(frozen=True)
+class CodecConfig(ConfigBase):
+    """The whole MPT-VC codec.
+
+    All K levels share one token grid of ``(T / patch_t, H / patch, W / patch)``: level k works
+    at resolution ``1 / 2^(K-1-k)`` with spatial patch ``patch / 2^(K-1-k)``. Video is coded in
+    independent chunks of ``chunk_frames`` frames; spatially, frames larger than ``tile`` are run
+    through the networks in overlapping tiles of ``tile`` pixels (``tile_overlap`` pixels shared)
+    blended with a partition of unity.
+    """
+
+    levels: tuple[LevelConfig, ...]
+    patch: int = 8
+    patch_t: int = 4
+    chunk_frames: int = 32
+    mlp_ratio: float = 4.0
+    radius: tuple[int, int, int] = (2, 3, 3)
+    theta_base: float = 10000.0
+    theta_jump: float = 10000.0
+    tile: tuple[int, int] = (480, 864)
+    tile_overlap: tuple[int, int] = (64, 64)
+    name: str = "custom"
+
+    def __post_init__(self) -> None:
+        _require(
+            isinstance(self.levels, tuple) and len(self.levels) >= 1 and all(isinstance(l, LevelConfig) for l in self.levels),
+            f"CodecConfig.levels must be a non-empty tuple of LevelConfig, got {self.levels!r}.",
+        )
+        for name in ("patch", "patch_t", "chunk_frames"):
+            _require_positive_int(f"CodecConfig.{name}", getattr(self, name))
+        k = len(self.levels)
+        _require(
+            self.patch % 2 ** (k - 1) == 0,
+            f"CodecConfig.patch ({self.patch}) must be divisible by 2^(levels-1) = {2 ** (k - 1)} so every "
+            f"level has a whole patch.",
+        )
+        _require(
+            self.chunk_frames % self.temporal_multiple == 0,
+            f"CodecConfig.chunk_frames ({self.chunk_frames}) must be a multiple of {self.temporal_multiple} "
+            f"(patch_t times the hyperprior's temporal merge).",
+        )
+        _require_radius("CodecConfig.radius", self.radius)
+        for name in ("tile", "tile_overlap"):
+            value = getattr(self, name)
+            _require(
+                isinstance(value, tuple) and len(value) == 2 and all(_is_int(v) and v >= 0 for v in value),
+                f"CodecConfig.{name} must be two non-negative integers (height, width), got {value!r}.",
+            )
+        m = self.spatial_multiple
+        _require(
+            all(t % m == 0 and t > 0 for t in self.tile) and all(o % m == 0 and o < t for o, t in zip(self.tile_overlap, self.tile)),
+            f"CodecConfig.tile {self.tile} and tile_overlap {self.tile_overlap} must be multiples of {m} "
+            f"with the overlap smaller than the tile.",
+        )
+
+    @property
+    def num_levels(self) -> int:
+        return len(self.levels)
+
+    def level_patch(self, k: int) -> int:
+        """Spatial patch size of level ``k`` at its own resolution."""
+        return self.patch // 2 ** (self.num_levels - 1 - k)
+
+    @property
+    def spatial_multiple(self) -> int:
+        """Frames are padded to a multiple of this in height and width (patch times hyper merge)."""
+        return self.patch * max(max(l.hyperprior.merge[1:]) for l in self.levels)
+
+    @property
+    def temporal_multiple(self) -> int:
+        """Chunks are padded to a multiple of this many frames."""
+        return self.patch_t * max(l.hyperprior.merge[0] for l in self.levels)

@@ -1,4 +1,4 @@
-"""Entropy coding: integer CDF tables and the range-coder backend."""
+"""Entropy coding: integer CDF tables, the Gaussian table bank and the scale hyperprior."""
 
 from mptvc_latents.entropy.cdf import (
     PRECISION,
@@ -10,10 +10,15 @@ from mptvc_latents.entropy.cdf import (
     scale_table,
     validate_tables,
 )
+from mptvc_latents.entropy.hyperprior import HyperpriorOutput, ScaleHyperprior
+from mptvc_latents.entropy.tables import GaussianTableBank
 
 __all__ = [
     "PRECISION",
+    "GaussianTableBank",
+    "HyperpriorOutput",
     "IdealCost",
+    "ScaleHyperprior",
     "discretized_gaussian_pmf",
     "ideal_bits",
     "quantize_pmf",

@@ -50,7 +50,10 @@ class FSQ(nn.Module):
         super().__init__()
         self.config = config
         levels = torch.tensor(config.levels, dtype=torch.int64)
+        # Mixed-radix basis; meaningless (and unused) when the codebook overflows int64.
         basis = torch.cumprod(torch.cat([torch.ones(1, dtype=torch.int64), levels[:-1]]), dim=0)
+        if not config.has_indices:
+            basis = torch.zeros_like(basis)
         # Derived from the config, so not stored in checkpoints.
         self.register_buffer("levels", levels, persistent=False)
         self.register_buffer("basis", basis, persistent=False)
@@ -104,6 +107,7 @@ class FSQ(nn.Module):
 
     def symbols_to_indices(self, symbols: Tensor) -> Tensor:
         """``(B, C, ...)`` integer symbols -> int64 indices ``(B, ...)``."""
+        self._check_has_indices()
         self._check_channels(symbols, "symbols")
         self._check_symbol_range(symbols)
         basis = self._per_channel(self.basis, symbols.ndim)
@@ -111,6 +115,7 @@ class FSQ(nn.Module):
 
     def indices_to_symbols(self, indices: Tensor) -> Tensor:
         """int64 indices ``(B, ...)`` -> uint8 symbols ``(B, C, ...)``."""
+        self._check_has_indices()
         if indices.is_floating_point() or indices.is_complex():
             raise ValueError(f"indices must be an integer tensor, got dtype {indices.dtype}.")
         if bool((indices < 0).any()) or bool((indices >= self.codebook_size).any()):
@@ -141,6 +146,13 @@ class FSQ(nn.Module):
 
     def _half_width(self, ndim: int) -> Tensor:
         return torch.div(self._per_channel(self.levels, ndim), 2, rounding_mode="floor").float()
+
+    def _check_has_indices(self) -> None:
+        if not self.config.has_indices:
+            raise ValueError(
+                f"FSQ levels {self.config.levels} give a codebook of {self.codebook_size} entries, which does not "
+                f"fit an int64 index; work with per-channel symbols instead."
+            )
 
     def _check_channels(self, x: Tensor, name: str) -> None:
         if x.ndim < 2 or x.shape[1] != self.num_channels:

@@ -1,0 +1,331 @@
+"""MPT-VC: the conv-free neural video codec (encode/decode, compress/decompress, tiling).
+
+Data flow of one chunk of ``chunk_frames`` frames (K pyramid levels, Burt & Adelson 1983;
+FSQ, Mentzer et al. 2023; scale hyperprior, Ballé et al. 2018)::
+
+    uint8 (T, H, W, 3) -> x in [-1, 1] (1, 3, T, H, W), padded -> Gaussian levels G_0 .. G_{K-1}
+    for k in 0 .. K-1:                                 (context_k = up(x_hat_{k-1}), none for k = 0)
+        y_k      = g_a^k(G_k - context_k, context_k)    (1, C_k, T', H', W')
+        symbols  = FSQ_k(y_k)                            uint8 in [0, L_k)      -> tokens / zarr
+        z_k, scales_hat_k = hyperprior_k(y_k)            -> rANS segments (z, y) -> .mptvc
+        x_hat_k  = context_k + g_s^k(codes_k, context_k, h_{k-1})
+    decode(k_max) runs g_s^0 .. g_s^{k_max} and upsamples x_hat_{k_max} to full resolution.
+
+Level k's encoder codes what the decoder of the levels below it got wrong (closed loop),
+so any prefix of levels decodes on its own: the Matryoshka property. Frames larger than
+the canonical tile run through the transformers in overlapping tiles blended with a
+partition of unity (``tiling.py``). Chunks are independent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+from huggingface_hub import PyTorchModelHubMixin
+from torch import Tensor, nn
+
+from mptvc_latents.config import CodecConfig, FSQConfig, PyramidConfig
+from mptvc_latents.entropy.hyperprior import ScaleHyperprior
+from mptvc_latents.layers.rope3d import temporal_positions
+from mptvc_latents.level import LevelAnalysis, LevelSynthesis
+from mptvc_latents.patching import Padding
+from mptvc_latents.pyramid import LaplacianPyramid, up, upsample
+from mptvc_latents.quantization.fsq import FSQ
+from mptvc_latents.scenes import detect_scene_cuts
+from mptvc_latents.tiling import run_tiled
+
+log = logging.getLogger(__name__)
+
+__all__ = ["MPTVC", "CodecOutput", "VideoInfo", "Tokens", "Compressed"]
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a decoder needs besides the tokens: the source geometry and the shots."""
+
+    frames: int
+    height: int
+    width: int
+    fps: float
+    padding: Padding  # end padding added in (t, h, w) before chunking
+    scene_ids: np.ndarray = field(repr=False)  # (frames + padding.t,) int32, per padded frame
+
+    @property
+    def padded_shape(self) -> tuple[int, int, int]:
+        return self.frames + self.padding.t, self.height + self.padding.h, self.width + self.padding.w
+
+
+@dataclass
+class Tokens:
+    """FSQ symbols of every level: ``symbols[k]`` is uint8 ``(T', H', W', C_k)`` over all chunks."""
+
+    symbols: list[np.ndarray]
+    info: VideoInfo
+
+
+@dataclass
+class Compressed:
+    """Entropy-coded segments: ``segments[k][c] = (z_bytes, y_bytes)`` for level k, chunk c."""
+
+    segments: list[list[tuple[bytes, bytes]]]
+    info: VideoInfo
+
+    def level_bytes(self) -> list[int]:
+        return [sum(len(z) + len(y) for z, y in level) for level in self.segments]
+
+
+@dataclass
+class CodecOutput:
+    """Training forward: reconstructions and targets per level (at the level's resolution),
+    and the exact integer-table bits per level (with straight-through gradients)."""
+
+    recon: list[Tensor]
+    targets: list[Tensor]
+    bits_y: list[Tensor]  # (B,) per level
+    bits_z: list[Tensor]  # (B,) per level
+
+
+def _encode_config(config: CodecConfig) -> dict:
+    return config.to_dict()
+
+
+class MPTVC(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="mptvc-latents",
+    tags=["video", "compression", "tokenizer"],
+    coders={CodecConfig: (_encode_config, CodecConfig.from_dict)},
+):
+    """The MPT-VC codec. Build it from a :class:`CodecConfig` (see ``presets.py``)."""
+
+    def __init__(self, config: CodecConfig) -> None:
+        super().__init__()
+        if isinstance(config, dict):
+            config = CodecConfig.from_dict(config)
+        self.config = config
+        k = config.num_levels
+        self.pyramid = LaplacianPyramid(PyramidConfig(levels=k))
+        self.g_a = nn.ModuleList(LevelAnalysis(config, i) for i in range(k))
+        self.g_s = nn.ModuleList(LevelSynthesis(config, i) for i in range(k))
+        self.fsq = nn.ModuleList(FSQ(FSQConfig(levels=(l.fsq_levels,) * l.latent_channels)) for l in config.levels)
+        self.hyperprior = nn.ModuleList(
+            ScaleHyperprior(l.hyperprior, latent_channels=l.latent_channels, fsq_levels=l.fsq_levels) for l in config.levels
+        )
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    @property
+    def num_levels(self) -> int:
+        return self.config.num_levels
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Trainable parameters of the backbone (g_a, g_s) and the entropy model (hyperpriors)."""
+        backbone = sum(p.numel() for m in (self.g_a, self.g_s) for p in m.parameters())
+        entropy = sum(p.numel() for p in self.hyperprior.parameters())
+        return {"backbone": backbone, "entropy": entropy, "total": backbone + entropy}
+
+    def tables_digest(self) -> str:
+        """sha256 of every integer CDF table the coder uses; a stream only decodes with the same tables."""
+        h = hashlib.sha256()
+        for name, buf in sorted(self.state_dict().items()):
+            if buf.dtype in (torch.int32, torch.int64) and name.rsplit(".", 1)[-1] in ("cdfs", "cdf_lengths", "offsets"):
+                h.update(name.encode())
+                h.update(buf.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()
+
+    def set_inference_dtype(self, dtype: torch.dtype) -> MPTVC:
+        """Run the transformers in ``dtype`` (e.g. bf16); FSQ and the entropy paths stay fp32."""
+        for module in (*self.g_a, *self.g_s):
+            module.transformer.to(dtype)
+        return self
+
+    def _runner(self):
+        p = self.config.patch
+        tile = (self.config.tile[0] // p, self.config.tile[1] // p)
+        overlap = (self.config.tile_overlap[0] // p, self.config.tile_overlap[1] // p)
+        return partial(run_tiled, tile=tile, overlap=overlap)
+
+    def _t_pos(self, frames: int, scene_ids: Tensor | np.ndarray | None) -> Tensor:
+        return temporal_positions(
+            frames // self.config.patch_t, scene_ids, theta_jump=self.config.theta_jump, patch_t=self.config.patch_t
+        )  # float64: the RoPE reduces phases mod 2 pi before casting
+
+    def _check_clip(self, x: Tensor) -> None:
+        c = self.config
+        if x.ndim != 5 or x.shape[1] != 3:
+            raise ValueError(f"The codec expects video of shape (B, 3, T, H, W), got {tuple(x.shape)}.")
+        t, h, w = x.shape[2:]
+        if t % c.temporal_multiple or h % c.spatial_multiple or w % c.spatial_multiple:
+            raise ValueError(
+                f"A clip of {t} frames of {h}x{w} does not fit the token grid: frames must be a multiple of "
+                f"{c.temporal_multiple} and height and width multiples of {c.spatial_multiple} (encode() pads for you)."
+            )
+
+    # ------------------------------------------------------------------ training path
+
+    def forward(self, x: Tensor, scene_ids: Tensor | None = None, k_max: int | None = None) -> CodecOutput:
+        """Training/evaluation pass on float video ``x (B, 3, T, H, W)`` in [-1, 1] (sizes on the grid)."""
+        self._check_clip(x)
+        k_max = self.num_levels - 1 if k_max is None else k_max
+        t_pos = self._t_pos(x.shape[2], scene_ids)
+        targets = self.pyramid.gaussian(x)
+        out = CodecOutput([], [], [], [])
+        context = coarser = None
+        for k in range(k_max + 1):
+            target = targets[k] if k == 0 else targets[k] - context
+            y = self.g_a[k](target, context, t_pos)
+            q = self.fsq[k](y)
+            hp = self.hyperprior[k](self.fsq[k].bound(y), q.symbols)
+            residual, coarser = self.g_s[k](q.codes, context, coarser, t_pos)
+            recon = residual if k == 0 else context + residual
+            out.recon.append(recon)
+            out.targets.append(targets[k])
+            out.bits_y.append(hp.bits_y)
+            out.bits_z.append(hp.bits_z)
+            context = up(recon)
+        return out
+
+    # ------------------------------------------------------------------ inference on one chunk
+
+    @torch.no_grad()
+    def _analyze(self, x: Tensor, t_pos: Tensor, levels: int) -> tuple[list[Tensor], list[Tensor]]:
+        """Closed-loop analysis of a padded chunk: per level the uint8 symbols and bounded y."""
+        runner = self._runner()
+        targets = self.pyramid.gaussian(x)
+        symbols, bounds = [], []
+        context = coarser = None
+        for k in range(levels):
+            target = targets[k] if k == 0 else targets[k] - context
+            y = self.g_a[k](target, context, t_pos, runner)
+            q = self.fsq[k](y)
+            symbols.append(q.symbols)
+            bounds.append(self.fsq[k].bound(y))
+            if k + 1 < levels:
+                residual, coarser = self.g_s[k](q.codes, context, coarser, t_pos, runner)
+                context = up(residual if k == 0 else context + residual)
+        return symbols, bounds
+
+    @torch.no_grad()
+    def _synthesize(self, symbols: list[Tensor], t_pos: Tensor) -> Tensor:
+        """Reconstruct a padded chunk at full resolution from the symbols of levels 0 .. len(symbols)-1."""
+        runner = self._runner()
+        context = coarser = recon = None
+        for k, s in enumerate(symbols):
+            codes = self.fsq[k].symbols_to_codes(s)
+            residual, coarser = self.g_s[k](codes, context, coarser, t_pos, runner)
+            recon = residual if k == 0 else context + residual
+            context = up(recon)
+        assert recon is not None
+        return upsample(recon, self.num_levels - len(symbols))
+
+    # ------------------------------------------------------------------ whole videos
+
+    def _prepare(self, video: np.ndarray, fps: float) -> tuple[Tensor, VideoInfo]:
+        video = np.asarray(video)
+        if video.dtype != np.uint8 or video.ndim != 4 or video.shape[-1] != 3:
+            raise ValueError(f"Video must be uint8 of shape (T, H, W, 3), got {video.dtype} {video.shape}.")
+        if min(video.shape[:3]) == 0:
+            raise ValueError(f"The video is empty: shape {video.shape}.")
+        t, h, w = video.shape[:3]
+        c = self.config
+        pad = Padding(t=-t % c.temporal_multiple, h=-h % c.spatial_multiple, w=-w % c.spatial_multiple)
+        scenes = detect_scene_cuts(video) if t > 1 else np.zeros(1, np.int32)
+        scenes = np.concatenate([scenes, np.full(pad.t, scenes[-1], np.int32)]).astype(np.int32)
+        x = torch.from_numpy(video).permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0  # (1, 3, T, H, W)
+        x = torch.nn.functional.pad(x, (0, pad.w, 0, pad.h, 0, pad.t), mode="replicate")
+        return x, VideoInfo(t, h, w, float(fps), pad, scenes)
+
+    def _chunks(self, info: VideoInfo) -> list[slice]:
+        total = info.padded_shape[0]
+        step = self.config.chunk_frames
+        return [slice(s, min(s + step, total)) for s in range(0, total, step)]
+
+    def _finish(self, x: Tensor, info: VideoInfo) -> np.ndarray:
+        x = x[:, :, : info.frames, : info.height, : info.width]
+        return ((x[0].permute(1, 2, 3, 0).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+
+    @torch.no_grad()
+    def encode(self, video: np.ndarray, fps: float = 25.0) -> Tokens:
+        """uint8 video ``(T, H, W, 3)`` of any size -> FSQ symbols of every level (no entropy coding)."""
+        x, info = self._prepare(video, fps)
+        per_level: list[list[np.ndarray]] = [[] for _ in range(self.num_levels)]
+        for chunk in self._chunks(info):
+            t_pos = self._t_pos(chunk.stop - chunk.start, info.scene_ids[chunk])
+            symbols, _ = self._analyze(x[:, :, chunk], t_pos, self.num_levels)
+            for k, s in enumerate(symbols):
+                per_level[k].append(s[0].permute(1, 2, 3, 0).numpy())  # (T', H', W', C_k)
+        return Tokens([np.concatenate(chunks) for chunks in per_level], info)
+
+    @torch.no_grad()
+    def decode(self, tokens: Tokens, k_max: int | None = None) -> np.ndarray:
+        """Tokens -> uint8 video ``(T, H, W, 3)`` from levels ``0 .. k_max`` (default: all)."""
+        k_max = self._check_k_max(k_max, len(tokens.symbols))
+        info, pt = tokens.info, self.config.patch_t
+        out = []
+        for chunk in self._chunks(info):
+            t_pos = self._t_pos(chunk.stop - chunk.start, info.scene_ids[chunk])
+            grid = slice(chunk.start // pt, chunk.stop // pt)
+            symbols = [torch.from_numpy(np.ascontiguousarray(s[grid])).permute(3, 0, 1, 2)[None] for s in tokens.symbols[: k_max + 1]]
+            out.append(self._synthesize(symbols, t_pos))
+        return self._finish(torch.cat(out, dim=2), info)
+
+    @torch.no_grad()
+    def compress(self, video: np.ndarray, fps: float = 25.0) -> Compressed:
+        """uint8 video -> rANS segments per level and chunk (rate-ordered by level)."""
+        x, info = self._prepare(video, fps)
+        segments: list[list[tuple[bytes, bytes]]] = [[] for _ in range(self.num_levels)]
+        for chunk in self._chunks(info):
+            t_pos = self._t_pos(chunk.stop - chunk.start, info.scene_ids[chunk])
+            symbols, bounds = self._analyze(x[:, :, chunk], t_pos, self.num_levels)
+            for k in range(self.num_levels):
+                segments[k].append(self.hyperprior[k].compress(bounds[k], symbols[k]))
+        return Compressed(segments, info)
+
+    def latent_shape(self, k: int, info: VideoInfo, chunk: slice) -> tuple[int, int, int, int]:
+        """``(C_k, T', H', W')`` of level k in one chunk."""
+        c = self.config
+        _, h, w = info.padded_shape
+        return (c.levels[k].latent_channels, (chunk.stop - chunk.start) // c.patch_t, h // c.patch, w // c.patch)
+
+    @torch.no_grad()
+    def decompress(self, compressed: Compressed, k_max: int | None = None) -> np.ndarray:
+        """Segments of levels ``0 .. k_max`` -> uint8 video ``(T, H, W, 3)``."""
+        k_max = self._check_k_max(k_max, len(compressed.segments))
+        info = compressed.info
+        out = []
+        for c, chunk in enumerate(self._chunks(info)):
+            t_pos = self._t_pos(chunk.stop - chunk.start, info.scene_ids[chunk])
+            symbols = [
+                self.hyperprior[k].decompress(*compressed.segments[k][c], self.latent_shape(k, info, chunk))
+                for k in range(k_max + 1)
+            ]
+            out.append(self._synthesize(symbols, t_pos))
+        return self._finish(torch.cat(out, dim=2), info)
+
+    def _check_k_max(self, k_max: int | None, available: int) -> int:
+        k_max = available - 1 if k_max is None else k_max
+        if not 0 <= k_max < min(available, self.num_levels):
+            raise ValueError(
+                f"k_max={k_max} is out of range: this input holds {available} of the codec's "
+                f"{self.num_levels} levels, so k_max must lie in 0..{min(available, self.num_levels) - 1}."
+            )
+        return k_max
+
+    # ------------------------------------------------------------------ loading
+
+    @classmethod
+    def load(cls, path: str | Path, map_location: str = "cpu") -> MPTVC:
+        """Load a hub-style folder (config.json + model.safetensors) from disk, strictly, never unpickling."""
+        path = Path(path)
+        if not (path / "model.safetensors").is_file() or not (path / "config.json").is_file():
+            raise ValueError(
+                f"{str(path)!r} is not a checkpoint folder: it needs config.json and model.safetensors "
+                f"(save one with MPTVC.save_pretrained)."
+            )
+        return cls.from_pretrained(str(path), strict=True, map_location=map_location)

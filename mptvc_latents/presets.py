@@ -1,0 +1,53 @@
+"""Named codec configurations.
+
+- ``mptvc-full``: the published configuration (patch 8, p_t 4, chunks of 32 frames, K=3,
+  widths 64/96/128, FSQ levels 8/8/10, RoPE theta 1e4, scene jump 1e4, hyperprior with
+  sigma_floor 0.3 and 32 hyper channels, canonical tile 480x864). The published model has
+  5,039,641 parameters (backbone 4,354,201 + entropy 685,440); ``mptvc info`` and
+  BENCHMARKS.md report ours beside it.
+- ``mptvc-cpu``: the same structure sized to train on a 2-core CPU (2+2 blocks per level,
+  narrower hyperprior), the configuration of the shipped checkpoint.
+"""
+
+from __future__ import annotations
+
+from mptvc_latents.config import CodecConfig, HyperpriorConfig, LevelConfig
+
+__all__ = ["PRESETS", "preset"]
+
+PUBLISHED_PARAMETERS = {"total": 5_039_641, "backbone": 4_354_201, "entropy": 685_440}
+
+
+def _full() -> CodecConfig:
+    hp = HyperpriorConfig(hyper_channels=32, hidden=192, sigma_floor=0.3)
+    return CodecConfig(
+        levels=(
+            LevelConfig(dim=64, heads=2, latent_channels=4, fsq_levels=8, encoder_depth=3, decoder_depth=3, hyperprior=hp),
+            LevelConfig(dim=96, heads=3, latent_channels=12, fsq_levels=8, encoder_depth=3, decoder_depth=3, hyperprior=hp),
+            LevelConfig(dim=128, heads=4, latent_channels=24, fsq_levels=10, encoder_depth=3, decoder_depth=3, hyperprior=hp),
+        ),
+        name="mptvc-full",
+    )
+
+
+def _cpu() -> CodecConfig:
+    hp0 = HyperpriorConfig(hyper_channels=8, hidden=64)
+    hp = HyperpriorConfig(hyper_channels=32, hidden=128)
+    return CodecConfig(
+        levels=(
+            LevelConfig(dim=64, heads=2, latent_channels=4, fsq_levels=8, hyperprior=hp0),
+            LevelConfig(dim=96, heads=3, latent_channels=12, fsq_levels=8, hyperprior=hp),
+            LevelConfig(dim=128, heads=4, latent_channels=24, fsq_levels=10, hyperprior=hp),
+        ),
+        name="mptvc-cpu",
+    )
+
+
+PRESETS = {"mptvc-full": _full, "mptvc-cpu": _cpu}
+
+
+def preset(name: str) -> CodecConfig:
+    """The named configuration; ValueError lists the known names."""
+    if name not in PRESETS:
+        raise ValueError(f"There is no preset named {name!r}; choose one of {sorted(PRESETS)}.")
+    return PRESETS[name]()
