@@ -99,7 +99,8 @@ def _dense_reference(q, k, v, radius):
     return probs @ v, probs
 
 
-@pytest.mark.parametrize(("length", "radius"), [(5, 2), (3, 2), (9, 2), (12, 3), (4, 0)])
+# Lengths above DENSE_MAX_LENGTH (32) take the shifted-slices path, the others the masked matmuls.
+@pytest.mark.parametrize(("length", "radius"), [(5, 2), (3, 2), (9, 2), (12, 3), (4, 0), (33, 2), (40, 3), (37, 0)])
 def test_neighborhood_attention_matches_masked_dense_attention(length, radius):
     torch.manual_seed(0)
     q, k, v = torch.randn(3, 2, 3, length, 8).unbind(0)
