@@ -1,0 +1,197 @@
+"""The training loop: progressive curriculum, resumable checkpoints, a JSON log.
+
+Curriculum (Matryoshka): phase k < K trains level k alone (levels below it frozen, loss on
+level k only, decoding up to k); the last phase trains all levels jointly. A run is a
+folder::
+
+    RUN/checkpoint/            hub-style model folder (config.json + model.safetensors)
+    RUN/checkpoint/trainer.pt  optimizer, step and sampler state (tensors only, loaded with weights_only)
+    RUN/log.jsonl              one JSON object per logged step
+
+Re-running the same command resumes from ``RUN/checkpoint``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mptvc_latents.codec import MPTVC
+from mptvc_latents.presets import preset
+from mptvc_latents.train.data import ClipSampler, load_videos
+from mptvc_latents.train.loss import rd_loss
+
+log = logging.getLogger(__name__)
+
+__all__ = ["TrainConfig", "Trainer"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run needs; stored in the run folder."""
+
+    sources: tuple[str, ...]
+    run_dir: str
+    preset: str = "mptvc-cpu"
+    batch: int = 8
+    frames: int = 16
+    crop: tuple[int, int] = (64, 64)
+    phase_steps: tuple[int, ...] = (1500, 1500, 1500, 20000)  # level 0, 1, 2 alone, then joint
+    lr: float = 4e-4
+    warmup: int = 200
+    min_lr_ratio: float = 0.1
+    lambdas: tuple[float, ...] = (3000.0, 800.0, 250.0)
+    weights: tuple[float, ...] = (1.0, 1.0, 1.0)
+    grad_clip: float = 1.0
+    max_side: int = 480
+    max_frames: int = 300
+    checkpoint_every: int = 250
+    log_every: int = 10
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.sources:
+            raise ValueError("TrainConfig.sources is empty: name at least one video file or folder.")
+        if self.batch < 1 or self.frames < 1:
+            raise ValueError(f"TrainConfig needs batch >= 1 and frames >= 1, got {self.batch} and {self.frames}.")
+
+    @property
+    def total_steps(self) -> int:
+        return sum(self.phase_steps)
+
+    def phase(self, step: int) -> int:
+        """Curriculum phase of a step: 0 .. K-1 (one level alone), K (joint)."""
+        for p, end in enumerate(np.cumsum(self.phase_steps)):
+            if step < end:
+                return p
+        return len(self.phase_steps) - 1
+
+
+@dataclass
+class Trainer:
+    config: TrainConfig
+    device: torch.device = field(default_factory=lambda: torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+
+    def __post_init__(self) -> None:
+        c = self.config
+        self.run = Path(c.run_dir)
+        self.run.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(c.seed)
+        ckpt = self.run / "checkpoint"
+        if (ckpt / "model.safetensors").is_file():
+            self.model = MPTVC.load(ckpt, map_location=str(self.device))
+            log.info("resuming from %s", ckpt)
+        else:
+            self.model = MPTVC(preset(c.preset)).to(self.device)
+        if len(c.lambdas) != self.model.num_levels or len(c.weights) != self.model.num_levels:
+            raise ValueError(
+                f"lambdas and weights need one entry per level ({self.model.num_levels}), got {c.lambdas} and {c.weights}."
+            )
+        if len(c.phase_steps) != self.model.num_levels + 1:
+            raise ValueError(f"phase_steps needs {self.model.num_levels + 1} entries (one per level, then joint).")
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=c.lr, weight_decay=0.01, betas=(0.9, 0.99))
+        self.step = 0
+        self.sampler = ClipSampler(
+            load_videos(list(c.sources), c.max_side, c.max_frames), c.frames, c.crop[0], c.crop[1], seed=c.seed
+        )
+        state = ckpt / "trainer.pt"
+        if state.is_file():
+            s = torch.load(state, map_location=self.device, weights_only=True)
+            self.optimizer.load_state_dict(s["optimizer"])
+            self.step = int(s["step"])
+            self.sampler.rng = np.random.default_rng(int(s["sampler_seed"]))
+        (self.run / "train_config.json").write_text(json.dumps(asdict(c), indent=1))
+
+    def _lr(self) -> float:
+        c = self.config
+        if self.step < c.warmup:
+            return c.lr * (self.step + 1) / c.warmup
+        progress = min(1.0, (self.step - c.warmup) / max(1, c.total_steps - c.warmup))
+        return c.lr * (c.min_lr_ratio + (1 - c.min_lr_ratio) * 0.5 * (1 + np.cos(np.pi * progress)))
+
+    def _set_phase(self, phase: int) -> tuple[int, tuple[float, ...]]:
+        """Freeze the levels below a single-level phase; return k_max and the loss weights."""
+        k_levels = self.model.num_levels
+        if phase >= k_levels:  # joint
+            for p in self.model.parameters():
+                p.requires_grad_(True)
+            return k_levels - 1, self.config.weights
+        for k in range(k_levels):
+            trainable = k == phase
+            for module in (self.model.g_a[k], self.model.g_s[k], self.model.hyperprior[k]):
+                for p in module.parameters():
+                    p.requires_grad_(trainable)
+        weights = tuple(w if k == phase else 0.0 for k, w in enumerate(self.config.weights))
+        return phase, weights
+
+    def train_step(self) -> dict:
+        c = self.config
+        phase = c.phase(self.step)
+        k_max, weights = self._set_phase(phase)
+        lambdas = tuple(l if w > 0 else 0.0 for l, w in zip(c.lambdas, weights))
+        self.model.train()
+        x, scenes = self.sampler.sample(c.batch)
+        x, scenes = x.to(self.device), scenes.to(self.device)
+        lr = self._lr()
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        t0 = time.perf_counter()
+        out = self.model(x, scenes, k_max=k_max)
+        result = rd_loss(out, lambdas, weights, pixels=x.shape[0] * x.shape[2] * x.shape[3] * x.shape[4])
+        self.optimizer.zero_grad(set_to_none=True)
+        result.loss.backward()
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, c.grad_clip))
+        self.optimizer.step()
+        self.step += 1
+        return {
+            "step": self.step,
+            "phase": phase,
+            "loss": result.loss.item(),
+            "psnr": [round(v, 3) for v in result.psnr],
+            "bpp": [round(v, 5) for v in result.bpp],
+            "lr": lr,
+            "grad_norm": round(grad_norm, 4),
+            "seconds": round(time.perf_counter() - t0, 3),
+        }
+
+    def save(self) -> None:
+        """Write the checkpoint atomically (a crash never leaves a half-written one)."""
+        tmp = self.run / "checkpoint.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.model.save_pretrained(tmp)
+        seed = int(self.sampler.rng.integers(0, 2**62))
+        self.sampler.rng = np.random.default_rng(seed)
+        torch.save({"optimizer": self.optimizer.state_dict(), "step": self.step, "sampler_seed": seed}, tmp / "trainer.pt")
+        final = self.run / "checkpoint"
+        old = self.run / "checkpoint.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if final.exists():
+            final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def fit(self, progress: bool = True) -> None:
+        c = self.config
+        from tqdm import tqdm
+
+        bar = tqdm(total=c.total_steps, initial=self.step, disable=not progress, unit="step", dynamic_ncols=True)
+        with open(self.run / "log.jsonl", "a") as log_file:
+            while self.step < c.total_steps:
+                record = self.train_step()
+                bar.update(1)
+                if self.step % c.log_every == 0 or self.step == c.total_steps:
+                    record["time"] = time.time()
+                    log_file.write(json.dumps(record) + "\n")
+                    log_file.flush()
+                    bar.set_postfix(phase=record["phase"], psnr=record["psnr"][-1], bpp=sum(record["bpp"]))
+                if self.step % c.checkpoint_every == 0 or self.step == c.total_steps:
+                    self.save()
+        bar.close()
