@@ -140,9 +140,14 @@ class MPTVC(
         return h.hexdigest()
 
     def set_inference_dtype(self, dtype: torch.dtype) -> MPTVC:
-        """Run the transformers in ``dtype`` (e.g. bf16); FSQ and the entropy paths stay fp32."""
+        """Run the transformers in ``dtype`` (e.g. bf16); FSQ and the entropy paths stay fp32.
+
+        Only the weights are cast: ``Module.to`` would also cast the RoPE's float64 frequency
+        buffers, which must stay float64 (``layers/rope3d.py``).
+        """
         for module in (*self.g_a, *self.g_s):
-            module.transformer.to(dtype)
+            for param in module.transformer.parameters():
+                param.data = param.data.to(dtype)
         return self
 
     def _runner(self):
@@ -160,6 +165,8 @@ class MPTVC(
         c = self.config
         if x.ndim != 5 or x.shape[1] != 3:
             raise ValueError(f"The codec expects video of shape (B, 3, T, H, W), got {tuple(x.shape)}.")
+        if not x.is_floating_point():
+            raise ValueError(f"The codec expects float video in [-1, 1], got dtype {x.dtype} (encode() converts uint8).")
         t, h, w = x.shape[2:]
         if t % c.temporal_multiple or h % c.spatial_multiple or w % c.spatial_multiple:
             raise ValueError(
@@ -172,7 +179,7 @@ class MPTVC(
     def forward(self, x: Tensor, scene_ids: Tensor | None = None, k_max: int | None = None) -> CodecOutput:
         """Training/evaluation pass on float video ``x (B, 3, T, H, W)`` in [-1, 1] (sizes on the grid)."""
         self._check_clip(x)
-        k_max = self.num_levels - 1 if k_max is None else k_max
+        k_max = self._check_k_max(k_max, self.num_levels)
         t_pos = self._t_pos(x.shape[2], scene_ids)
         targets = self.pyramid.gaussian(x)
         out = CodecOutput([], [], [], [])
@@ -237,6 +244,7 @@ class MPTVC(
         pad = Padding(t=-t % c.temporal_multiple, h=-h % c.spatial_multiple, w=-w % c.spatial_multiple)
         scenes = detect_scene_cuts(video) if t > 1 else np.zeros(1, np.int32)
         scenes = np.concatenate([scenes, np.full(pad.t, scenes[-1], np.int32)]).astype(np.int32)
+        video = np.ascontiguousarray(video)  # torch cannot wrap negative strides, e.g. BGR -> RGB as video[..., ::-1]
         x = torch.from_numpy(video).permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0  # (1, 3, T, H, W)
         x = torch.nn.functional.pad(x, (0, pad.w, 0, pad.h, 0, pad.t), mode="replicate")
         return x, VideoInfo(t, h, w, float(fps), pad, scenes)
@@ -329,3 +337,9 @@ class MPTVC(
                 f"(save one with MPTVC.save_pretrained)."
             )
         return cls.from_pretrained(str(path), strict=True, map_location=map_location)
+
+    @classmethod
+    def _from_pretrained(cls, *, strict: bool = True, **kwargs) -> MPTVC:
+        """Make ``from_pretrained`` strict by default too (the mixin's default is ``strict=False``,
+        which would leave missing weights at their random init and ignore unknown ones)."""
+        return super()._from_pretrained(strict=strict, **kwargs)
