@@ -131,10 +131,14 @@ class MPTVC(
         return {"backbone": backbone, "entropy": entropy, "total": backbone + entropy}
 
     def tables_digest(self) -> str:
-        """sha256 of every integer CDF table the coder uses; a stream only decodes with the same tables."""
+        """sha256 of everything that decides how symbols are entropy-coded: every integer CDF
+        table and the hyperprior weights that choose among them (h_s, the z prior). A stream
+        decodes only with a checkpoint of the same digest; the tables alone are fixed by the
+        config, so they could not tell two checkpoints of one preset apart."""
         h = hashlib.sha256()
         for name, buf in sorted(self.state_dict().items()):
-            if buf.dtype in (torch.int32, torch.int64) and name.rsplit(".", 1)[-1] in ("cdfs", "cdf_lengths", "offsets"):
+            is_table = buf.dtype in (torch.int32, torch.int64) and name.rsplit(".", 1)[-1] in ("cdfs", "cdf_lengths", "offsets")
+            if is_table or (name.startswith("hyperprior.") and buf.is_floating_point()):
                 h.update(name.encode())
                 h.update(buf.detach().cpu().contiguous().numpy().tobytes())
         return h.hexdigest()
@@ -151,10 +155,13 @@ class MPTVC(
         return self
 
     def _runner(self):
-        p = self.config.patch
-        tile = (self.config.tile[0] // p, self.config.tile[1] // p)
-        overlap = (self.config.tile_overlap[0] // p, self.config.tile_overlap[1] // p)
-        return partial(run_tiled, tile=tile, overlap=overlap)
+        c = self.config
+        tile = (c.tile[0] // c.patch, c.tile[1] // c.patch)
+        overlap = (c.tile_overlap[0] // c.patch, c.tile_overlap[1] // c.patch)
+        # How far a transformer sees along y and x: tokens that close to a cut tile edge get no weight.
+        depth = max(max(l.encoder_depth, l.decoder_depth) for l in c.levels)
+        margin = (depth * c.radius[1], depth * c.radius[2])
+        return partial(run_tiled, tile=tile, overlap=overlap, margin=margin)
 
     def _t_pos(self, frames: int, scene_ids: Tensor | np.ndarray | None) -> Tensor:
         return temporal_positions(
@@ -336,7 +343,10 @@ class MPTVC(
                 f"{str(path)!r} is not a checkpoint folder: it needs config.json and model.safetensors "
                 f"(save one with MPTVC.save_pretrained)."
             )
-        return cls.from_pretrained(str(path), strict=True, map_location=map_location)
+        try:
+            return cls.from_pretrained(str(path), strict=True, map_location=map_location)
+        except RuntimeError as e:  # missing or unexpected tensors, wrong shapes
+            raise ValueError(f"The checkpoint {str(path)!r} does not match its config: {e}".rstrip(".") + ".") from e
 
     @classmethod
     def _from_pretrained(cls, *, strict: bool = True, **kwargs) -> MPTVC:

@@ -419,7 +419,8 @@ class CodecConfig(ConfigBase):
     at resolution ``1 / 2^(K-1-k)`` with spatial patch ``patch / 2^(K-1-k)``. Video is coded in
     independent chunks of ``chunk_frames`` frames; spatially, frames larger than ``tile`` are run
     through the networks in overlapping tiles of ``tile`` pixels (``tile_overlap`` pixels shared)
-    blended with a partition of unity.
+    blended with a partition of unity. Tiles are seamless when the overlap is at least twice a
+    transformer's reach plus one token (``2 * depth * radius + 1`` tokens).
     """
 
     levels: tuple[LevelConfig, ...]
@@ -431,7 +432,7 @@ class CodecConfig(ConfigBase):
     theta_base: float = 10000.0
     theta_jump: float = 10000.0
     tile: tuple[int, int] = (480, 864)
-    tile_overlap: tuple[int, int] = (64, 64)
+    tile_overlap: tuple[int, int] = (128, 128)
     name: str = "custom"
 
     def __post_init__(self) -> None:

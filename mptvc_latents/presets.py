@@ -26,6 +26,7 @@ def _full() -> CodecConfig:
             LevelConfig(dim=96, heads=3, latent_channels=12, fsq_levels=8, encoder_depth=3, decoder_depth=3, hyperprior=hp),
             LevelConfig(dim=128, heads=4, latent_channels=24, fsq_levels=10, encoder_depth=3, decoder_depth=3, hyperprior=hp),
         ),
+        tile_overlap=(160, 160),  # 20 tokens > 2 x (3 blocks x radius 3) + 1
         name="mptvc-full",
     )
 

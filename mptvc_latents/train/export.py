@@ -1,0 +1,51 @@
+"""Export a training checkpoint as the compact hub-style folder the package ships.
+
+Float weights are stored as float16 (half the size; the model computes in fp32 after
+loading, and every coding decision is made from the loaded weights, so encoder and
+decoder agree). Integer CDF tables are stored as they are.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import torch
+
+from mptvc_latents.codec import MPTVC
+
+log = logging.getLogger(__name__)
+
+__all__ = ["export_checkpoint"]
+
+
+def export_checkpoint(src: str | Path, dst: str | Path, card: dict | None = None, **inference: object) -> Path:
+    """Load ``src`` strictly, cast float weights to float16 and save to ``dst`` (replaced).
+
+    ``inference`` replaces config fields that only affect inference, such as ``tile`` or
+    ``tile_overlap`` (never anything that changes the weights' shapes).
+    """
+    model = MPTVC.load(src)
+    if inference:
+        allowed = {"tile", "tile_overlap", "chunk_frames"}
+        if set(inference) - allowed:
+            raise ValueError(f"Only {sorted(allowed)} can be changed at export, not {sorted(set(inference) - allowed)}.")
+        tuned = MPTVC(dataclasses.replace(model.config, **inference))
+        tuned.load_state_dict(model.state_dict(), strict=True)
+        model = tuned
+    for p in model.parameters():
+        p.data = p.data.to(torch.float16)
+    dst = Path(dst)
+    tmp = dst.with_name(dst.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    if card is not None:
+        (tmp / "training.json").write_text(json.dumps(card, indent=1) + "\n")
+    shutil.rmtree(dst, ignore_errors=True)
+    tmp.rename(dst)
+    check = MPTVC.load(dst)  # strict round trip in fp32
+    log.info("exported %s (%d parameters, digest %s)", dst, sum(p.numel() for p in check.parameters()), check.tables_digest()[:12])
+    return dst
