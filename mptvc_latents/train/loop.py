@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -24,6 +25,7 @@ import numpy as np
 import torch
 
 from mptvc_latents.codec import MPTVC
+from mptvc_latents.config import CodecConfig
 from mptvc_latents.presets import preset
 from mptvc_latents.train.data import ClipSampler, load_videos
 from mptvc_latents.train.loss import rd_loss
@@ -33,13 +35,23 @@ log = logging.getLogger(__name__)
 __all__ = ["TrainConfig", "Trainer"]
 
 
+def _codec_config(name_or_path: str) -> CodecConfig:
+    """A preset name (``mptvc-cpu``) or the path of a codec config.json."""
+    path = Path(name_or_path)
+    if path.suffix == ".json":
+        if not path.is_file():
+            raise ValueError(f"The codec config file {name_or_path!r} does not exist.")
+        return CodecConfig.from_dict(json.loads(path.read_text()))
+    return preset(name_or_path)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything a training run needs; stored in the run folder."""
 
     sources: tuple[str, ...]
     run_dir: str
-    preset: str = "mptvc-cpu"
+    preset: str = "mptvc-cpu"  # a preset name or the path of a codec config.json
     batch: int = 8
     frames: int = 16
     crop: tuple[int, int] = (64, 64)
@@ -89,7 +101,7 @@ class Trainer:
             self.model = MPTVC.load(ckpt, map_location=str(self.device))
             log.info("resuming from %s", ckpt)
         else:
-            self.model = MPTVC(preset(c.preset)).to(self.device)
+            self.model = MPTVC(_codec_config(c.preset)).to(self.device)
         if len(c.lambdas) != self.model.num_levels or len(c.weights) != self.model.num_levels:
             raise ValueError(
                 f"lambdas and weights need one entry per level ({self.model.num_levels}), got {c.lambdas} and {c.weights}."
@@ -107,14 +119,25 @@ class Trainer:
             self.optimizer.load_state_dict(s["optimizer"])
             self.step = int(s["step"])
             self.sampler.rng = np.random.default_rng(int(s["sampler_seed"]))
+            self._trim_log()
         (self.run / "train_config.json").write_text(json.dumps(asdict(c), indent=1))
+
+    def _trim_log(self) -> None:
+        """Drop log records past the checkpoint (steps that ran before a crash are run again)."""
+        path = self.run / "log.jsonl"
+        if path.is_file():
+            lines = path.read_text().splitlines()
+            kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= self.step]
+            if len(kept) != len(lines):
+                path.write_text("".join(line + "\n" for line in kept))
 
     def _lr(self) -> float:
         c = self.config
         if self.step < c.warmup:
             return c.lr * (self.step + 1) / c.warmup
         progress = min(1.0, (self.step - c.warmup) / max(1, c.total_steps - c.warmup))
-        return c.lr * (c.min_lr_ratio + (1 - c.min_lr_ratio) * 0.5 * (1 + np.cos(np.pi * progress)))
+        # A Python float: the optimizer state is saved and must load with weights_only=True.
+        return float(c.lr * (c.min_lr_ratio + (1 - c.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))))
 
     def _set_phase(self, phase: int) -> tuple[int, tuple[float, ...]]:
         """Freeze the levels below a single-level phase; return k_max and the loss weights."""

@@ -1,0 +1,105 @@
+"""Training: a few real steps on the sample clip, the curriculum, checkpoints and resuming."""
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mptvc_latents.codec import MPTVC
+from mptvc_latents.config import CodecConfig, HyperpriorConfig, LevelConfig
+from mptvc_latents.train import TrainConfig, Trainer
+from mptvc_latents.train.data import ClipSampler, Video, find_videos
+from mptvc_latents.train.export import export_checkpoint
+
+SAMPLE = Path(__file__).resolve().parents[1] / "mptvc_latents" / "assets" / "bikes_sample.mp4"
+
+
+def _tiny_config() -> CodecConfig:
+    hp = HyperpriorConfig(hyper_channels=4, hidden=16)
+    levels = tuple(
+        LevelConfig(dim=16, heads=1, latent_channels=2, fsq_levels=8, encoder_depth=1, decoder_depth=1, hyperprior=hp)
+        for _ in range(3)
+    )
+    return CodecConfig(levels=levels, radius=(1, 1, 1), chunk_frames=8)
+
+
+def _train_config(tmp_path: Path, **overrides) -> TrainConfig:
+    config_path = tmp_path / "codec.json"
+    config_path.write_text(json.dumps(_tiny_config().to_dict()))
+    base = TrainConfig(
+        sources=(str(SAMPLE),),
+        run_dir=str(tmp_path / "run"),
+        preset=str(config_path),
+        batch=2,
+        frames=8,
+        crop=(32, 32),
+        phase_steps=(1, 1, 1, 2),
+        checkpoint_every=2,
+        log_every=1,
+        warmup=1,
+    )
+    return dataclasses.replace(base, **overrides)
+
+
+def test_training_runs_the_curriculum_and_resumes_exactly_where_it_stopped(tmp_path):
+    torch.set_num_threads(1)
+    config = _train_config(tmp_path)
+    trainer = Trainer(config)
+    trainer.fit(progress=False)
+    run = Path(config.run_dir)
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2, 3, 4, 5]
+    assert [r["phase"] for r in records] == [0, 1, 2, 3, 3]
+    assert [len(r["psnr"]) for r in records] == [1, 2, 3, 3, 3]  # level k alone decodes levels 0..k
+    assert all(np.isfinite(r["loss"]) and r["bpp"][-1] > 0 for r in records)
+    assert (run / "checkpoint" / "model.safetensors").is_file() and (run / "checkpoint" / "trainer.pt").is_file()
+
+    # Level 0 was frozen after phase 0: its encoder did not change in phase 1.
+    saved = MPTVC.load(run / "checkpoint")
+    assert all(torch.equal(a, b) for a, b in zip(saved.state_dict().values(), trainer.model.state_dict().values()))
+
+    # A crash after step 5 left a record of step 6 that no checkpoint holds: resuming drops it.
+    with open(run / "log.jsonl", "a") as f:
+        f.write(json.dumps({**records[-1], "step": 6}) + "\n")
+    # A longer schedule resumes from step 5 with the optimizer state, not from scratch.
+    longer = dataclasses.replace(config, phase_steps=(1, 1, 1, 4))
+    resumed = Trainer(longer)
+    assert resumed.step == 5
+    assert resumed.optimizer.state_dict()["state"], "the optimizer state was restored"
+    resumed.fit(progress=False)
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2, 3, 4, 5, 6, 7]
+
+
+def test_single_level_phases_freeze_the_other_levels(tmp_path):
+    trainer = Trainer(_train_config(tmp_path))
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    trainer.train_step()  # phase 0: level 0 alone
+    changed = {n for n, p in trainer.model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed and all(".0." in n for n in changed), sorted(changed)[:5]
+
+
+def test_export_writes_a_half_precision_folder_that_loads_strictly(tmp_path):
+    trainer = Trainer(_train_config(tmp_path))
+    trainer.save()
+    out = export_checkpoint(Path(trainer.config.run_dir) / "checkpoint", tmp_path / "export", tile_overlap=(32, 32))
+    loaded = MPTVC.load(out)
+    assert loaded.config.tile_overlap == (32, 32)
+    assert (out / "model.safetensors").stat().st_size < (Path(trainer.config.run_dir) / "checkpoint" / "model.safetensors").stat().st_size
+    with pytest.raises(ValueError, match="can be changed at export"):
+        export_checkpoint(out, tmp_path / "bad", levels=())
+
+
+def test_bad_sources_and_sizes_are_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="neither a video file nor a folder"):
+        find_videos([tmp_path / "nowhere"])
+    with pytest.raises(ValueError, match="No video files"):
+        find_videos([tmp_path])
+    small = Video("small", np.zeros((4, 16, 16, 3), np.uint8), np.zeros(4, np.int32))
+    with pytest.raises(ValueError, match="at least 8 frames of 32x32"):
+        ClipSampler([small], 8, 32, 32)
+    with pytest.raises(ValueError, match="does not exist"):
+        Trainer(_train_config(tmp_path, preset=str(tmp_path / "missing.json")))
