@@ -1,4 +1,17 @@
-"""The ``mptvc`` command line."""
+"""The ``mptvc`` command line: encode, decode, info, truncate and train.
+
+::
+
+    mptvc encode clip.mp4 clip.mptvc [--ckpt DIR] [--fp32 | --bf16]
+    mptvc decode clip.mptvc clip.mp4 [--k-max K]        (.npy writes the exact uint8 frames)
+    mptvc info clip.mptvc [--json]
+    mptvc truncate clip.mptvc preview.mptvc --k-max 0
+    mptvc train VIDEOS... --run DIR
+
+The original tool's flags ``--input``, ``--output``, ``--ckpt``, ``--k-max`` and ``--fp32`` work
+too. Errors print one line (``mptvc: error: ...``) and exit non-zero; outputs are written to a
+temp file beside the target and renamed only when complete, so a failure leaves nothing behind.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +22,133 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
+import json  # noqa: E402
 import logging  # noqa: E402
 import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import TYPE_CHECKING, Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from mptvc_latents.eval_cli import add_eval_command  # noqa: E402
+
+if TYPE_CHECKING:
+    from mptvc_latents.codec import MPTVC
 
 log = logging.getLogger("mptvc")
+
+# Commands import torch and the codec only when they run, so `--help` and `info` start fast.
+
+
+# --------------------------------------------------------------------------- pipeline pieces
+
+
+def _bar(total: int, desc: str, unit: str = "chunk"):
+    from tqdm import tqdm
+
+    # disable=None: drawn on a terminal, silent when stderr is a pipe or a file.
+    return tqdm(total=total, desc=desc, unit=unit, disable=None, dynamic_ncols=True, leave=False)
+
+
+def compress_video(model: MPTVC, video: np.ndarray, fps: float):
+    """``model.compress`` with a progress bar over the chunks."""
+    with _bar(model.num_chunks(video.shape[0]), "encode") as bar:
+        return model.compress(video, fps, progress=bar.update)
+
+
+def decompress_video(model: MPTVC, compressed: Any, k_max: int | None = None) -> np.ndarray:
+    """``model.decompress`` with a progress bar over the chunks."""
+    with _bar(model.num_chunks(compressed.info.frames), "decode") as bar:
+        return model.decompress(compressed, k_max, progress=bar.update)
+
+
+def _load_model(args: argparse.Namespace) -> MPTVC:
+    from mptvc_latents.pretrained import load_codec
+
+    model = load_codec(args.ckpt)
+    if getattr(args, "bf16", False):
+        import torch
+
+        model.set_inference_dtype(torch.bfloat16)
+    return model
+
+
+def _write_frames(path: Path, frames: np.ndarray, fps: float) -> None:
+    """``.npy``: the exact uint8 ``(T, H, W, 3)`` array; anything else: H.264 through PyAV."""
+    if path.suffix.lower() == ".npy":
+        np.save(path, frames)
+        return
+    import av
+
+    from mptvc_latents.video import write_video
+
+    try:
+        write_video(path, frames, fps)
+    except av.error.FFmpegError as e:
+        raise ValueError(f"The video could not be written as {path.suffix or 'a file without extension'}: {e}.") from e
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def _encode(args: argparse.Namespace) -> None:
+    from mptvc_latents.bitstream import write_mptvc
+    from mptvc_latents.files import atomic_output
+    from mptvc_latents.video import read_video
+
+    src, dst = _paths(args, "input", "output")
+    _require_file(src)
+    model = _load_model(args)
+    clip = read_video(src)
+    compressed = compress_video(model, clip.frames, clip.fps)
+    data = write_mptvc(compressed, model.config.to_dict(), model.tables_digest())
+    with atomic_output(dst) as tmp:
+        tmp.write_bytes(data)
+    t, h, w = clip.frames.shape[:3]
+    log.info("%s: %d frames of %dx%d in %d bytes (%.4f bpp)", dst, t, w, h, len(data), 8 * len(data) / (t * h * w))
+
+
+def _decode(args: argparse.Namespace) -> None:
+    from mptvc_latents.bitstream import check_checkpoint, read_mptvc
+    from mptvc_latents.files import atomic_output
+
+    src, dst = _paths(args, "input", "output")
+    _require_file(src)
+    stream, header, report = read_mptvc(src, warn=False)  # a bad file fails before the model loads
+    k = report.levels_complete - 1 if args.k_max is None else args.k_max
+    if k >= report.levels_complete:
+        cut = " (the file is cut)" if report.truncated else ""
+        last = report.levels_complete - 1
+        raise ValueError(f"The level --k-max {k} is out of range: {str(src)!r} holds levels 0..{last}{cut}.")
+    if report.truncated and args.k_max is None:
+        log.warning("%s", report.summary())
+    model = _load_model(args)
+    check_checkpoint(header, model.tables_digest(), model.config.to_dict(), f"the file {str(src)!r}")
+    frames = decompress_video(model, stream.to_compressed(), k)
+    with atomic_output(dst) as tmp:
+        _write_frames(tmp, frames, stream.info.fps)
+    log.info("%s: %d frames from levels 0..%d", dst, frames.shape[0], k)
+
+
+def _info(args: argparse.Namespace) -> None:
+    from mptvc_latents.bitstream import inspect_mptvc
+
+    (src,) = _paths(args, "input")
+    _require_file(src)
+    inspection = inspect_mptvc(src)
+    print(json.dumps(inspection.to_dict(), indent=2) if args.json else inspection.format())
+
+
+def _truncate(args: argparse.Namespace) -> None:
+    from mptvc_latents.bitstream import truncate_mptvc
+    from mptvc_latents.files import atomic_output
+
+    src, dst = _paths(args, "input", "output")
+    _require_file(src)
+    data = truncate_mptvc(src.read_bytes(), args.k_max)
+    with atomic_output(dst) as tmp:
+        tmp.write_bytes(data)
+    log.info("%s: levels 0..%d in %d bytes", dst, args.k_max, len(data))
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -38,12 +174,106 @@ def _train(args: argparse.Namespace) -> None:
     Trainer(config).fit(progress=not args.no_progress)
 
 
+# --------------------------------------------------------------------------- arguments
+
+_PATH_HELP = {
+    "encode": {"input": "video to encode (any format FFmpeg reads)", "output": "the .mptvc file to write"},
+    "decode": {"input": "the .mptvc file", "output": "video to write (.mp4 etc.; .npy keeps the exact uint8 frames)"},
+    "info": {"input": "the .mptvc file"},
+    "truncate": {"input": "the .mptvc file", "output": "the prefix file to write"},
+}
+
+
+def _add_paths(p: argparse.ArgumentParser, command: str) -> None:
+    """Positional paths, and the original tool's ``--input`` / ``--output`` for the same values."""
+    for name, text in _PATH_HELP[command].items():
+        p.add_argument(name, nargs="?", metavar=name.upper(), help=text)
+    for name in _PATH_HELP[command]:
+        p.add_argument(f"--{name}", dest=f"{name}_flag", metavar=name.upper(), help=f"same as {name.upper()}")
+
+
+def _paths(args: argparse.Namespace, *names: str) -> tuple[Path, ...]:
+    """Each path from its flag, else from the positionals in order (``encode --input a.mp4 b.mptvc``)."""
+    free = [getattr(args, n) for n in names if getattr(args, n) is not None]
+    out = []
+    for name in names:
+        value = getattr(args, f"{name}_flag")
+        if value is None and free:
+            value = free.pop(0)
+        if value is None:
+            raise ValueError(f"`mptvc {args.command}` needs an {name.upper()} path (positional or --{name}).")
+        out.append(Path(value))
+    if free:
+        raise ValueError(f"`mptvc {args.command}` got the extra argument {free[0]!r}; each path is given once.")
+    return tuple(out)
+
+
+def _require_file(path: Path) -> None:
+    if not path.is_file():
+        raise ValueError(f"The input file {str(path)!r} does not exist (or is not a file).")
+
+
+def _add_ckpt(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ckpt", help="checkpoint folder (config.json + model.safetensors); default: the shipped one")
+
+
+def _add_dtype(p: argparse.ArgumentParser) -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--fp32", action="store_true", help="run the transformers in float32 (default)")
+    group.add_argument(
+        "--bf16", action="store_true", help="run the transformers in bfloat16 (entropy coding stays exact)"
+    )
+
+
+def _k_max(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a level number (0, 1, ...), got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _command(sub, name: str, text: str) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from mptvc_latents import __version__
+
     parser = argparse.ArgumentParser(prog="mptvc", description="MPT-VC: neural video codec and tokenizer.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    parser.add_argument("--version", action="version", version=f"mptvc {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    add_eval_command(sub)
 
-    p = sub.add_parser("train", help="train a codec on folders of videos (resumable)")
+    p = _command(sub, "encode", "compress a video into an .mptvc file")
+    _add_paths(p, "encode")
+    _add_ckpt(p)
+    _add_dtype(p)
+    p.set_defaults(func=_encode)
+
+    p = _command(sub, "decode", "decode an .mptvc file into a video")
+    _add_paths(p, "decode")
+    _add_ckpt(p)
+    p.add_argument(
+        "--k-max", type=_k_max, help="highest level to decode: 0 preview, 1 medium; omitted: every level in the file"
+    )
+    _add_dtype(p)
+    p.set_defaults(func=_decode)
+
+    p = _command(sub, "info", "describe an .mptvc file: levels, bytes and bpp of each prefix, shape, fps, digest")
+    _add_paths(p, "info")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_info)
+
+    p = _command(sub, "truncate", "write the prefix of an .mptvc file with levels 0..K (a valid, smaller file)")
+    _add_paths(p, "truncate")
+    p.add_argument("--k-max", type=_k_max, required=True, help="last level to keep: 0 preview, 1 medium")
+    p.set_defaults(func=_truncate)
+
+    p = _command(sub, "train", "train a codec on folders of videos (resumable)")
     p.add_argument("sources", nargs="+", help="video files or folders")
     p.add_argument("--run", required=True, help="run folder (checkpoint, log.jsonl); re-running resumes")
     p.add_argument("--preset", default="mptvc-cpu")
@@ -61,14 +291,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
     try:
         args.func(args)
     except ValueError as e:
-        print(f"mptvc: error: {e}", file=sys.stderr)
+        print(f"mptvc: error: {_one_line(e)}", file=sys.stderr)
         return 2
+    except OSError as e:  # unreadable input, full disk, no permission
+        detail = f"{e.strerror}: {e.filename!r}" if e.strerror and e.filename else _one_line(e)
+        print(f"mptvc: error: {detail}.", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("mptvc: interrupted", file=sys.stderr)
         return 130

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -89,6 +90,17 @@ class CodecOutput:
     targets: list[Tensor]
     bits_y: list[Tensor]  # (B,) per level
     bits_z: list[Tensor]  # (B,) per level
+
+
+Progress = Callable[[int], object]
+
+
+def _ticking(chunks: list[slice], progress: Progress | None) -> Iterator[slice]:
+    """Yield the chunks, calling ``progress(1)`` after each one is done."""
+    for chunk in chunks:
+        yield chunk
+        if progress is not None:
+            progress(1)
 
 
 def _encode_config(config: CodecConfig) -> dict:
@@ -265,12 +277,20 @@ class MPTVC(
         x = x[:, :, : info.frames, : info.height, : info.width]
         return ((x[0].permute(1, 2, 3, 0).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
 
+    def num_chunks(self, frames: int) -> int:
+        """How many chunks a video of ``frames`` frames is coded in (for progress bars)."""
+        padded = frames + (-frames % self.config.temporal_multiple)
+        return -(-padded // self.config.chunk_frames)
+
     @torch.no_grad()
-    def encode(self, video: np.ndarray, fps: float = 25.0) -> Tokens:
-        """uint8 video ``(T, H, W, 3)`` of any size -> FSQ symbols of every level (no entropy coding)."""
+    def encode(self, video: np.ndarray, fps: float = 25.0, progress: Progress | None = None) -> Tokens:
+        """uint8 video ``(T, H, W, 3)`` of any size -> FSQ symbols of every level (no entropy coding).
+
+        ``progress`` is called once after each chunk (e.g. ``tqdm.update``).
+        """
         x, info = self._prepare(video, fps)
         per_level: list[list[np.ndarray]] = [[] for _ in range(self.num_levels)]
-        for chunk in self._chunks(info):
+        for chunk in _ticking(self._chunks(info), progress):
             t_pos = self._t_pos(chunk.stop - chunk.start, info.scene_ids[chunk])
             symbols, _ = self._analyze(x[:, :, chunk], t_pos, self.num_levels)
             for k, s in enumerate(symbols):
@@ -278,12 +298,12 @@ class MPTVC(
         return Tokens([np.concatenate(chunks) for chunks in per_level], info)
 
     @torch.no_grad()
-    def decode(self, tokens: Tokens, k_max: int | None = None) -> np.ndarray:
+    def decode(self, tokens: Tokens, k_max: int | None = None, progress: Progress | None = None) -> np.ndarray:
         """Tokens -> uint8 video ``(T, H, W, 3)`` from levels ``0 .. k_max`` (default: all)."""
         k_max = self._check_k_max(k_max, len(tokens.symbols))
         info, pt = tokens.info, self.config.patch_t
         out = []
-        for chunk in self._chunks(info):
+        for chunk in _ticking(self._chunks(info), progress):
             t_pos = self._t_pos(chunk.stop - chunk.start, info.scene_ids[chunk])
             grid = slice(chunk.start // pt, chunk.stop // pt)
             symbols = [torch.from_numpy(np.ascontiguousarray(s[grid])).permute(3, 0, 1, 2)[None] for s in tokens.symbols[: k_max + 1]]
@@ -291,11 +311,11 @@ class MPTVC(
         return self._finish(torch.cat(out, dim=2), info)
 
     @torch.no_grad()
-    def compress(self, video: np.ndarray, fps: float = 25.0) -> Compressed:
+    def compress(self, video: np.ndarray, fps: float = 25.0, progress: Progress | None = None) -> Compressed:
         """uint8 video -> rANS segments per level and chunk (rate-ordered by level)."""
         x, info = self._prepare(video, fps)
         segments: list[list[tuple[bytes, bytes]]] = [[] for _ in range(self.num_levels)]
-        for chunk in self._chunks(info):
+        for chunk in _ticking(self._chunks(info), progress):
             t_pos = self._t_pos(chunk.stop - chunk.start, info.scene_ids[chunk])
             symbols, bounds = self._analyze(x[:, :, chunk], t_pos, self.num_levels)
             for k in range(self.num_levels):
@@ -309,12 +329,14 @@ class MPTVC(
         return (c.levels[k].latent_channels, (chunk.stop - chunk.start) // c.patch_t, h // c.patch, w // c.patch)
 
     @torch.no_grad()
-    def decompress(self, compressed: Compressed, k_max: int | None = None) -> np.ndarray:
+    def decompress(
+        self, compressed: Compressed, k_max: int | None = None, progress: Progress | None = None
+    ) -> np.ndarray:
         """Segments of levels ``0 .. k_max`` -> uint8 video ``(T, H, W, 3)``."""
         k_max = self._check_k_max(k_max, len(compressed.segments))
         info = compressed.info
         out = []
-        for c, chunk in enumerate(self._chunks(info)):
+        for c, chunk in enumerate(_ticking(self._chunks(info), progress)):
             t_pos = self._t_pos(chunk.stop - chunk.start, info.scene_ids[chunk])
             symbols = [
                 self.hyperprior[k].decompress(*compressed.segments[k][c], self.latent_shape(k, info, chunk))

@@ -13,6 +13,7 @@ what was wrong; configs that derive a default (``AttentionConfig.rope``) resolve
 from __future__ import annotations
 
 import dataclasses
+import functools
 import typing
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -67,6 +68,12 @@ def _config_tuple_type(annotation: Any) -> type | None:
     return None
 
 
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    """Resolved field annotations of a config class (resolving them costs milliseconds)."""
+    return typing.get_type_hints(cls)
+
+
 def _to_tuples(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return tuple(_to_tuples(item) for item in value)
@@ -89,7 +96,7 @@ class ConfigBase:
         unknown = sorted(set(data) - fields)
         if unknown:
             raise ValueError(f"{cls.__name__} has no fields named {unknown}; known fields are {sorted(fields)}.")
-        hints = typing.get_type_hints(cls)
+        hints = _type_hints(cls)
         kwargs: dict[str, Any] = {}
         for name, value in data.items():
             nested = _config_type(hints[name])

@@ -1,0 +1,599 @@
+"""The ``.mptvc`` container, version 2: a CRC-checked header, then the rANS segments ordered by rate.
+
+Specified byte for byte in ``docs/bitstream.md``::
+
+    magic | version | body_len | body (geometry, digest, config JSON, scene runs, segment table) | crc
+    level 0: (z, y) of chunk 0 .. N-1 | level 1: ... | level 2: ...
+
+Because the segments are ordered by level, the bytes up to the end of level k are a valid
+file with k + 1 levels, and a file cut anywhere decodes every level complete before the cut
+(``read_mptvc`` says which levels it dropped). Pure Python plus ``crc32``: no torch, so
+``mptvc info`` is instant. ``read_mptvc`` returns a :class:`Stream`, which
+``MPTVC.decompress`` takes like a ``Compressed``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import struct
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple, NoReturn
+
+import numpy as np
+
+from mptvc_latents.coder import crc32
+from mptvc_latents.config import CodecConfig
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "MAGIC", "VERSION", "BitstreamError", "NotMptvcError", "UnsupportedVersionError", "TruncatedError",
+    "TruncatedHeaderError", "NoCompleteLevelError", "ChecksumError", "HeaderCrcError", "SegmentCrcError",
+    "MalformedHeaderError", "TrailingDataError", "WrongCheckpointError", "Header", "Stream", "StreamInfo",
+    "ReadReport", "Inspection", "write_mptvc", "parse_header", "read_mptvc", "check_checkpoint",
+    "truncate_mptvc", "inspect_mptvc",
+]
+
+MAGIC = b"\x89MPTVC\r\n"
+VERSION = 2
+KINDS = ("z", "y")
+MAX_SIDE = 65535
+MAX_FRAMES = 1 << 24
+MAX_CONFIG = 1 << 16  # bytes of config JSON after inflating
+
+_FIXED = struct.Struct("<8sHI")  # magic, version, body_len
+_GEOMETRY = struct.Struct("<IIId3I32sI")  # width, height, frames, fps, padding t/h/w, digest, config_len
+_COUNT = struct.Struct("<I")
+_RUN = struct.Struct("<iI")  # scene id, run length
+_TABLE_HEAD = struct.Struct("<BI")  # num_levels, num_chunks
+_ENTRY = struct.Struct("<II")  # length, crc32
+_CRC = struct.Struct("<I")
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class BitstreamError(ValueError):
+    """An .mptvc file could not be read; the message says what is wrong and what to do."""
+
+
+class NotMptvcError(BitstreamError):
+    """The data are empty or do not start with the .mptvc magic."""
+
+
+class UnsupportedVersionError(BitstreamError):
+    """The file is an .mptvc file of another version."""
+
+
+class TruncatedError(BitstreamError):
+    """The file ends too early to decode anything."""
+
+
+class TruncatedHeaderError(TruncatedError):
+    """The file ends inside the header."""
+
+
+class NoCompleteLevelError(TruncatedError):
+    """The header is whole, but the file ends before level 0 does."""
+
+
+class ChecksumError(BitstreamError):
+    """A CRC-32 does not match: the bytes are damaged."""
+
+
+class HeaderCrcError(ChecksumError):
+    """The header's CRC-32 does not match."""
+
+
+class SegmentCrcError(ChecksumError):
+    """A segment's CRC-32 does not match; ``level``, ``chunk`` and ``kind`` ("z" or "y") say which."""
+
+    def __init__(self, message: str, level: int, chunk: int, kind: str) -> None:
+        super().__init__(message)
+        self.level, self.chunk, self.kind = level, chunk, kind
+
+
+class MalformedHeaderError(BitstreamError):
+    """The header's CRC matches but a field breaks the format (a writer bug or a crafted file)."""
+
+
+class TrailingDataError(BitstreamError):
+    """Bytes follow the last segment."""
+
+
+class WrongCheckpointError(BitstreamError):
+    """The file was written by a codec with other tables or another configuration."""
+
+
+# --------------------------------------------------------------------------- data
+
+
+class Pad(NamedTuple):
+    """End padding in (t, h, w), field-compatible with ``patching.Padding``."""
+
+    t: int
+    h: int
+    w: int
+
+
+@dataclass(frozen=True, eq=False)
+class StreamInfo:
+    """The fields of ``codec.VideoInfo``, without importing torch."""
+
+    frames: int
+    height: int
+    width: int
+    fps: float
+    padding: Pad
+    scene_ids: np.ndarray = field(repr=False)  # (frames + padding.t,) int32
+
+    @property
+    def padded_shape(self) -> tuple[int, int, int]:
+        return self.frames + self.padding.t, self.height + self.padding.h, self.width + self.padding.w
+
+
+@dataclass(frozen=True, eq=False)
+class Header:
+    """Everything before the segments. ``segment_sizes[k][c] = (z_len, y_len)``."""
+
+    version: int
+    info: StreamInfo
+    config: dict[str, Any]
+    digest: str  # sha256 hex of the integer tables
+    segment_sizes: tuple[tuple[tuple[int, int], ...], ...] = field(repr=False)
+    segment_crcs: tuple[tuple[tuple[int, int], ...], ...] = field(repr=False)
+    size: int  # bytes of the header, CRC included
+
+    @property
+    def num_levels(self) -> int:
+        return len(self.segment_sizes)
+
+    @property
+    def num_chunks(self) -> int:
+        return len(self.segment_sizes[0])
+
+    def level_sizes(self) -> list[int]:
+        return [sum(z + y for z, y in level) for level in self.segment_sizes]
+
+    def level_ends(self) -> list[int]:
+        """File offset just after each level: the size of the prefix file with levels 0 .. k."""
+        return [self.size + int(s) for s in np.cumsum(self.level_sizes())]
+
+
+@dataclass
+class Stream:
+    """The segments of the complete levels; ``MPTVC.decompress`` takes it like a ``Compressed``."""
+
+    segments: list[list[tuple[bytes, bytes]]]
+    info: StreamInfo
+
+    def level_bytes(self) -> list[int]:
+        return [sum(len(z) + len(y) for z, y in level) for level in self.segments]
+
+    def to_compressed(self):
+        """The same data as a ``codec.Compressed`` (imports torch)."""
+        from mptvc_latents.codec import Compressed, VideoInfo
+        from mptvc_latents.patching import Padding
+
+        i = self.info
+        info = VideoInfo(i.frames, i.height, i.width, i.fps, Padding(*i.padding), i.scene_ids)
+        return Compressed(self.segments, info)
+
+
+@dataclass(frozen=True)
+class ReadReport:
+    """How much of the file was usable."""
+
+    levels_total: int
+    levels_complete: int
+    file_bytes: int
+    expected_bytes: int
+
+    @property
+    def truncated(self) -> bool:
+        return self.file_bytes < self.expected_bytes
+
+    @property
+    def dropped_levels(self) -> tuple[int, ...]:
+        return tuple(range(self.levels_complete, self.levels_total))
+
+    def summary(self) -> str:
+        if not self.truncated:
+            return f"The file is complete: {self.levels_total} levels in {self.file_bytes} bytes."
+        return (
+            f"The file is cut at {self.file_bytes} of {self.expected_bytes} bytes: it holds "
+            f"{self.levels_complete} of {self.levels_total} levels, so level(s) "
+            f"{', '.join(map(str, self.dropped_levels))} are dropped."
+        )
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def write_mptvc(compressed: Any, config: Mapping[str, Any], digest: str) -> bytes:
+    """The bytes of an .mptvc file.
+
+    Args:
+        compressed: a ``Compressed`` (or :class:`Stream`): ``segments[k][c] = (z, y)`` and ``info``.
+        config: ``model.config.to_dict()``.
+        digest: ``model.tables_digest()``, 64 hex digits.
+
+    Raises:
+        ValueError: when the data do not describe a video this config could have coded.
+    """
+    try:
+        raw_digest = bytes.fromhex(digest)
+    except (TypeError, ValueError):
+        raw_digest = b""
+    if len(raw_digest) != 32:
+        raise ValueError(f"The digest must be a sha256 hex string of 64 digits, got {digest!r}.")
+    config_json = json.dumps(dict(config), sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+    if len(config_json) > MAX_CONFIG:
+        raise ValueError(
+            f"The codec config is {len(config_json)} bytes of JSON; the container holds at most {MAX_CONFIG}."
+        )
+    codec = _codec_config(json.loads(config_json), _invalid_config)
+    packed_config = zlib.compress(config_json, 9)
+    info = compressed.info
+    pad = Pad(*(int(p) for p in (info.padding.t, info.padding.h, info.padding.w)))
+    frames, height, width, fps = int(info.frames), int(info.height), int(info.width), float(info.fps)
+    problem = _geometry_problem(codec, frames, height, width, fps, pad)
+    if problem:
+        raise ValueError(f"The video cannot be written: {problem}")
+    ids = np.asarray(info.scene_ids)
+    if ids.shape != (frames + pad.t,):
+        raise ValueError(f"scene_ids must have one entry per padded frame ({frames + pad.t}), got shape {ids.shape}.")
+    chunks = -(-(frames + pad.t) // codec.chunk_frames)
+    segments = compressed.segments
+    if len(segments) != codec.num_levels or any(len(level) != chunks for level in segments):
+        raise ValueError(
+            f"Expected {codec.num_levels} levels of {chunks} chunks each, got "
+            f"{[len(level) for level in segments]} chunks per level."
+        )
+    payloads = [bytes(s) for level in segments for pair in level for s in pair]
+    if any(len(p) >= 2**32 for p in payloads):
+        raise ValueError("A segment is 4 GiB or larger, which the container cannot hold.")
+
+    body = bytearray(_GEOMETRY.pack(width, height, frames, fps, *pad, raw_digest, len(packed_config)))
+    body += packed_config
+    runs = _run_lengths(ids)
+    body += _COUNT.pack(len(runs)) + b"".join(_RUN.pack(i, n) for i, n in runs)
+    body += _TABLE_HEAD.pack(codec.num_levels, chunks)
+    body += b"".join(_ENTRY.pack(len(p), crc32(p)) for p in payloads)
+    head = _FIXED.pack(MAGIC, VERSION, len(body)) + bytes(body)
+    return head + _CRC.pack(crc32(head)) + b"".join(payloads)
+
+
+def _run_lengths(ids: np.ndarray) -> list[tuple[int, int]]:
+    ids = ids.astype(np.int64)
+    if ids.min() < -(2**31) or ids.max() >= 2**31:
+        raise ValueError("Scene ids must fit in 32-bit signed integers.")
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    lengths = np.diff(np.r_[starts, len(ids)])
+    return [(int(ids[s]), int(n)) for s, n in zip(starts, lengths)]
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def parse_header(data: bytes, name: str = "the data") -> Header:
+    """Parse and check the header (steps 1-4 of docs/bitstream.md); segments are not read."""
+    n = len(data)
+    if n == 0:
+        raise NotMptvcError(f"{_cap(name)} is empty, so it is not an mptvc file.")
+    if data[: len(MAGIC)] != MAGIC[: min(n, len(MAGIC))]:
+        raise NotMptvcError(
+            f"{_cap(name)} is not an mptvc file: it does not start with the .mptvc magic bytes "
+            f"(it starts with {bytes(data[:8])!r})."
+        )
+    if n < _FIXED.size:
+        if n >= 10 and int.from_bytes(data[8:10], "little") != VERSION:
+            _unsupported(int.from_bytes(data[8:10], "little"), name)
+        raise TruncatedHeaderError(f"{_cap(name)} is cut inside the mptvc header: it has only {n} bytes.")
+    _, version, body_len = _FIXED.unpack_from(data)
+    if version != VERSION:
+        _unsupported(version, name)
+    size = _FIXED.size + body_len + _CRC.size
+    if n < size:
+        raise TruncatedHeaderError(
+            f"{_cap(name)} is cut inside the mptvc header: the header needs {size} bytes but the file has {n}."
+        )
+    (stored,) = _CRC.unpack_from(data, size - _CRC.size)
+    if crc32(bytes(data[: size - _CRC.size])) != stored:
+        raise HeaderCrcError(
+            f"The header of {name} fails its CRC check: the file is damaged (re-encode or re-download it)."
+        )
+    return _parse_body(bytes(data[_FIXED.size : size - _CRC.size]), version, size, name)
+
+
+def _unsupported(version: int, name: str) -> None:
+    raise UnsupportedVersionError(
+        f"{_cap(name)} is an mptvc file of version {version}, but this mptvc reads only version {VERSION}; "
+        f"re-encode the video with this version."
+    )
+
+
+class _Body:
+    """A cursor over the header body that refuses to read past its end."""
+
+    def __init__(self, data: bytes, name: str) -> None:
+        self.data, self.pos, self.name = data, 0, name
+
+    def unpack(self, s: struct.Struct, what: str) -> tuple:
+        return s.unpack(self.take(s.size, what))
+
+    def take(self, size: int, what: str) -> bytes:
+        if size > len(self.data) - self.pos:
+            self.fail(f"the {what} needs {size} bytes but only {len(self.data) - self.pos} remain in the header")
+        self.pos += size
+        return self.data[self.pos - size : self.pos]
+
+    def fail(self, problem: str) -> NoReturn:
+        raise MalformedHeaderError(f"The header of {self.name} is malformed: {problem}.")
+
+
+def _parse_body(data: bytes, version: int, size: int, name: str) -> Header:
+    body = _Body(data, name)
+    width, height, frames, fps, pad_t, pad_h, pad_w, digest, config_len = body.unpack(_GEOMETRY, "geometry")
+    config_dict = _json_object(body.take(config_len, "codec config"), body)
+    codec = _codec_config(config_dict, body.fail)
+    pad = Pad(pad_t, pad_h, pad_w)
+    problem = _geometry_problem(codec, frames, height, width, fps, pad)
+    if problem:
+        body.fail(problem.rstrip("."))
+    padded_t = frames + pad.t
+
+    (n_runs,) = body.unpack(_COUNT, "scene run count")
+    if not 1 <= n_runs <= padded_t:
+        body.fail(f"{n_runs} scene runs cannot cover {padded_t} frames")
+    runs = np.frombuffer(body.take(n_runs * _RUN.size, "scene runs"), dtype=np.dtype([("id", "<i4"), ("n", "<u4")]))
+    if runs["n"].min() == 0 or int(runs["n"].astype(np.int64).sum()) != padded_t:
+        body.fail(f"the scene runs must be non-empty and cover exactly {padded_t} frames")
+    scene_ids = np.repeat(runs["id"].astype(np.int32), runs["n"].astype(np.int64))
+
+    levels, chunks = body.unpack(_TABLE_HEAD, "segment table size")
+    if levels != codec.num_levels or chunks != -(-padded_t // codec.chunk_frames):
+        body.fail(
+            f"the segment table has {levels} levels of {chunks} chunks, but the config and frame count need "
+            f"{codec.num_levels} levels of {-(-padded_t // codec.chunk_frames)}"
+        )
+    table = np.frombuffer(body.take(levels * chunks * 2 * _ENTRY.size, "segment table"), dtype="<u4")
+    if body.pos != len(data):
+        body.fail(f"{len(data) - body.pos} unexpected bytes follow the segment table")
+    table = table.reshape(levels, chunks, 2, 2)  # (level, chunk, kind, [length, crc])
+    info = StreamInfo(frames, height, width, fps, pad, scene_ids)
+    return Header(version, info, config_dict, digest.hex(), _nested(table[..., 0]), _nested(table[..., 1]), size)
+
+
+def _nested(a: np.ndarray) -> tuple[tuple[tuple[int, int], ...], ...]:
+    return tuple(tuple((int(z), int(y)) for z, y in level) for level in a)
+
+
+def _json_object(packed: bytes, body: _Body) -> dict[str, Any]:
+    inflater = zlib.decompressobj()
+    try:
+        raw = inflater.decompress(packed, MAX_CONFIG + 1)  # bounded: a small field cannot inflate to gigabytes
+    except zlib.error:
+        body.fail("the codec config is not a valid zlib stream")
+    if len(raw) > MAX_CONFIG or not inflater.eof or inflater.unused_data or inflater.unconsumed_tail:
+        body.fail(f"the codec config must be one zlib stream of at most {MAX_CONFIG} bytes, filling its field")
+    try:
+        value = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        body.fail("the codec config is not valid UTF-8 JSON (NaN and Infinity are refused, as the writer does)")
+    if not isinstance(value, dict):
+        body.fail("the codec config is not a JSON object")
+    return value
+
+
+def _no_constant(token: str) -> NoReturn:
+    raise ValueError(f"{token} is not JSON")
+
+
+@functools.lru_cache(maxsize=16)
+def _config_from_json(canonical: str) -> CodecConfig:
+    # from_dict resolves type hints on every call (~4 ms); files of one codec share one config.
+    return CodecConfig.from_dict(json.loads(canonical))
+
+
+def _codec_config(config: dict[str, Any], fail: Callable[[str], NoReturn]) -> CodecConfig:
+    try:
+        return _config_from_json(json.dumps(config, sort_keys=True))
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError, RecursionError) as e:
+        fail(f"the codec config is not a valid CodecConfig ({e})")
+
+
+def _invalid_config(problem: str) -> NoReturn:
+    raise ValueError(f"The video cannot be written: {problem}.")
+
+
+def _geometry_problem(codec: CodecConfig, frames: int, height: int, width: int, fps: float, pad: Pad) -> str | None:
+    """What is wrong with this geometry for this codec, as a sentence, or None."""
+    if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE and 1 <= frames <= MAX_FRAMES):
+        return (
+            f"a video of {width}x{height} with {frames} frames is out of range (sides 1 to {MAX_SIDE}, "
+            f"1 to {MAX_FRAMES} frames)."
+        )
+    if not (math.isfinite(fps) and fps > 0):
+        return f"the frame rate must be a positive finite number, got {fps!r}."
+    expected = Pad(-frames % codec.temporal_multiple, -height % codec.spatial_multiple, -width % codec.spatial_multiple)
+    if pad != expected:
+        return f"the padding {tuple(pad)} is not the codec's padding {tuple(expected)} for this size."
+    return None
+
+
+def _load(source: bytes | bytearray | memoryview | str | Path) -> tuple[bytes, str]:
+    """The bytes and how messages name them ("the data" or "the file 'x.mptvc'")."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source), "the data"
+    path = Path(source)
+    if not path.is_file():
+        raise ValueError(f"The input file {str(path)!r} does not exist (or is not a file).")
+    return path.read_bytes(), f"the file {str(path)!r}"
+
+
+def check_checkpoint(header: Header, digest: str, config: Mapping[str, Any], name: str = "the data") -> None:
+    """Raise :class:`WrongCheckpointError` unless the codec that wrote ``header`` is this one."""
+    if digest != header.digest:
+        raise WrongCheckpointError(
+            f"{_cap(name)} was encoded with another checkpoint: its tables digest is {header.digest[:12]}... but "
+            f"this checkpoint's is {digest[:12]}...; decode it with the checkpoint that encoded it (--ckpt)."
+        )
+    ours = {k: v for k, v in json.loads(json.dumps(dict(config))).items() if k != "name"}
+    theirs = {k: v for k, v in header.config.items() if k != "name"}
+    if ours != theirs:
+        fields = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
+        raise WrongCheckpointError(
+            f"{_cap(name)} was encoded with another codec configuration (fields {fields} differ); decode it "
+            f"with the checkpoint that encoded it (--ckpt)."
+        )
+
+
+def _complete_levels(data: bytes, header: Header, name: str) -> int:
+    """Check the trailing bytes and the CRCs of every complete level; return how many are complete."""
+    ends = header.level_ends()
+    if len(data) > ends[-1]:
+        raise TrailingDataError(
+            f"{_cap(name)} has {len(data) - ends[-1]} unexpected bytes after its last segment "
+            f"(it should end at byte {ends[-1]})."
+        )
+    complete = sum(end <= len(data) for end in ends)
+    pos = header.size
+    for k in range(complete):
+        for c, pair in enumerate(header.segment_sizes[k]):
+            for kind, length, crc in zip(KINDS, pair, header.segment_crcs[k][c]):
+                if crc32(data[pos : pos + length]) != crc:
+                    hint = f" (the levels below it survive: `mptvc truncate --k-max {k - 1}`)" if k else ""
+                    raise SegmentCrcError(
+                        f"Segment {kind} of level {k}, chunk {c} in {name} fails its CRC check: the file is "
+                        f"damaged{hint}.",
+                        k,
+                        c,
+                        kind,
+                    )
+                pos += length
+    return complete
+
+
+def read_mptvc(
+    source: bytes | bytearray | memoryview | str | Path,
+    *,
+    digest: str | None = None,
+    config: Mapping[str, Any] | None = None,
+    warn: bool = True,
+) -> tuple[Stream, Header, ReadReport]:
+    """Read an .mptvc file (path or bytes): the segments of every complete level.
+
+    ``digest`` and ``config`` (``model.tables_digest()``, ``model.config.to_dict()``) check that
+    the file was written by this checkpoint. A cut file keeps its complete levels and logs a
+    warning (unless ``warn=False``); ``report`` says what was dropped.
+
+    Raises:
+        BitstreamError: the subclass names the problem (docs/bitstream.md, "Errors").
+    """
+    data, name = _load(source)
+    header = parse_header(data, name)
+    if digest is not None or config is not None:
+        check_checkpoint(header, digest if digest is not None else header.digest, config or header.config, name)
+    complete = _complete_levels(data, header, name)
+    report = ReadReport(header.num_levels, complete, len(data), header.level_ends()[-1])
+    if complete == 0:
+        raise NoCompleteLevelError(
+            f"{_cap(name)} is cut at byte {len(data)}, before level 0 ends at byte {header.level_ends()[0]}, "
+            f"so no level can be decoded."
+        )
+    if report.truncated and warn:
+        log.warning("%s", report.summary())
+    segments, pos = [], header.size
+    for k in range(complete):
+        level = []
+        for z_len, y_len in header.segment_sizes[k]:
+            level.append((data[pos : pos + z_len], data[pos + z_len : pos + z_len + y_len]))
+            pos += z_len + y_len
+        segments.append(level)
+    return Stream(segments, header.info), header, report
+
+
+def truncate_mptvc(source: bytes | bytearray | memoryview | str | Path, k_max: int) -> bytes:
+    """The prefix of the file with levels ``0 .. k_max``: exactly its bytes up to the end of level k_max."""
+    data, name = _load(source)
+    header = parse_header(data, name)
+    complete = _complete_levels(data, header, name)
+    if not isinstance(k_max, int) or not 0 <= k_max < complete:
+        raise ValueError(
+            f"The requested k_max={k_max!r} is out of range: {name} holds {complete} complete level(s), "
+            f"so k_max must lie in 0..{complete - 1}."
+            if complete
+            else f"{_cap(name)} holds no complete level, so there is no prefix to keep."
+        )
+    return data[: header.level_ends()[k_max]]
+
+
+# --------------------------------------------------------------------------- inspecting
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """What ``mptvc info`` shows: the header, and bytes and bits per pixel of every prefix."""
+
+    name: str
+    file_bytes: int
+    header: Header
+    levels_complete: int
+
+    def to_dict(self) -> dict[str, Any]:
+        h, i = self.header, self.header.info
+        pixels = i.frames * i.height * i.width
+        levels = []
+        for k, (size, end) in enumerate(zip(h.level_sizes(), h.level_ends())):
+            z, y = (sum(pair[j] for pair in h.segment_sizes[k]) for j in (0, 1))
+            levels.append(
+                {"level": k, "bytes": size, "z_bytes": z, "y_bytes": y, "prefix_bytes": end,
+                 "prefix_bpp": 8 * end / pixels, "complete": k < self.levels_complete}
+            )
+        return {
+            "file": self.name, "file_bytes": self.file_bytes, "version": h.version, "header_bytes": h.size,
+            "width": i.width, "height": i.height, "frames": i.frames, "fps": i.fps,
+            "padding": {"t": i.padding.t, "h": i.padding.h, "w": i.padding.w},
+            "scenes": int(len(np.unique(i.scene_ids))), "config_name": h.config.get("name"),
+            "chunks": h.num_chunks, "digest": h.digest, "levels_total": h.num_levels,
+            "levels_complete": self.levels_complete, "truncated": self.file_bytes < h.level_ends()[-1],
+            "levels": levels,
+        }
+
+    def format(self) -> str:
+        d = self.to_dict()
+        lines = [
+            f"{d['file']}: mptvc v{d['version']}, {d['file_bytes']} bytes (header {d['header_bytes']})",
+            f"video   {d['width']}x{d['height']}, {d['frames']} frames at {d['fps']:g} fps, {d['scenes']} scene(s)",
+            f"codec   {d['config_name']}, {d['levels_total']} levels, {d['chunks']} chunk(s), "
+            f"tables sha256 {d['digest']}",
+            f"levels  {d['levels_complete']} of {d['levels_total']} complete"
+            + (" (the file is cut)" if d["truncated"] else ""),
+            "level  level bytes  prefix bytes  prefix bpp",
+        ]
+        for row in d["levels"]:
+            mark = "" if row["complete"] else "  (missing)"
+            lines.append(
+                f"{row['level']:>5}  {row['bytes']:>11}  {row['prefix_bytes']:>12}  {row['prefix_bpp']:>10.4f}{mark}"
+            )
+        return "\n".join(lines)
+
+
+def inspect_mptvc(source: bytes | bytearray | memoryview | str | Path) -> Inspection:
+    """Describe a file: its header, and the size and bpp of each level prefix (CRCs checked)."""
+    data, name = _load(source)
+    header = parse_header(data, name)
+    complete = _complete_levels(data, header, name)
+    shown = "<bytes>" if isinstance(source, (bytes, bytearray, memoryview)) else str(source)
+    return Inspection(shown, len(data), header, complete)
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]

@@ -1,0 +1,41 @@
+"""A tiny codec and short clips for the bitstream and CLI tests (seconds on a CPU)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import mptvc_latents
+from mptvc_latents.codec import MPTVC
+from mptvc_latents.config import CodecConfig, HyperpriorConfig, LevelConfig
+
+SAMPLE = Path(mptvc_latents.__file__).parent / "assets" / "bikes_sample.mp4"
+
+
+def tiny_config(**overrides) -> CodecConfig:
+    """K=3 levels 16/16/32 wide with 2/3/4 latent channels, one block each way, radius 1,
+    chunks of 8 frames (frames pad to 8, sides to 16)."""
+    hp = HyperpriorConfig(hyper_channels=4, hidden=16)
+    levels = tuple(
+        LevelConfig(dim=d, heads=1, latent_channels=c, fsq_levels=8, encoder_depth=1, decoder_depth=1, hyperprior=hp)
+        for d, c in ((16, 2), (16, 3), (32, 4))
+    )
+    return dataclasses.replace(CodecConfig(levels=levels, radius=(1, 1, 1), chunk_frames=8, name="tiny"), **overrides)
+
+
+def tiny_model(config: CodecConfig | None = None, seed: int = 0) -> MPTVC:
+    """A tiny codec in eval mode whose every level changes the picture (``g_s`` of levels
+    above 0 starts as "add nothing"; left so, a wrong prefix could not be told apart)."""
+    torch.manual_seed(seed)
+    model = MPTVC(config or tiny_config())
+    with torch.no_grad():
+        for g_s in model.g_s:
+            g_s.to_pixels.weight.normal_(0.0, 0.02)
+    return model.eval()
+
+
+def random_video(frames: int, height: int, width: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (frames, height, width, 3), dtype=np.uint8)

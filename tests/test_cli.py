@@ -1,0 +1,311 @@
+"""The ``mptvc`` command line: encode -> info -> decode on the sample clip, the prefix property of
+``truncate``, the original tool's flags, one-line errors without partial outputs, and --help.
+
+A tiny random-weight codec is saved with ``save_pretrained`` and passed with ``--ckpt``; the
+clip is 16 frames of the sample (with its hard cut) cropped to 56x40, so it pads in h and w.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mptvc_latents import bitstream as bs
+from mptvc_latents import cli
+from mptvc_latents.files import atomic_output
+from mptvc_latents.pretrained import default_checkpoint_dir, load_codec
+from mptvc_latents.video import read_video, write_video
+from tests._tiny import SAMPLE, tiny_config, tiny_model
+
+K = 3
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cli")
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_model()
+
+
+@pytest.fixture(scope="module")
+def ckpt(model, work) -> Path:
+    model.save_pretrained(work / "ckpt")
+    return work / "ckpt"
+
+
+@pytest.fixture(scope="module")
+def clip(work) -> Path:
+    source = read_video(SAMPLE, max_frames=16, start=14)  # the sample's cut at frame 22 is frame 8 here
+    write_video(work / "clip.mp4", source.frames[:, 40:80, 100:156], source.fps)
+    return work / "clip.mp4"
+
+
+@pytest.fixture(scope="module")
+def compressed(model, clip):
+    """What the library makes of the clip as the CLI reads it."""
+    video = read_video(clip)
+    return model.compress(video.frames, video.fps)
+
+
+@pytest.fixture(scope="module")
+def decoded(model, compressed) -> list[np.ndarray]:
+    return [model.decompress(compressed, k) for k in range(K)]
+
+
+@pytest.fixture(scope="module")
+def encoded(clip, ckpt, work) -> Path:
+    out = work / "clip.mptvc"
+    assert cli.main(["encode", str(clip), str(out), "--ckpt", str(ckpt)]) == 0
+    return out
+
+
+def _run(*argv: str | Path) -> int:
+    return cli.main([str(a) for a in argv])
+
+
+def _decode(path: Path, out: Path, ckpt: Path, *extra: str) -> np.ndarray:
+    assert _run("decode", path, out, "--ckpt", ckpt, *extra) == 0
+    return np.load(out)
+
+
+# --------------------------------------------------------------------------- round trip
+
+
+def test_encode_writes_exactly_the_library_bytes(model, compressed, encoded):
+    assert encoded.read_bytes() == bs.write_mptvc(compressed, model.config.to_dict(), model.tables_digest())
+    assert len({int(s) for s in compressed.info.scene_ids}) == 2  # the cut survived the crop
+    assert not list(encoded.parent.glob(".*.part*"))
+
+
+def test_info_reports_levels_prefixes_shape_fps_and_digest(model, encoded, capsys):
+    assert _run("info", encoded, "--json") == 0
+    d = json.loads(capsys.readouterr().out)
+    header = bs.parse_header(encoded.read_bytes())
+    assert (d["width"], d["height"], d["frames"], d["fps"]) == (56, 40, 16, 25.0)
+    assert d["digest"] == model.tables_digest() and d["levels_total"] == d["levels_complete"] == K
+    assert [row["prefix_bytes"] for row in d["levels"]] == header.level_ends()
+    assert d["levels"][-1]["prefix_bytes"] == d["file_bytes"] == encoded.stat().st_size
+    assert d["levels"][0]["prefix_bpp"] == pytest.approx(8 * header.level_ends()[0] / (16 * 40 * 56))
+    assert _run("info", encoded) == 0
+    text = capsys.readouterr().out
+    assert "56x40, 16 frames at 25 fps" in text and model.tables_digest() in text and "prefix bpp" in text
+
+
+def test_decode_each_level_equals_the_library_decompress(encoded, ckpt, decoded, work):
+    assert np.array_equal(_decode(encoded, work / "full.npy", ckpt), decoded[-1])
+    for k in range(K):
+        assert np.array_equal(_decode(encoded, work / f"k{k}.npy", ckpt, "--k-max", str(k)), decoded[k])
+    assert not np.array_equal(decoded[0], decoded[-1])
+
+
+def test_decode_writes_a_playable_video(encoded, ckpt, work):
+    assert _run("decode", encoded, work / "out.mp4", "--ckpt", ckpt, "--k-max", "1") == 0
+    video = read_video(work / "out.mp4")
+    assert video.frames.shape == (16, 40, 56, 3) and video.fps == 25.0
+
+
+def test_truncate_writes_the_prefix_which_decodes_like_k_max(encoded, ckpt, decoded, work):
+    data = encoded.read_bytes()
+    ends = bs.parse_header(data).level_ends()
+    for k in range(K):
+        out = work / f"prefix{k}.mptvc"
+        assert _run("truncate", encoded, out, "--k-max", k) == 0
+        assert out.read_bytes() == data[: ends[k]]
+        assert np.array_equal(_decode(out, work / f"prefix{k}.npy", ckpt), decoded[k])
+
+
+def test_the_original_flags_map_onto_the_positional_form(clip, ckpt, encoded, decoded, work):
+    out = work / "flags.mptvc"
+    assert _run("encode", "--input", clip, "--output", out, "--ckpt", ckpt, "--fp32") == 0
+    assert out.read_bytes() == encoded.read_bytes()
+    mixed = work / "mixed.mptvc"
+    assert _run("encode", "--input", clip, mixed, "--ckpt", ckpt) == 0  # the positional fills OUTPUT
+    assert mixed.read_bytes() == encoded.read_bytes()
+    frames = work / "flags.npy"
+    assert _run("decode", "--input", out, "--output", frames, "--ckpt", ckpt, "--k-max", "0") == 0
+    assert np.array_equal(np.load(frames), decoded[0])
+
+
+def test_bf16_encodes_a_file_the_same_checkpoint_decodes(clip, ckpt, model, work):
+    out = work / "bf16.mptvc"
+    assert _run("encode", clip, out, "--ckpt", ckpt, "--bf16") == 0
+    stream, _, report = bs.read_mptvc(out, digest=model.tables_digest(), config=model.config.to_dict())
+    assert report.levels_complete == K
+    assert model.decompress(stream, 0).shape == (16, 40, 56, 3)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def _damaged(data: bytes, header, what: str) -> bytes:
+    if what == "version":
+        return data[:8] + b"\x03\x00" + data[10:]
+    if what == "header":
+        return data[:40] + bytes([data[40] ^ 4]) + data[41:]
+    if what == "segment":
+        at = header.level_ends()[0] + 3  # inside level 1, chunk 0
+        return data[:at] + bytes([data[at] ^ 1]) + data[at + 1 :]
+    if what == "cut":
+        return data[:30]
+    raise AssertionError(what)
+
+
+@pytest.fixture(scope="module")
+def other_ckpt(work) -> Path:
+    import dataclasses
+
+    levels = tiny_config().levels
+    other = tiny_model(tiny_config(levels=levels[:2] + (dataclasses.replace(levels[2], fsq_levels=10),)))
+    other.save_pretrained(work / "other")
+    return work / "other"
+
+
+@pytest.mark.parametrize(
+    "case, words",
+    [
+        ("decode-not-mptvc", "is not an mptvc file"),
+        ("decode-version", "version 3"),
+        ("decode-header-crc", "header of the file"),
+        ("decode-segment-crc", "level 1, chunk 0"),
+        ("decode-truncated-header", "cut inside the mptvc header"),
+        ("decode-wrong-checkpoint", "another checkpoint"),
+        ("decode-missing-input", "does not exist"),
+        ("decode-k-max", "out of range"),
+        ("decode-bad-format", "Could not determine output format"),
+        ("encode-unreadable-video", "could not be opened as a video"),
+        ("encode-empty-video", "could not be opened as a video"),
+        ("encode-missing-input", "does not exist"),
+        ("encode-missing-checkpoint", "pass --ckpt or train one"),
+        ("encode-missing-folder", "output folder"),
+        ("encode-no-output", "needs an OUTPUT"),
+        ("info-not-mptvc", "is not an mptvc file"),
+        ("truncate-k-max", "out of range"),
+    ],
+)
+def test_errors_print_one_line_exit_non_zero_and_leave_no_output(case, words, clip, ckpt, other_ckpt, encoded, tmp_path, capsys):
+    data = encoded.read_bytes()
+    header = bs.parse_header(data)
+    src = tmp_path / "in.mptvc"
+    out = tmp_path / "out.npy"
+    command, _, what = case.partition("-")
+    if command == "decode":
+        src.write_bytes(
+            {"version": lambda: _damaged(data, header, "version"), "header-crc": lambda: _damaged(data, header, "header"),
+             "segment-crc": lambda: _damaged(data, header, "segment"),
+             "truncated-header": lambda: _damaged(data, header, "cut")}.get(what, lambda: data)()
+        )
+        if what == "not-mptvc":
+            src = clip
+        argv = ["decode", src, out, "--ckpt", other_ckpt if what == "wrong-checkpoint" else ckpt]
+        if what == "missing-input":
+            argv[1] = tmp_path / "nope.mptvc"
+        if what == "k-max":
+            argv += ["--k-max", "3"]
+        if what == "bad-format":
+            argv[2] = out = tmp_path / "out.xyz"
+    elif command == "encode":
+        out = tmp_path / "out.mptvc"
+        source = tmp_path / "in.mp4"
+        source.write_bytes(b"" if what == "empty-video" else b"this is not a video, just some text\n" * 10)
+        argv = ["encode", clip if what in ("missing-checkpoint", "missing-folder", "no-output") else source, out, "--ckpt", ckpt]
+        if what == "missing-input":
+            argv[1] = tmp_path / "nope.mp4"
+        if what == "missing-checkpoint":
+            argv[4] = tmp_path / "no-such-ckpt"
+        if what == "missing-folder":
+            argv[2] = tmp_path / "no-such-folder" / "out.mptvc"
+        if what == "no-output":
+            del argv[2]
+    elif command == "info":
+        argv = ["info", clip]
+    else:
+        src.write_bytes(data[:-1])
+        argv = ["truncate", src, tmp_path / "cut.mptvc", "--k-max", "2"]
+    before = sorted(tmp_path.iterdir())
+    capsys.readouterr()
+    assert _run(*argv) != 0
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mptvc: error: "), captured.err
+    assert words in lines[0] and "Traceback" not in captured.err
+    assert sorted(tmp_path.iterdir()) == before  # no partial output, no temp file
+
+
+def test_a_failing_writer_leaves_neither_temp_file_nor_damaged_target(encoded, ckpt, tmp_path, monkeypatch, capsys):
+    target = tmp_path / "keep.mp4"
+    target.write_bytes(b"precious")
+
+    def half_written(path, frames, fps, crf=12):
+        Path(path).write_bytes(b"half a video")
+        raise ValueError("The disk went away half way.")
+
+    monkeypatch.setattr("mptvc_latents.video.write_video", half_written)
+    assert _run("decode", encoded, target, "--ckpt", ckpt, "--k-max", "0") == 2
+    assert "disk went away" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.mp4"] and target.read_bytes() == b"precious"
+
+
+def test_atomic_output_renames_on_success_and_removes_on_failure(tmp_path):
+    with atomic_output(tmp_path / "a.bin") as tmp:
+        assert tmp.parent == tmp_path and tmp.suffix == ".bin" and not tmp.exists()
+        tmp.write_bytes(b"ok")
+    assert (tmp_path / "a.bin").read_bytes() == b"ok"
+    with pytest.raises(KeyboardInterrupt), atomic_output(tmp_path / "b.bin") as tmp:
+        tmp.write_bytes(b"partial")
+        raise KeyboardInterrupt
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin"]
+
+
+def test_a_real_process_prints_one_line_and_no_traceback(clip, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "mptvc_latents.cli", "decode", str(clip), str(tmp_path / "x.mp4")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("mptvc: error: The file"), result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- help and checkpoints
+
+
+@pytest.mark.parametrize(
+    "command, flags",
+    [
+        ([], ["encode", "decode", "info", "truncate", "train"]),
+        (["encode"], ["INPUT", "OUTPUT", "--input", "--output", "--ckpt", "--fp32", "--bf16"]),
+        (["decode"], ["--input", "--output", "--ckpt", "--k-max", "0 preview, 1 medium"]),
+        (["info"], ["INPUT", "--json"]),
+        (["truncate"], ["--k-max", "OUTPUT"]),
+        (["train"], ["--run", "--preset"]),
+    ],
+)
+def test_every_command_has_help(command, flags, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main([*command, "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: mptvc")
+    for flag in flags:
+        assert flag in out, flag
+
+
+def test_load_codec_defaults_to_the_shipped_folder_and_explains_a_missing_one(ckpt, model, tmp_path):
+    import mptvc_latents
+
+    assert default_checkpoint_dir() == Path(mptvc_latents.__file__).parent / "checkpoints" / "mptvc-cpu"
+    with pytest.raises(ValueError, match="no checkpoint at .*pass --ckpt or train one with `mptvc train`"):
+        load_codec(tmp_path / "missing")
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text(json.dumps({"config": model.config.to_dict()}))
+    (tmp_path / "broken" / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(ValueError, match="could not be loaded"):
+        load_codec(tmp_path / "broken")
+    loaded = load_codec(ckpt)
+    assert not loaded.training and loaded.tables_digest() == model.tables_digest()
