@@ -151,6 +151,17 @@ def _truncate(args: argparse.Namespace) -> None:
     log.info("%s: levels 0..%d in %d bytes", dst, args.k_max, len(data))
 
 
+def _export(args: argparse.Namespace) -> None:
+    from mptvc_latents.train.export import export_checkpoint, training_card
+
+    run = Path(args.run)
+    if not (run / "checkpoint" / "trainer.pt").is_file():
+        raise ValueError(f"{str(run)!r} is not a training run folder: it has no checkpoint/trainer.pt.")
+    overrides = {"tile_overlap": tuple(args.tile_overlap)} if args.tile_overlap else {}
+    out = export_checkpoint(run / "checkpoint", args.out, card=training_card(run), **overrides)
+    print(out)
+
+
 def _train(args: argparse.Namespace) -> None:
     import torch
 
@@ -288,6 +299,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_train)
+
+    p = _command(sub, "export", "export a training run's checkpoint as a compact (float16) hub-style folder")
+    p.add_argument("run", help="the run folder of `mptvc train`")
+    p.add_argument("out", help="the folder to write (replaced)")
+    p.add_argument("--tile-overlap", type=int, nargs=2, metavar=("H", "W"), help="inference tile overlap in pixels")
+    p.set_defaults(func=_export)
     return parser
 
 

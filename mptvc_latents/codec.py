@@ -19,7 +19,9 @@ partition of unity (``tiling.py``). Chunks are independent.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -366,7 +368,8 @@ class MPTVC(
                 f"(save one with MPTVC.save_pretrained)."
             )
         try:
-            return cls.from_pretrained(str(path), strict=True, map_location=map_location)
+            with contextlib.redirect_stdout(io.StringIO()):  # huggingface_hub prints "Loading weights ..."
+                return cls.from_pretrained(str(path), strict=True, map_location=map_location)
         except RuntimeError as e:  # missing or unexpected tensors, wrong shapes
             raise ValueError(f"The checkpoint {str(path)!r} does not match its config: {e}".rstrip(".") + ".") from e
 

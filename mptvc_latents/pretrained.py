@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,8 +32,7 @@ def load_codec(ckpt: str | Path | None = None) -> MPTVC:
     if not path.is_dir():
         raise ValueError(f"There is no checkpoint at {str(path)!r}; pass --ckpt or train one with `mptvc train`.")
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # huggingface_hub prints "Loading weights ..." to stdout
-            model = MPTVC.load(path)
+        model = MPTVC.load(path)
     except (RuntimeError, OSError, KeyError, TypeError, SafetensorError) as e:
         # load_state_dict(strict=True) reports missing or unexpected weights as RuntimeError.
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

@@ -103,3 +103,16 @@ def test_bad_sources_and_sizes_are_clear_errors(tmp_path):
         ClipSampler([small], 8, 32, 32)
     with pytest.raises(ValueError, match="does not exist"):
         Trainer(_train_config(tmp_path, preset=str(tmp_path / "missing.json")))
+
+
+def test_export_command_writes_the_folder_and_its_training_record(tmp_path):
+    from mptvc_latents.cli import main
+
+    trainer = Trainer(_train_config(tmp_path))
+    trainer.fit(progress=False)
+    out = tmp_path / "shipped"
+    assert main(["export", trainer.config.run_dir, str(out), "--tile-overlap", "32", "32"]) == 0
+    record = json.loads((out / "training.json").read_text())
+    assert record["steps"] == 5 and record["last_record"]["step"] == 5 and record["wall_hours"] >= 0
+    assert MPTVC.load(out).config.tile_overlap == (32, 32)
+    assert main(["export", str(tmp_path / "not-a-run"), str(tmp_path / "x")]) == 2

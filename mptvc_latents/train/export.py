@@ -19,7 +19,25 @@ from mptvc_latents.codec import MPTVC
 
 log = logging.getLogger(__name__)
 
-__all__ = ["export_checkpoint"]
+__all__ = ["export_checkpoint", "training_card"]
+
+
+def training_card(run_dir: str | Path) -> dict:
+    """What a run did, from its folder: the recipe, the step reached, wall-clock hours and the last log record."""
+    run = Path(run_dir)
+    state = torch.load(run / "checkpoint" / "trainer.pt", map_location="cpu", weights_only=True)
+    step = int(state["step"])
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
+    records = [r for r in records if r["step"] <= step]
+    # Wall-clock time between consecutive records, leaving out gaps over 10 minutes (restarts).
+    times = [r["time"] for r in records]
+    busy = sum(b - a for a, b in zip(times, times[1:]) if b - a < 600)
+    return {
+        "steps": step,
+        "wall_hours": round(busy / 3600, 2),
+        "train_config": json.loads((run / "train_config.json").read_text()),
+        "last_record": records[-1] if records else None,
+    }
 
 
 def export_checkpoint(src: str | Path, dst: str | Path, card: dict | None = None, **inference: object) -> Path:
@@ -44,6 +62,12 @@ def export_checkpoint(src: str | Path, dst: str | Path, card: dict | None = None
     model.save_pretrained(tmp)
     if card is not None:
         (tmp / "training.json").write_text(json.dumps(card, indent=1) + "\n")
+    (tmp / "README.md").write_text(
+        f"# MPT-VC checkpoint ({model.config.name})\n\n"
+        "Hub-style folder: `config.json` (the codec config) and `model.safetensors` (float16 weights and\n"
+        "int32 CDF tables), loaded strictly by `MPTVC.load`. `training.json` records the run that made\n"
+        "it. Data, recipe, hours and results: MODEL_CARD.md at the root of the mptvc-latents repository.\n"
+    )
     shutil.rmtree(dst, ignore_errors=True)
     tmp.rename(dst)
     check = MPTVC.load(dst)  # strict round trip in fp32
