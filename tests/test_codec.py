@@ -7,7 +7,6 @@ video small, so the file runs in seconds on a CPU.
 
 import dataclasses
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,44 +14,15 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-import mptvc_latents
 from mptvc_latents.codec import MPTVC, Compressed, Tokens
 from mptvc_latents.config import CodecConfig, HyperpriorConfig, LevelConfig
 from mptvc_latents.tiling import run_tiled, tile_weights
 from mptvc_latents.video import read_video
-
-SAMPLE = Path(mptvc_latents.__file__).parent / "assets" / "bikes_sample.mp4"
+from tests._tiny import SAMPLE
+from tests._tiny import random_video as _uint8_video
+from tests._tiny import tiny_config as _config
+from tests._tiny import tiny_model as _model
 K = 3
-
-
-def _config(**overrides) -> CodecConfig:
-    """K=3 levels 16/16/32 wide with 2/3/4 latent channels of 8 FSQ levels, one encoder and one
-    decoder block each, radius (1, 1, 1), chunks of 8 frames; ``overrides`` replace fields."""
-    hp = HyperpriorConfig(hyper_channels=4, hidden=16)
-    levels = tuple(
-        LevelConfig(dim=d, heads=1, latent_channels=c, fsq_levels=8, encoder_depth=1, decoder_depth=1, hyperprior=hp)
-        for d, c in ((16, 2), (16, 3), (32, 4))
-    )
-    base = CodecConfig(levels=levels, radius=(1, 1, 1), chunk_frames=8)
-    return dataclasses.replace(base, **overrides)
-
-
-def _model(config: CodecConfig | None = None, seed: int = 0) -> MPTVC:
-    """A tiny codec in eval mode in which every level adds to the reconstruction.
-
-    ``g_s`` of the levels k > 0 starts as "add nothing" (zero ``to_pixels``); left so, levels
-    above 0 would be invisible in the decoded video and the prefix tests could not fail.
-    """
-    torch.manual_seed(seed)
-    model = MPTVC(config or _config())
-    with torch.no_grad():
-        for g_s in model.g_s:
-            g_s.to_pixels.weight.normal_(0.0, 0.02)
-    return model.eval()
-
-
-def _uint8_video(frames: int, height: int, width: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (frames, height, width, 3), dtype=np.uint8)
 
 
 def _mean_abs(a: np.ndarray, b: np.ndarray) -> float:

@@ -9,26 +9,16 @@ import pytest
 import torch
 
 from mptvc_latents.codec import MPTVC
-from mptvc_latents.config import CodecConfig, HyperpriorConfig, LevelConfig
 from mptvc_latents.train import TrainConfig, Trainer
 from mptvc_latents.train.data import ClipSampler, Video, find_videos
 from mptvc_latents.train.export import export_checkpoint
+from tests._tiny import SAMPLE, tiny_config
 
-SAMPLE = Path(__file__).resolve().parents[1] / "mptvc_latents" / "assets" / "bikes_sample.mp4"
-
-
-def _tiny_config() -> CodecConfig:
-    hp = HyperpriorConfig(hyper_channels=4, hidden=16)
-    levels = tuple(
-        LevelConfig(dim=16, heads=1, latent_channels=2, fsq_levels=8, encoder_depth=1, decoder_depth=1, hyperprior=hp)
-        for _ in range(3)
-    )
-    return CodecConfig(levels=levels, radius=(1, 1, 1), chunk_frames=8)
 
 
 def _train_config(tmp_path: Path, **overrides) -> TrainConfig:
     config_path = tmp_path / "codec.json"
-    config_path.write_text(json.dumps(_tiny_config().to_dict()))
+    config_path.write_text(json.dumps(tiny_config().to_dict()))
     base = TrainConfig(
         sources=(str(SAMPLE),),
         run_dir=str(tmp_path / "run"),
