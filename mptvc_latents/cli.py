@@ -7,6 +7,8 @@
     mptvc info clip.mptvc [--json]
     mptvc truncate clip.mptvc preview.mptvc --k-max 0
     mptvc train VIDEOS... --run DIR
+    mptvc tokenize VIDEOS... --out STORE.zarr [--workers N] [--levels L]   (resumable)
+    mptvc detokenize STORE.zarr --out DIR [--k-max K] [--clips KEY...] [--format mp4|npy]
 
 The original tool's flags ``--input``, ``--output``, ``--ckpt``, ``--k-max`` and ``--fp32`` work
 too. Errors print one line (``mptvc: error: ...``) and exit non-zero; outputs are written to a
@@ -185,6 +187,22 @@ def _train(args: argparse.Namespace) -> None:
     Trainer(config).fit(progress=not args.no_progress)
 
 
+def _tokenize(args: argparse.Namespace) -> None:
+    from mptvc_latents.store import tokenize
+
+    model = _load_model(args)
+    summary = tokenize(args.sources, args.out, model, workers=args.workers, levels=args.levels)
+    log.info("%s: %s", args.out, summary.format())
+
+
+def _detokenize(args: argparse.Namespace) -> None:
+    from mptvc_latents.store import detokenize
+
+    model = _load_model(args)
+    written = detokenize(args.store, args.out, model, k_max=args.k_max, clips=args.clips, suffix=f".{args.format}")
+    log.info("%s: %d clips decoded", args.out, len(written))
+
+
 # --------------------------------------------------------------------------- arguments
 
 _PATH_HELP = {
@@ -299,6 +317,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_train)
+
+    p = _command(sub, "tokenize", "tokenize videos into a zarr token store (resumable; bad files are skipped)")
+    p.add_argument("sources", nargs="+", metavar="SRC", help="video files, folders (searched recursively) or globs")
+    p.add_argument("--out", required=True, metavar="STORE", help="the token store (.zarr folder): created, or resumed")
+    p.add_argument("--workers", type=int, default=1, help="processes, each with its own model (default 1)")
+    p.add_argument("--levels", type=int, help="store levels 0..LEVELS-1 only (default: every level)")
+    _add_ckpt(p)
+    p.set_defaults(func=_tokenize)
+
+    p = _command(sub, "detokenize", "decode the clips of a token store into videos")
+    p.add_argument("store", metavar="STORE", help="the token store (.zarr folder)")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for <clip key>.mp4 (created)")
+    p.add_argument("--k-max", type=_k_max, help="highest level to decode; omitted: every level stored")
+    p.add_argument("--clips", nargs="+", metavar="KEY", help="clip keys to decode (default: every complete clip)")
+    p.add_argument("--format", choices=("mp4", "npy"), default="mp4", help="npy keeps the exact uint8 frames")
+    _add_ckpt(p)
+    p.set_defaults(func=_detokenize)
 
     p = _command(sub, "export", "export a training run's checkpoint as a compact (float16) hub-style folder")
     p.add_argument("run", help="the run folder of `mptvc train`")

@@ -157,6 +157,16 @@ class MPTVC(
                 h.update(buf.detach().cpu().contiguous().numpy().tobytes())
         return h.hexdigest()
 
+    def weights_digest(self) -> str:
+        """sha256 over every tensor (names, dtypes and bytes): identifies the checkpoint that made
+        a set of tokens, since the symbols depend on the encoder's weights too."""
+        h = hashlib.sha256()
+        for name, tensor in sorted(self.state_dict().items()):
+            h.update(name.encode())
+            h.update(str(tensor.dtype).encode())
+            h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+        return h.hexdigest()
+
     def set_inference_dtype(self, dtype: torch.dtype) -> MPTVC:
         """Run the transformers in ``dtype`` (e.g. bf16); FSQ and the entropy paths stay fp32.
 

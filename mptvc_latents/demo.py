@@ -1,10 +1,11 @@
 """The main job on built-in defaults (`make demo`).
 
-Tokenize the sample clip that ships with the package with the shipped checkpoint, write
-it as one rate-ordered .mptvc file, then decode every prefix of that file (preview =
-level 0, medium = levels 0-1, full = all) and print PSNR and bpp per prefix, with the
-bpp taken from the real prefix sizes. The token path (``decode(encode(x), k)``) and
-the file path must give the same frames; the demo checks it.
+Tokenize the sample clip that ships with the package with the shipped checkpoint into a
+zarr token store, compress it into one rate-ordered .mptvc file, then decode every prefix
+(preview = level 0, medium = levels 0-1, full = all) back from the store and from the file
+and print PSNR and bpp per prefix, the bpp taken from the real .mptvc prefix sizes. The
+store path (``decode(tokens, k)``) and the file path must give the same frames; the demo
+checks it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
 import logging  # noqa: E402
+import shutil  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -23,6 +25,7 @@ import numpy as np  # noqa: E402
 from mptvc_latents.bitstream import read_mptvc, truncate_mptvc, write_mptvc  # noqa: E402
 from mptvc_latents.metrics import bpp, psnr_rgb, psnr_y  # noqa: E402
 from mptvc_latents.pretrained import load_codec  # noqa: E402
+from mptvc_latents.store import TokenStore, tokenize  # noqa: E402
 from mptvc_latents.video import read_video  # noqa: E402
 
 log = logging.getLogger("mptvc_latents.demo")
@@ -38,16 +41,25 @@ def run(clip_path: Path, ckpt: str | None, out_dir: Path, max_frames: int | None
     t, h, w = clip.frames.shape[:3]
     log.info("clip %s: %d frames of %dx%d at %g fps", clip_path.name, t, w, h, clip.fps)
 
+    out_dir.mkdir(parents=True, exist_ok=True)
+    store_path = out_dir / (clip_path.stem + ".zarr")
+    shutil.rmtree(store_path, ignore_errors=True)
     t0 = time.perf_counter()
-    tokens = model.encode(clip.frames, clip.fps)
+    summary = tokenize([clip_path], store_path, model, progress=False)
+    if summary.failed:
+        raise SystemExit(f"Tokenizing failed: {summary.failed}")
+    store = TokenStore.open(store_path, model)
+    (key,) = store.clips()
+    tokens = store.read_tokens(key)
     log.info(
-        "tokens (T', H', W', C) per level: %s, %.2f s",
+        "token store %s, clip %r: (T', H', W', C) per level %s, %.2f s",
+        store_path,
+        key,
         ", ".join(str(s.shape) for s in tokens.symbols),
         time.perf_counter() - t0,
     )
     t0 = time.perf_counter()
     data = write_mptvc(model.compress(clip.frames, clip.fps), model.config.to_dict(), model.tables_digest())
-    out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / (clip_path.stem + ".mptvc")
     path.write_bytes(data)
     log.info("wrote %s: %d bytes, %.2f s", path, len(data), time.perf_counter() - t0)
@@ -57,8 +69,8 @@ def run(clip_path: Path, ckpt: str | None, out_dir: Path, max_frames: int | None
         prefix = truncate_mptvc(data, k)
         stream, _, _ = read_mptvc(prefix, digest=model.tables_digest(), config=model.config.to_dict(), warn=False)
         decoded = model.decompress(stream, k_max=k)
-        if not np.array_equal(decoded, model.decode(tokens, k_max=k)):
-            raise SystemExit(f"Prefix {k}: the file and the tokens decode to different frames.")
+        if not np.array_equal(decoded, model.decode(store.read_tokens(key, k_max=k), k_max=k)):
+            raise SystemExit(f"Prefix {k}: the .mptvc file and the token store decode to different frames.")
         name = PREFIX_NAMES[k] if model.num_levels == 3 else f"k={k}"
         rows.append(
             {
@@ -77,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clip", type=Path, default=SAMPLE, help="video file (default: the shipped sample)")
     parser.add_argument("--ckpt", default=None, help="checkpoint folder (default: the shipped one)")
-    parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="where the .mptvc file goes")
+    parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="where the token store and .mptvc file go")
     parser.add_argument("--max-frames", type=int, default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -1,0 +1,308 @@
+"""Bulk tokenization into a token store and back, on a local pool of processes.
+
+::
+
+    sources (files, folders, globs) -> plan: (path, key, sha256), finished clips skipped
+      -> workers (spawn, one model and one torch thread each): read -> encode -> write_clip(key)
+      -> parent: progress, errors, consolidated metadata, summary
+
+Each clip is written by exactly one worker, as whole arrays into its own subgroup, so no two
+writers ever touch one shard. A file that fails is reported and skipped; the store stays valid.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import multiprocessing
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mptvc_latents.store.layout import ClipMeta, TokenStore, clip_key, file_sha256
+
+if TYPE_CHECKING:
+    from mptvc_latents.codec import MPTVC
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Source", "TokenizeSummary", "detokenize", "find_sources", "tokenize"]
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".y4m"})
+
+
+@dataclass(frozen=True)
+class Source:
+    path: Path
+    key: str
+
+
+@dataclass
+class TokenizeSummary:
+    """What a run did; ``failed`` holds ``(source, one-line reason)`` per skipped bad input."""
+
+    written: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    frames: int = 0
+    seconds: float = 0.0
+
+    @property
+    def clips_per_s(self) -> float:
+        return len(self.written) / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def frames_per_s(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def format(self) -> str:
+        return (
+            f"{len(self.written)} clips written ({self.frames} frames), {len(self.skipped)} already done, "
+            f"{len(self.failed)} failed, in {self.seconds:.1f} s: {self.clips_per_s:.2f} clips/s, "
+            f"{self.frames_per_s:.1f} frames/s"
+        )
+
+
+def find_sources(sources: Iterable[str | Path]) -> tuple[list[Source], list[tuple[str, str]]]:
+    """Expand files, folders (recursively, video suffixes only) and globs into sources with their keys.
+
+    Returns the sources (sorted per argument, duplicates dropped) and ``(argument, reason)`` for each
+    argument that matched nothing.
+    """
+    found: dict[Path, Source] = {}
+    missing: list[tuple[str, str]] = []
+    for arg in map(str, sources):
+        path = Path(arg)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+            pairs = [(p, clip_key(p, path)) for p in files]
+        elif path.is_file():
+            pairs = [(path, clip_key(path))]
+        elif glob.has_magic(arg):
+            pairs = [(Path(p), clip_key(p)) for p in sorted(glob.glob(arg, recursive=True)) if Path(p).is_file()]
+        else:
+            pairs = []
+        if not pairs:
+            missing.append((arg, "no such file or folder" if not glob.has_magic(arg) else "the pattern matches no file"))
+        for p, key in pairs:
+            found.setdefault(p.resolve(), Source(p.resolve(), key))
+    return list(found.values()), missing
+
+
+# --------------------------------------------------------------------------- the work of one clip
+
+_WORKER: dict = {}
+
+
+def _init_worker(model: MPTVC, store_path: str, threads: int | None) -> None:
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    _WORKER["model"] = model
+    _WORKER["store"] = TokenStore.open(store_path, writable=True)
+
+
+def _tokenize_one(path: str, key: str, sha256: str, levels: int) -> tuple[str, int, str | None]:
+    """Read, encode and write one clip; returns ``(key, frames, error or None)``, never raises on bad input."""
+    from mptvc_latents.video import read_video
+
+    model: MPTVC = _WORKER["model"]
+    try:
+        clip = read_video(path)
+        tokens = model.encode(clip.frames, clip.fps)
+    except Exception as e:  # noqa: BLE001 - whatever a bad file makes the decoder or codec raise, skip it
+        return key, 0, " ".join(str(e).split()) or type(e).__name__
+    _WORKER["store"].write_clip(key, tokens, ClipMeta.build(tokens, path, sha256, levels))
+    return key, int(clip.frames.shape[0]), None
+
+
+def _run_local(jobs: list[tuple], model: MPTVC, store_path: Path, workers: int) -> Iterator[tuple[str, int, str | None]]:
+    """Results of ``_tokenize_one`` over ``jobs`` as they finish: in this process, or in ``workers`` spawned ones."""
+    if workers <= 1:
+        _init_worker(model, str(store_path), None)
+        try:
+            for job in jobs:
+                yield _tokenize_one(*job)
+        finally:
+            _WORKER.clear()
+        return
+    ctx = multiprocessing.get_context("spawn")  # fork would copy torch's thread pool state
+    pool = ProcessPoolExecutor(workers, ctx, initializer=_init_worker, initargs=(model, str(store_path), 1))
+    try:
+        for future in as_completed([pool.submit(_tokenize_one, *job) for job in jobs]):
+            yield future.result()
+    except BaseException:  # Ctrl-C, a dead worker: drop the queued clips instead of finishing them
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+# --------------------------------------------------------------------------- the two directions
+
+
+def tokenize(
+    sources: Sequence[str | Path],
+    store_path: str | Path,
+    model: MPTVC,
+    workers: int = 1,
+    levels: int | None = None,
+    progress: bool = True,
+) -> TokenizeSummary:
+    """Tokenize videos into the store at ``store_path`` (created if absent, resumed if present).
+
+    Args:
+        sources: video files, folders (searched recursively) and glob patterns.
+        workers: processes; 1 runs in this process (with its torch threads as they are). More
+            are spawned, each with a copy of ``model`` and one torch thread, so a script that calls
+            this needs the usual ``if __name__ == "__main__":`` guard.
+        levels: how many levels to store (a prefix 0 .. levels-1; default every level).
+        progress: a tqdm bar over the clips (True), none (False).
+
+    A clip already complete with the same key, source sha256 and at least ``levels`` levels is
+    skipped; an incomplete one (a crash) is rewritten. Bad inputs land in ``summary.failed``.
+
+    Raises:
+        StoreCheckpointError: when the store was written with another checkpoint.
+        ValueError: for bad arguments or when no source matched anything.
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be 1 or more, got {workers}.")
+    levels = model.num_levels if levels is None else levels
+    if not 1 <= levels <= model.num_levels:
+        raise ValueError(f"levels must lie in 1..{model.num_levels} (a prefix of the codec's levels), got {levels}.")
+    start = time.perf_counter()
+    found, failed = find_sources(sources)
+    if not found:
+        arg, reason = failed[0] if failed else ("", "no sources were given")
+        raise ValueError(f"Nothing to tokenize: {arg!r}: {reason}." if arg else f"Nothing to tokenize: {reason}.")
+    store_path = Path(store_path)
+    if store_path.exists():
+        store = TokenStore.open(store_path, model, writable=True)
+    else:
+        store = TokenStore.create(store_path, model)
+    summary = TokenizeSummary(failed=list(failed))
+    for key in store.sweep():
+        log.info("removed the incomplete clip %s (an interrupted run); it is rewritten if among the sources", key)
+    for arg, reason in failed:
+        log.warning("skipped %s: %s", arg, reason)
+    jobs = []
+    for source in found:
+        try:
+            sha = file_sha256(source.path)
+        except OSError as e:
+            summary.failed.append((str(source.path), e.strerror or str(e)))
+            continue
+        done = store.clip_attrs(source.key)
+        if done is not None and done["sha256"] == sha and done["levels"] >= levels:
+            summary.skipped.append(source.key)
+        else:
+            jobs.append((str(source.path), source.key, sha, levels))
+    paths = {key: path for path, key, _, _ in jobs}
+    bar = _progress_bar(len(jobs)) if progress else None
+    refresh = _Consolidator(store)
+    try:
+        for key, frames, error in _run_local(jobs, model, store_path, workers):
+            refresh.maybe()
+            if error is None:
+                summary.written.append(key)
+                summary.frames += frames
+            else:
+                summary.failed.append((paths[key], error))
+                log.warning("skipped %s: %s", paths[key], error)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix_str(f"{summary.frames / max(bar.format_dict['elapsed'], 1e-9):.1f} frames/s")
+    finally:
+        if bar is not None:
+            bar.close()
+        store.consolidate()
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+class _Consolidator:
+    """Refresh the consolidated metadata now and then during a run, so readers see finished clips
+    before it ends: every 30 s, or less often when consolidating itself takes long (big stores)."""
+
+    def __init__(self, store: TokenStore) -> None:
+        self.store, self.last, self.cost = store, time.monotonic(), 0.0
+
+    def maybe(self) -> None:
+        if time.monotonic() - self.last < max(30.0, 10 * self.cost):
+            return
+        start = time.monotonic()
+        try:
+            self.store.consolidate()
+        except (OSError, ValueError, KeyError) as e:  # a worker deleted or created a group meanwhile
+            log.debug("consolidation skipped this time: %s", e)
+        self.last = time.monotonic()
+        self.cost = self.last - start
+
+
+def _progress_bar(total: int, desc: str = "tokenize"):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="clip", disable=None, dynamic_ncols=True)
+
+
+def _write_frames(path: Path, frames: np.ndarray, fps: float) -> None:
+    if path.suffix.lower() == ".npy":
+        np.save(path, frames)
+    else:
+        from mptvc_latents.video import write_video
+
+        write_video(path, frames, fps)
+
+
+def detokenize(
+    store_path: str | Path,
+    out_dir: str | Path,
+    model: MPTVC,
+    k_max: int | None = None,
+    clips: Sequence[str] | None = None,
+    suffix: str = ".mp4",
+    progress: bool = True,
+) -> list[Path]:
+    """Decode clips of a store (default: every complete one) into ``out_dir/<key><suffix>``.
+
+    The frames are ``model.decode(tokens, k_max)``, i.e. ``decode(encode(x), k_max)`` of the source;
+    ``.npy`` keeps them exactly, ``.mp4`` (H.264) as closely as the video codec does.
+
+    Raises:
+        StoreCheckpointError: when ``model`` did not write the store.
+        ValueError: when ``out_dir`` is not a folder or a requested clip is absent or incomplete.
+    """
+    from mptvc_latents.files import atomic_output
+
+    store = TokenStore.open(store_path, model)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    keys = store.clips() if clips is None else list(clips)
+    absent = [key for key in keys if key not in store]
+    if absent:
+        raise ValueError(f"The token store {str(store_path)!r} has no complete clip named {absent[0]!r}.")
+    if suffix.lower() not in (".npy", *VIDEO_SUFFIXES):
+        raise ValueError(f"suffix must be .npy or a video suffix such as .mp4, got {suffix!r}.")
+    bar = _progress_bar(len(keys), "detokenize") if progress else None
+    written, decoded = [], 0
+    try:
+        for key in keys:
+            tokens = store.read_tokens(key, k_max)
+            frames = model.decode(tokens)
+            decoded += frames.shape[0]
+            with atomic_output(out_dir / f"{key}{suffix}") as tmp:
+                _write_frames(tmp, frames, tokens.info.fps)
+            written.append(out_dir / f"{key}{suffix}")
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix_str(f"{decoded / max(bar.format_dict['elapsed'], 1e-9):.1f} frames/s")
+    finally:
+        if bar is not None:
+            bar.close()
+    return written

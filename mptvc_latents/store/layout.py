@@ -1,0 +1,318 @@
+"""The token store, layout v1 (``docs/token_store.md``): one zarr v3 group of FSQ symbols per clip.
+
+::
+
+    STORE.zarr/                         attrs: format, version, checkpoint {digest, tables_digest, config}
+      clips/
+        <key>/                          attrs: source, sha256, fps, frames, height, width, padding,
+                                               scene_ids (runs), levels, complete (written last)
+          level_0  uint8 (T', H', W', C_0)   chunk: one codec chunk in time x full H', W'; sharded; zstd
+          level_1  ...
+
+A clip is written arrays first and marked ``complete: true`` last; readers only ever see complete
+clips, and a writer that finds an incomplete one (a crash) deletes and rewrites it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mptvc_latents.codec import Tokens, VideoInfo
+from mptvc_latents.patching import Padding
+
+if TYPE_CHECKING:
+    import zarr
+
+    from mptvc_latents.codec import MPTVC
+
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "ClipMeta",
+    "StoreCheckpointError",
+    "TokenStore",
+    "clip_key",
+    "file_sha256",
+    "weights_digest",
+]
+
+FORMAT = "mptvc-token-store"
+VERSION = 1
+ZSTD_LEVEL = 3
+MAX_CHUNKS_PER_SHARD = 64  # a shard holds at most 64 codec chunks in time (2048 frames at 32 a chunk)
+
+
+class StoreCheckpointError(ValueError):
+    """The store was written with another checkpoint (symbols only mean something to their codec)."""
+
+
+def weights_digest(model: MPTVC) -> str:
+    """The store's checkpoint key: ``model.weights_digest()`` (every tensor, since symbols
+    depend on the encoder's weights too, which ``tables_digest`` leaves out)."""
+    return model.weights_digest()
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def clip_key(path: str | Path, root: str | Path | None = None) -> str:
+    """A stable, zarr-safe name for a source: its name relative to ``root`` (the folder it was found
+    in; default its parent) with other characters than ``[A-Za-z0-9._-]`` replaced, then ``-`` and 10
+    hex digits of the sha256 of the absolute path, so equal names in different folders never meet.
+    ``clip_key("data/a/b c.mp4", "data") == "a_b_c-<10 hex>"``."""
+    path = Path(path).resolve()
+    rel = path.relative_to(Path(root).resolve()) if root is not None else Path(path.name)
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", rel.with_suffix("").as_posix()).strip("._") or "clip"
+    return f"{name[:80]}-{hashlib.sha256(str(path).encode()).hexdigest()[:10]}"
+
+
+def _scene_runs(scene_ids: np.ndarray) -> list[list[int]]:
+    """``[[first_frame, id], ...]``: scene ids change only at cuts, so runs are tiny in JSON."""
+    ids = np.asarray(scene_ids)
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(ids)) + 1])
+    return [[int(s), int(ids[s])] for s in starts]
+
+
+def _scene_ids(runs: list[list[int]], frames: int) -> np.ndarray:
+    out = np.empty(frames, np.int32)
+    bounds = [s for s, _ in runs[1:]] + [frames]
+    for (start, value), stop in zip(runs, bounds):
+        out[start:stop] = value
+    return out
+
+
+class ClipMeta(dict):
+    """A clip's attributes (plain JSON): built from a source and its tokens, turned back into ``VideoInfo``."""
+
+    @classmethod
+    def build(cls, tokens: Tokens, source: str | Path, sha256: str, levels: int) -> ClipMeta:
+        info = tokens.info
+        return cls(
+            source=str(source),
+            sha256=sha256,
+            fps=float(info.fps),
+            frames=int(info.frames),
+            height=int(info.height),
+            width=int(info.width),
+            padding={"t": info.padding.t, "h": info.padding.h, "w": info.padding.w},
+            scene_ids=_scene_runs(info.scene_ids),
+            levels=int(levels),
+        )
+
+    def video_info(self) -> VideoInfo:
+        pad = Padding(**self["padding"])
+        return VideoInfo(
+            self["frames"], self["height"], self["width"], self["fps"], pad,
+            _scene_ids(self["scene_ids"], self["frames"] + pad.t),
+        )  # fmt: skip
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    # zarr warns that consolidated metadata is not yet part of the v3 spec; the store documents it.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata.*")
+        # Listing a folder that a crashed writer left without metadata; such clips are not complete.
+        warnings.filterwarnings("ignore", message=".*is not recognized as a component of a Zarr hierarchy.*")
+        yield
+
+
+class TokenStore:
+    """A zarr v3 group of token clips written by one checkpoint (layout v1, ``docs/token_store.md``).
+
+    ``create`` makes a new store for ``model``; ``open`` opens one, and raises
+    :class:`StoreCheckpointError` when ``model`` is given and is not the checkpoint that wrote it.
+    Readers (``writable=False``) use the consolidated metadata; writers list the clips from disk.
+    """
+
+    def __init__(self, path: Path, root: zarr.Group, writable: bool) -> None:
+        self.path, self._root, self.writable = path, root, writable
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    def create(cls, path: str | Path, model: MPTVC) -> TokenStore:
+        """A new, empty store at ``path`` (which must not exist yet)."""
+        import zarr
+
+        path = Path(path)
+        if path.exists():
+            raise ValueError(f"{str(path)!r} already exists; open it with TokenStore.open or pick a new path.")
+        with _quiet():
+            attributes = {
+                "format": FORMAT,
+                "version": VERSION,
+                "checkpoint": {
+                    "digest": weights_digest(model),
+                    "tables_digest": model.tables_digest(),
+                    "config": model.config.to_dict(),
+                },
+            }
+            # One metadata write: a crash cannot leave a root without its format and checkpoint.
+            root = zarr.create_group(zarr.storage.LocalStore(path), zarr_format=3, attributes=attributes)
+            root.create_group("clips")
+            zarr.consolidate_metadata(root.store)
+        return cls.open(path, model, writable=True)
+
+    @classmethod
+    def open(cls, path: str | Path, model: MPTVC | None = None, writable: bool = False) -> TokenStore:
+        """Open an existing store; with ``model``, check that it is the checkpoint that wrote it."""
+        import zarr
+
+        path = Path(path)
+        if not (path / "zarr.json").is_file():
+            raise ValueError(f"{str(path)!r} is not a token store (no zarr.json); make one with `mptvc tokenize`.")
+        with _quiet():
+            store = zarr.storage.LocalStore(path, read_only=not writable)
+            # Writers must see the clips on disk, not the listing of the last consolidation.
+            root = zarr.open_group(store, mode="r+" if writable else "r", use_consolidated=False if writable else None)
+        attrs = dict(root.attrs)
+        if attrs.get("format") != FORMAT:
+            raise ValueError(
+                f"{str(path)!r} is a zarr group but not an MPT-VC token store (format {attrs.get('format')!r})."
+            )
+        if attrs.get("version") != VERSION:
+            raise ValueError(
+                f"{str(path)!r} is token store layout v{attrs.get('version')}; this version reads v{VERSION} only."
+            )
+        if writable:
+            root.require_group("clips")  # a crash during create can leave the root alone
+        self = cls(path, root, writable)
+        if model is not None:
+            self.check_model(model)
+        return self
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return dict(self._root.attrs)
+
+    def check_model(self, model: MPTVC) -> None:
+        """Raise :class:`StoreCheckpointError` unless ``model`` is the checkpoint that wrote the store."""
+        theirs = self.attrs["checkpoint"]
+        ours = weights_digest(model)
+        if ours != theirs["digest"]:
+            raise StoreCheckpointError(
+                f"The token store {str(self.path)!r} was written with another checkpoint (digest "
+                f"{theirs['digest'][:12]}..., config {theirs['config'].get('name')!r}) than this one "
+                f"({ours[:12]}..., {model.config.name!r}); a store never mixes checkpoints: use the one that "
+                f"wrote it (--ckpt) or a new store."
+            )
+
+    def consolidate(self) -> None:
+        """Rewrite the consolidated metadata (readers' one-read listing of every clip and its attributes)."""
+        import zarr
+
+        with _quiet():
+            zarr.consolidate_metadata(self._root.store)
+
+    # ------------------------------------------------------------------ clips
+
+    def _clips_group(self) -> zarr.Group:
+        return self._root["clips"]
+
+    def clip_attrs(self, key: str) -> ClipMeta | None:
+        """The attributes of clip ``key``, or None when it is absent, unreadable or not complete."""
+        try:
+            attrs = ClipMeta(self._clips_group()[key].attrs)
+        except (KeyError, ValueError, OSError):  # absent, or metadata cut short by a crash
+            return None
+        return attrs if attrs.get("complete") is True else None
+
+    def clips(self) -> list[str]:
+        """Keys of the complete clips, sorted."""
+        with _quiet():
+            keys = [key for key, _ in self._clips_group().groups()]
+        return sorted(key for key in keys if self.clip_attrs(key) is not None)
+
+    def sweep(self) -> list[str]:
+        """Delete what a crashed writer left: incomplete clips, and zarr's temp files (``*.partial``)
+        beside the root and clips metadata. Returns the keys of the clips deleted. Only for the one
+        writer of the store (``tokenize`` calls it when it starts): it would delete a clip that
+        another writer is writing."""
+        if not self.writable:
+            raise ValueError(f"The token store {str(self.path)!r} was opened read-only.")
+        for folder in (self.path, self.path / "clips"):
+            for tmp in folder.glob("*.partial"):
+                tmp.unlink(missing_ok=True)
+        removed = []
+        for folder in sorted(p for p in (self.path / "clips").iterdir() if p.is_dir()):
+            if self.clip_attrs(folder.name) is None:
+                shutil.rmtree(folder)
+                removed.append(folder.name)
+        return removed
+
+    def __contains__(self, key: str) -> bool:
+        return self.clip_attrs(key) is not None
+
+    def write_clip(self, key: str, tokens: Tokens, meta: Mapping[str, Any]) -> None:
+        """Write clip ``key``: attributes (not complete), every level as a whole array, then ``complete``.
+
+        Anything already under ``key`` (a clip cut short by a crash, or an older version) is deleted first.
+        """
+        import zarr
+
+        if not self.writable:
+            raise ValueError(f"The token store {str(self.path)!r} was opened read-only.")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", key):
+            raise ValueError(
+                f"Clip key {key!r} must be letters, digits, '.', '_' or '-' and start with a letter or digit."
+            )
+        levels = int(meta.get("levels", len(tokens.symbols)))
+        if not 1 <= levels <= len(tokens.symbols):
+            raise ValueError(f"levels={levels} is out of range: the tokens hold {len(tokens.symbols)} levels.")
+        clips = self._clips_group()
+        if key in clips:
+            del clips[key]
+        chunk_t = self._chunk_t()
+        with _quiet():
+            group = clips.create_group(key, attributes={**meta, "levels": levels, "complete": False})
+            for k in range(levels):
+                symbols = np.ascontiguousarray(tokens.symbols[k], dtype=np.uint8)  # (T', H', W', C_k)
+                t, h, w, c = symbols.shape
+                chunks = (min(chunk_t, t), h, w, c)
+                shards = (chunks[0] * min(MAX_CHUNKS_PER_SHARD, -(-t // chunks[0])), h, w, c)
+                array = group.create_array(
+                    f"level_{k}",
+                    shape=symbols.shape,
+                    dtype="uint8",
+                    chunks=chunks,
+                    shards=shards,
+                    compressors=zarr.codecs.ZstdCodec(level=ZSTD_LEVEL, checksum=True),
+                    fill_value=0,
+                    dimension_names=("t", "h", "w", "c"),
+                )
+                array[...] = symbols
+            group.attrs.update({"complete": True})
+
+    def _chunk_t(self) -> int:
+        config = self.attrs["checkpoint"]["config"]
+        return config["chunk_frames"] // config["patch_t"]
+
+    def level_array(self, key: str, k: int) -> zarr.Array:
+        return self._clips_group()[key][f"level_{k}"]
+
+    def read_tokens(self, key: str, k_max: int | None = None) -> Tokens:
+        """Clip ``key``'s symbols of levels ``0 .. k_max`` (default: every level written) and its ``VideoInfo``."""
+        meta = self.clip_attrs(key)
+        if meta is None:
+            raise KeyError(f"The token store {str(self.path)!r} has no complete clip {key!r}.")
+        levels = meta["levels"]
+        k_max = levels - 1 if k_max is None else k_max
+        if not 0 <= k_max < levels:
+            raise ValueError(f"k_max={k_max} is out of range: clip {key!r} holds levels 0..{levels - 1}.")
+        symbols = [self.level_array(key, k)[...] for k in range(k_max + 1)]
+        return Tokens(symbols, meta.video_info())
