@@ -183,6 +183,7 @@ def _train(args: argparse.Namespace) -> None:
         lambdas=tuple(args.lambdas),
         checkpoint_every=args.checkpoint_every,
         seed=args.seed,
+        init=args.init,
     )
     Trainer(config).fit(progress=not args.no_progress)
 
@@ -315,6 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int, default=250)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--init", default=None, help="start from this checkpoint's weights when the run folder has none (e.g. the shipped one)"
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_train)
 

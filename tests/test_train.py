@@ -106,3 +106,16 @@ def test_export_command_writes_the_folder_and_its_training_record(tmp_path):
     assert record["steps"] == 5 and record["last_record"]["step"] == 5 and record["wall_hours"] >= 0
     assert MPTVC.load(out).config.tile_overlap == (32, 32)
     assert main(["export", str(tmp_path / "not-a-run"), str(tmp_path / "x")]) == 2
+
+
+def test_a_new_run_can_start_from_exported_weights_and_continue_the_schedule(tmp_path):
+    first = Trainer(_train_config(tmp_path))
+    first.fit(progress=False)
+    shipped = export_checkpoint(Path(first.config.run_dir) / "checkpoint", tmp_path / "shipped", card={"steps": 5})
+    config = _train_config(tmp_path, run_dir=str(tmp_path / "next"), init=str(shipped), phase_steps=(1, 1, 1, 4))
+    trainer = Trainer(config)
+    assert trainer.step == 5 and not trainer.optimizer.state_dict()["state"]
+    weights = MPTVC.load(shipped).state_dict()
+    assert all(torch.equal(a, b) for a, b in zip(trainer.model.state_dict().values(), weights.values()))
+    trainer.fit(progress=False)
+    assert trainer.step == 7

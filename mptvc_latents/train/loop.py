@@ -67,6 +67,7 @@ class TrainConfig:
     checkpoint_every: int = 250
     log_every: int = 10
     seed: int = 0
+    init: str | None = None  # a checkpoint folder to start from when the run has none (weights only)
 
     def __post_init__(self) -> None:
         if not self.sources:
@@ -97,9 +98,17 @@ class Trainer:
         self.run.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(c.seed)
         ckpt = self.run / "checkpoint"
+        self.step = 0
         if (ckpt / "model.safetensors").is_file():
             self.model = MPTVC.load(ckpt, map_location=str(self.device))
             log.info("resuming from %s", ckpt)
+        elif c.init:
+            # Weights only (e.g. the shipped float16 export): the optimizer starts fresh, the
+            # schedule continues from the step the folder's training.json records.
+            self.model = MPTVC.load(c.init, map_location=str(self.device))
+            record = Path(c.init) / "training.json"
+            self.step = int(json.loads(record.read_text())["steps"]) if record.is_file() else 0
+            log.info("starting from the weights of %s at step %d", c.init, self.step)
         else:
             self.model = MPTVC(_codec_config(c.preset)).to(self.device)
         if len(c.lambdas) != self.model.num_levels or len(c.weights) != self.model.num_levels:
@@ -109,7 +118,6 @@ class Trainer:
         if len(c.phase_steps) != self.model.num_levels + 1:
             raise ValueError(f"phase_steps needs {self.model.num_levels + 1} entries (one per level, then joint).")
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=c.lr, weight_decay=0.01, betas=(0.9, 0.99))
-        self.step = 0
         self.sampler = ClipSampler(
             load_videos(list(c.sources), c.max_side, c.max_frames), c.frames, c.crop[0], c.crop[1], seed=c.seed
         )
