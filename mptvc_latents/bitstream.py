@@ -145,7 +145,7 @@ class Header:
     version: int
     info: StreamInfo
     config: dict[str, Any]
-    digest: str  # sha256 hex of the integer tables
+    digest: str  # sha256 hex of MPTVC.tables_digest(): the integer tables and the hyperprior weights
     segment_sizes: tuple[tuple[tuple[int, int], ...], ...] = field(repr=False)
     segment_crcs: tuple[tuple[tuple[int, int], ...], ...] = field(repr=False)
     size: int  # bytes of the header, CRC included
