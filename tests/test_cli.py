@@ -29,17 +29,6 @@ def work(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def model():
-    return tiny_model()
-
-
-@pytest.fixture(scope="module")
-def ckpt(model, work) -> Path:
-    model.save_pretrained(work / "ckpt")
-    return work / "ckpt"
-
-
-@pytest.fixture(scope="module")
 def clip(work) -> Path:
     source = read_video(SAMPLE, max_frames=16, start=14)  # the sample's cut at frame 22 is frame 8 here
     write_video(work / "clip.mp4", source.frames[:, 40:80, 100:156], source.fps)

@@ -24,28 +24,12 @@ from mptvc_latents.video import read_video, write_video  # noqa: E402
 from tests._tiny import SAMPLE, tiny_model  # noqa: E402
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
 def work(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("hf")
-
-
-@pytest.fixture(scope="module")
-def model():
-    return tiny_model()
-
-
-@pytest.fixture(scope="module")
-def ckpt(model, work) -> Path:
-    model.save_pretrained(work / "ckpt")
-    return work / "ckpt"
 
 
 @pytest.fixture(scope="module")

@@ -40,29 +40,12 @@ CLIPS = 5
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One torch thread, as in the workers: the runs compared here must compute the same floats."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
 def work(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("store")
-
-
-@pytest.fixture(scope="module")
-def model():
-    return tiny_model()
-
-
-@pytest.fixture(scope="module")
-def ckpt(model, work) -> Path:
-    model.save_pretrained(work / "ckpt")
-    return work / "ckpt"
 
 
 @pytest.fixture(scope="module")
