@@ -7,7 +7,7 @@
     mptvc info clip.mptvc [--json]
     mptvc truncate clip.mptvc preview.mptvc --k-max 0
     mptvc train VIDEOS... --run DIR
-    mptvc tokenize VIDEOS... --out STORE.zarr [--workers N] [--levels L]   (resumable)
+    mptvc tokenize VIDEOS... --out STORE.zarr [--workers N] [--levels L] [--engine local|ray]   (resumable)
     mptvc detokenize STORE.zarr --out DIR [--k-max K] [--clips KEY...] [--format mp4|npy]
 
 The original tool's flags ``--input``, ``--output``, ``--ckpt``, ``--k-max`` and ``--fp32`` work
@@ -192,7 +192,9 @@ def _tokenize(args: argparse.Namespace) -> None:
     from mptvc_latents.store import tokenize
 
     model = _load_model(args)
-    summary = tokenize(args.sources, args.out, model, workers=args.workers, levels=args.levels)
+    summary = tokenize(
+        args.sources, args.out, model, workers=args.workers, levels=args.levels, engine=args.engine
+    )
     log.info("%s: %s", args.out, summary.format())
 
 
@@ -327,6 +329,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="STORE", help="the token store (.zarr folder): created, or resumed")
     p.add_argument("--workers", type=int, default=1, help="processes, each with its own model (default 1)")
     p.add_argument("--levels", type=int, help="store levels 0..LEVELS-1 only (default: every level)")
+    p.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local processes, or a Ray Data actor pool of --workers actors (the cluster at RAY_ADDRESS, "
+        "else a local Ray with --workers CPUs; needs the `ray` extra)",
+    )
     _add_ckpt(p)
     p.set_defaults(func=_tokenize)
 

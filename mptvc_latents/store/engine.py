@@ -143,6 +143,22 @@ def _run_local(jobs: list[tuple], model: MPTVC, store_path: Path, workers: int) 
     pool.shutdown(wait=True)
 
 
+def _engine(name: str):
+    """The job runner of engine ``name``; Ray is imported only when asked for."""
+    if name == "local":
+        return _run_local
+    if name == "ray":
+        try:
+            from mptvc_latents.store.ray_engine import run_ray
+        except ImportError as e:
+            raise ValueError(
+                f"engine='ray' needs Ray Data, which is not installed ({e}); "
+                'install it with `pip install "mptvc-latents[ray]"` or use engine="local".'
+            ) from e
+        return run_ray
+    raise ValueError(f"engine must be 'local' or 'ray', got {name!r}.")
+
+
 # --------------------------------------------------------------------------- the two directions
 
 
@@ -153,6 +169,7 @@ def tokenize(
     workers: int = 1,
     levels: int | None = None,
     progress: bool = True,
+    engine: str = "local",
 ) -> TokenizeSummary:
     """Tokenize videos into the store at ``store_path`` (created if absent, resumed if present).
 
@@ -163,6 +180,11 @@ def tokenize(
             this needs the usual ``if __name__ == "__main__":`` guard.
         levels: how many levels to store (a prefix 0 .. levels-1; default every level).
         progress: a tqdm bar over the clips (True), none (False).
+        engine: ``"local"`` (this process or ``workers`` spawned ones) or ``"ray"`` (Ray Data, an
+            actor pool of ``workers`` actors, 1 CPU each, that hold the model and write the clips;
+            ``store/ray_engine.py``). Ray joins the running Ray, else the cluster at ``RAY_ADDRESS``
+            (the store must then be on a filesystem every node sees), else starts a local one with
+            ``workers`` CPUs for this call. Needs the ``ray`` extra.
 
     A clip already complete with the same key, source sha256 and at least ``levels`` levels is
     skipped; an incomplete one (a crash) is rewritten. Bad inputs land in ``summary.failed``.
@@ -173,6 +195,7 @@ def tokenize(
     """
     if workers < 1:
         raise ValueError(f"workers must be 1 or more, got {workers}.")
+    run = _engine(engine)
     levels = model.num_levels if levels is None else levels
     if not 1 <= levels <= model.num_levels:
         raise ValueError(f"levels must lie in 1..{model.num_levels} (a prefix of the codec's levels), got {levels}.")
@@ -207,7 +230,7 @@ def tokenize(
     bar = _progress_bar(len(jobs)) if progress else None
     refresh = _Consolidator(store)
     try:
-        for key, frames, error in _run_local(jobs, model, store_path, workers):
+        for key, frames, error in run(jobs, model, store_path, workers):
             refresh.maybe()
             if error is None:
                 summary.written.append(key)
