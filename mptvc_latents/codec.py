@@ -135,6 +135,11 @@ class MPTVC(
     # ------------------------------------------------------------------ bookkeeping
 
     @property
+    def device(self) -> torch.device:
+        """Where the weights are; encode/decode move their inputs there and return numpy on the CPU."""
+        return next(self.parameters()).device
+
+    @property
     def num_levels(self) -> int:
         return self.config.num_levels
 
@@ -188,9 +193,10 @@ class MPTVC(
         return partial(run_tiled, tile=tile, overlap=overlap, margin=margin)
 
     def _t_pos(self, frames: int, scene_ids: Tensor | np.ndarray | None) -> Tensor:
-        return temporal_positions(
+        t_pos = temporal_positions(
             frames // self.config.patch_t, scene_ids, theta_jump=self.config.theta_jump, patch_t=self.config.patch_t
         )  # float64: the RoPE reduces phases mod 2 pi before casting
+        return t_pos.to(self.device)
 
     def _check_clip(self, x: Tensor) -> None:
         c = self.config
@@ -276,7 +282,7 @@ class MPTVC(
         scenes = detect_scene_cuts(video) if t > 1 else np.zeros(1, np.int32)
         scenes = np.concatenate([scenes, np.full(pad.t, scenes[-1], np.int32)]).astype(np.int32)
         video = np.ascontiguousarray(video)  # torch cannot wrap negative strides, e.g. BGR -> RGB as video[..., ::-1]
-        x = torch.from_numpy(video).permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0  # (1, 3, T, H, W)
+        x = torch.from_numpy(video).to(self.device).permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0  # (1, 3, T, H, W)
         x = torch.nn.functional.pad(x, (0, pad.w, 0, pad.h, 0, pad.t), mode="replicate")
         return x, VideoInfo(t, h, w, float(fps), pad, scenes)
 
@@ -287,7 +293,7 @@ class MPTVC(
 
     def _finish(self, x: Tensor, info: VideoInfo) -> np.ndarray:
         x = x[:, :, : info.frames, : info.height, : info.width]
-        return ((x[0].permute(1, 2, 3, 0).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+        return ((x[0].permute(1, 2, 3, 0).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
 
     def num_chunks(self, frames: int) -> int:
         """How many chunks a video of ``frames`` frames is coded in (for progress bars)."""
@@ -306,7 +312,7 @@ class MPTVC(
             t_pos = self._t_pos(chunk.stop - chunk.start, info.scene_ids[chunk])
             symbols, _ = self._analyze(x[:, :, chunk], t_pos, self.num_levels)
             for k, s in enumerate(symbols):
-                per_level[k].append(s[0].permute(1, 2, 3, 0).numpy())  # (T', H', W', C_k)
+                per_level[k].append(s[0].permute(1, 2, 3, 0).cpu().numpy())  # (T', H', W', C_k)
         return Tokens([np.concatenate(chunks) for chunks in per_level], info)
 
     @torch.no_grad()
@@ -318,7 +324,10 @@ class MPTVC(
         for chunk in _ticking(self._chunks(info), progress):
             t_pos = self._t_pos(chunk.stop - chunk.start, info.scene_ids[chunk])
             grid = slice(chunk.start // pt, chunk.stop // pt)
-            symbols = [torch.from_numpy(np.ascontiguousarray(s[grid])).permute(3, 0, 1, 2)[None] for s in tokens.symbols[: k_max + 1]]
+            symbols = [
+                torch.from_numpy(np.ascontiguousarray(s[grid])).to(self.device).permute(3, 0, 1, 2)[None]  # (1, C_k, T', H', W')
+                for s in tokens.symbols[: k_max + 1]
+            ]
             out.append(self._synthesize(symbols, t_pos))
         return self._finish(torch.cat(out, dim=2), info)
 
