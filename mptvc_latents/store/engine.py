@@ -238,9 +238,7 @@ def tokenize(
             else:
                 summary.failed.append((paths[key], error))
                 log.warning("skipped %s: %s", paths[key], error)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix_str(f"{summary.frames / max(bar.format_dict['elapsed'], 1e-9):.1f} frames/s")
+            _tick(bar, summary.frames)
     finally:
         if bar is not None:
             bar.close()
@@ -266,6 +264,13 @@ class _Consolidator:
             log.debug("consolidation skipped this time: %s", e)
         self.last = time.monotonic()
         self.cost = self.last - start
+
+
+def _tick(bar, frames_done: int) -> None:
+    """One more clip on the bar (if any), with the running frames per second."""
+    if bar is not None:
+        bar.update(1)
+        bar.set_postfix_str(f"{frames_done / max(bar.format_dict['elapsed'], 1e-9):.1f} frames/s")
 
 
 def _progress_bar(total: int, desc: str = "tokenize"):
@@ -322,9 +327,7 @@ def detokenize(
             with atomic_output(out_dir / f"{key}{suffix}") as tmp:
                 _write_frames(tmp, frames, tokens.info.fps)
             written.append(out_dir / f"{key}{suffix}")
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix_str(f"{decoded / max(bar.format_dict['elapsed'], 1e-9):.1f} frames/s")
+            _tick(bar, decoded)
     finally:
         if bar is not None:
             bar.close()
