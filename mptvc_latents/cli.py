@@ -75,21 +75,6 @@ def _load_model(args: argparse.Namespace) -> MPTVC:
     return model
 
 
-def _write_frames(path: Path, frames: np.ndarray, fps: float) -> None:
-    """``.npy``: the exact uint8 ``(T, H, W, 3)`` array; anything else: H.264 through PyAV."""
-    if path.suffix.lower() == ".npy":
-        np.save(path, frames)
-        return
-    import av
-
-    from mptvc_latents.video import write_video
-
-    try:
-        write_video(path, frames, fps)
-    except av.error.FFmpegError as e:
-        raise ValueError(f"The video could not be written as {path.suffix or 'a file without extension'}: {e}.") from e
-
-
 # --------------------------------------------------------------------------- commands
 
 
@@ -113,6 +98,7 @@ def _encode(args: argparse.Namespace) -> None:
 def _decode(args: argparse.Namespace) -> None:
     from mptvc_latents.bitstream import check_checkpoint, read_mptvc
     from mptvc_latents.files import atomic_output
+    from mptvc_latents.video import write_frames
 
     src, dst = _paths(args, "input", "output")
     _require_file(src)
@@ -128,7 +114,7 @@ def _decode(args: argparse.Namespace) -> None:
     check_checkpoint(header, model.tables_digest(), model.config.to_dict(), f"the file {str(src)!r}")
     frames = decompress_video(model, stream.to_compressed(), k)
     with atomic_output(dst) as tmp:
-        _write_frames(tmp, frames, stream.info.fps)
+        write_frames(tmp, frames, stream.info.fps)
     log.info("%s: %d frames from levels 0..%d", dst, frames.shape[0], k)
 
 

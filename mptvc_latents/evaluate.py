@@ -33,13 +33,12 @@ import torch
 from mptvc_latents.baselines import OutOfRangeError, RateSweep
 from mptvc_latents.metrics import bpp, psnr_rgb, psnr_y
 from mptvc_latents.report import write_report
-from mptvc_latents.video import read_video
+from mptvc_latents.video import VIDEO_SUFFIXES, read_video
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "PUBLISHED_LADDER",
-    "VIDEO_SUFFIXES",
     "collect_clips",
     "estimated_container_bytes",
     "mptvc_file_bytes",
@@ -50,7 +49,6 @@ __all__ = [
 # The published MPT-VC ladder: (prefix k, bpp, PSNR-Y dB).
 PUBLISHED_LADDER = ((0, 0.011, 27.85), (1, 0.103, 32.76), (2, 0.351, 40.26))
 PREFIX_NAMES = {0: "preview", 1: "medium", 2: "full"}
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".y4m")
 DEFAULT_CURVE_CRFS = (20, 28, 36, 44)
 
 # Header estimate (bytes): magic + version, geometry (T, H, W, padding), fps as a rational,

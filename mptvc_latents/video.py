@@ -11,7 +11,10 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-__all__ = ["VideoClip", "read_video", "write_video"]
+__all__ = ["VIDEO_SUFFIXES", "VideoClip", "read_video", "write_frames", "write_video"]
+
+#: File endings that count as video when folders are searched (training, tokenizing, evaluation).
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".y4m", ".gif")
 
 
 @dataclass(frozen=True)
@@ -79,3 +82,21 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float, crf: int = 12)
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+
+
+def write_frames(path: str | Path, frames: np.ndarray, fps: float) -> None:
+    """``.npy``: the exact uint8 ``(T, H, W, 3)`` array; anything else: H.264 through PyAV.
+
+    Raises:
+        ValueError: when FFmpeg cannot write that container.
+    """
+    import av
+
+    path = Path(path)
+    if path.suffix.lower() == ".npy":
+        np.save(path, frames)
+        return
+    try:
+        write_video(path, frames, fps)
+    except av.error.FFmpegError as e:
+        raise ValueError(f"The video could not be written as {path.suffix or 'a file without extension'}: {e}.") from e

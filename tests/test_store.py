@@ -367,3 +367,18 @@ def test_dataset_with_two_dataloader_workers(store):
             np.testing.assert_array_equal(window.numpy(), data[data.items.index((key, t0))]["level_0"].numpy())
             seen.append((key, t0))
     assert seen == data.items
+
+
+def test_folders_are_searched_with_the_same_video_suffixes_as_training(tmp_path):
+    """The training set holds GIFs: tokenizing and evaluating a folder must see them too."""
+    from mptvc_latents.evaluate import collect_clips
+    from mptvc_latents.store import find_sources
+    from mptvc_latents.train.data import find_videos
+
+    for name in ("a.gif", "b.mp4", "notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    expected = {"a.gif", "b.mp4"}
+    sources, _ = find_sources([tmp_path])
+    assert {Path(s.path).name for s in sources} == expected
+    assert {p.name for p in find_videos([tmp_path])} == expected
+    assert {p.name for p in collect_clips([tmp_path])} == expected

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 
 from mptvc_latents.store.layout import ClipMeta, TokenStore, clip_key, file_sha256
+from mptvc_latents.video import VIDEO_SUFFIXES, write_frames
 
 if TYPE_CHECKING:
     from mptvc_latents.codec import MPTVC
@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Source", "TokenizeSummary", "detokenize", "find_sources", "tokenize"]
 
-VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".y4m"})
 
 
 @dataclass(frozen=True)
@@ -279,15 +278,6 @@ def _progress_bar(total: int, desc: str = "tokenize"):
     return tqdm(total=total, desc=desc, unit="clip", disable=None, dynamic_ncols=True)
 
 
-def _write_frames(path: Path, frames: np.ndarray, fps: float) -> None:
-    if path.suffix.lower() == ".npy":
-        np.save(path, frames)
-    else:
-        from mptvc_latents.video import write_video
-
-        write_video(path, frames, fps)
-
-
 def detokenize(
     store_path: str | Path,
     out_dir: str | Path,
@@ -325,7 +315,7 @@ def detokenize(
             frames = model.decode(tokens)
             decoded += frames.shape[0]
             with atomic_output(out_dir / f"{key}{suffix}") as tmp:
-                _write_frames(tmp, frames, tokens.info.fps)
+                write_frames(tmp, frames, tokens.info.fps)
             written.append(out_dir / f"{key}{suffix}")
             _tick(bar, decoded)
     finally:

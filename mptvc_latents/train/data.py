@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 
 from mptvc_latents.scenes import detect_scene_cuts
+from mptvc_latents.video import VIDEO_SUFFIXES
 
 log = logging.getLogger(__name__)
 
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".gif", ".m4v")
 
-__all__ = ["VIDEO_SUFFIXES", "Video", "find_videos", "load_videos", "ClipSampler"]
+__all__ = ["Video", "find_videos", "load_videos", "ClipSampler"]
 
 
 @dataclass
