@@ -18,7 +18,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: $(RUST_SOURCES)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -e ".[test,eval,hf,ray]"
+	$(PIP) install --quiet -e ".[test,eval,hf,ray,gen,heads]"
 	touch $@
 
 demo: setup

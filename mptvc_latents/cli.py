@@ -339,7 +339,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", help="the folder to write (replaced)")
     p.add_argument("--tile-overlap", type=int, nargs=2, metavar=("H", "W"), help="inference tile overlap in pixels")
     p.set_defaults(func=_export)
+    _add_plugin_commands(sub)
     return parser
+
+
+PLUGIN_GROUP = "mptvc.commands"
+
+
+def _add_plugin_commands(sub) -> None:
+    """Subcommands that other packages register under the ``mptvc.commands`` entry-point group.
+
+    Each entry point names a function ``add_command(sub)`` that adds its parser(s) to ``sub``;
+    ``heads`` and ``generation`` add theirs this way, so the core never imports them. A plugin
+    that fails to import is logged and left out rather than breaking every other command.
+    """
+    from importlib.metadata import entry_points
+
+    for entry in sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
+        try:
+            add_command = entry.load()
+        except Exception as e:  # a broken optional plugin must not take the whole CLI down
+            log.warning("The mptvc command %r (%s) could not be loaded: %s", entry.name, entry.value, _one_line(e))
+            continue
+        add_command(sub)
 
 
 def _one_line(error: BaseException) -> str:
