@@ -298,3 +298,54 @@ def test_load_codec_defaults_to_the_shipped_folder_and_explains_a_missing_one(ck
         load_codec(tmp_path / "broken")
     loaded = load_codec(ckpt)
     assert not loaded.training and loaded.tables_digest() == model.tables_digest()
+
+
+class _Entry:
+    """Stands in for an ``importlib.metadata.EntryPoint`` of the ``mptvc.commands`` group."""
+
+    def __init__(self, name, value, target):
+        self.name, self.value, self._target = name, value, target
+
+    def load(self):
+        if isinstance(self._target, Exception):
+            raise self._target
+        return self._target
+
+
+def test_plugin_commands_are_added_and_a_broken_one_is_left_out(monkeypatch, caplog, capsys):
+    import importlib.metadata
+
+    ran = []
+
+    def add_command(sub):
+        p = sub.add_parser("hello", help="say hello")
+        p.add_argument("--name", required=True)
+        p.set_defaults(func=lambda args: ran.append(args.name))
+
+    def add_failing(sub):
+        p = sub.add_parser("fails", help="reject its input")
+        p.set_defaults(func=lambda args: (_ for _ in ()).throw(ValueError("The input is bad.")))
+
+    entries = [
+        _Entry("hello", "pkg.cli:add_command", add_command),
+        _Entry("broken", "missing.cli:add_command", ModuleNotFoundError("No module named 'missing'")),
+        _Entry("fails", "pkg.cli:add_failing", add_failing),
+    ]
+
+    def fake_entry_points(group=None, **kw):
+        return entries if group == cli.PLUGIN_GROUP else []
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", fake_entry_points)
+    with caplog.at_level("WARNING", logger="mptvc"):
+        assert cli.main(["hello", "--name", "x"]) == 0
+    assert ran == ["x"]
+    assert any("'broken'" in r.getMessage() and "could not be loaded" in r.getMessage() for r in caplog.records)
+    assert cli.main(["fails"]) == 2
+    assert "mptvc: error: The input is bad." in capsys.readouterr().err
+
+
+def test_installed_plugins_are_the_sibling_packages():
+    from importlib.metadata import entry_points
+
+    names = {e.name: e.value for e in entry_points(group=cli.PLUGIN_GROUP)}
+    assert names == {"generate": "generation.cli:add_command", "heads": "heads.cli:add_command"}
