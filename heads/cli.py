@@ -1,0 +1,143 @@
+"""``mptvc heads ...``: cache annotated sequences as tokens, train heads, evaluate and track.
+
+    mptvc heads cache --data ../shared/data/tracking --out runs/heads/cache
+    mptvc heads train --cache runs/heads/cache --train pets-x1-d0 pets-x2-d0 --input tokens --k 2 --out runs/heads/tok-k2
+    mptvc heads eval  --cache runs/heads/cache --head runs/heads/tok-k2/head --key tud --out runs/heads/tok-k2
+    mptvc heads bench --cache runs/heads/cache --train pets-x1-d0 pets-x2-d0 --eval tud --steps 400 --out runs/heads/bench
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def _threads(args) -> None:
+    import torch
+
+    torch.set_num_threads(args.threads)
+
+
+def _cache(args) -> None:
+    from mptvc_latents.pretrained import load_codec
+
+    from heads.cache import cache_sequence
+    from heads.data import delay, read_mot_sequence, rescale
+
+    _threads(args)
+    data = Path(args.data)
+    for name in (args.eval, args.train):
+        if not (data / name / "gt" / "gt.txt").is_file():
+            raise ValueError(f"{str(data / name)!r} is not a MOTChallenge sequence folder (gt/gt.txt is missing).")
+    model = load_codec(args.ckpt)
+    cache_sequence(model, read_mot_sequence(data / args.eval), args.out, args.eval_key)
+    train = read_mot_sequence(data / args.train)
+    for scale in args.scales:
+        scaled = train if scale == 1 else rescale(train, scale)
+        for start in args.delays:
+            seq = scaled if start == 0 else delay(scaled, start)
+            cache_sequence(model, seq, args.out, f"{args.train_key}-x{scale:g}-d{start}", rate=scale == 1 and start == 0)
+
+
+def _train_config(args):
+    from heads.train import TrainConfig
+
+    return TrainConfig(steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr, seed=args.seed)
+
+
+def _train(args) -> None:
+    from heads.cache import load_cached
+    from heads.experiment import grid_sequence, new_head
+    from heads.train import train_head
+
+    _threads(args)
+    seqs = [grid_sequence(load_cached(args.cache, key), args.input, args.k) for key in args.train]
+    model = new_head(args.cache, args.input, args.k)
+    train_head(model, seqs, _train_config(args))
+    model.save_pretrained(Path(args.out) / "head")
+    log.info("saved the head to %s", Path(args.out) / "head")
+
+
+def _eval(args) -> None:
+    from heads.cache import load_cached
+    from heads.detector import CenterHead
+    from heads.experiment import evaluate_head
+
+    _threads(args)
+    result = evaluate_head(CenterHead.from_pretrained(args.head), load_cached(args.cache, args.key), args.out)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    (Path(args.out) / f"eval-{args.key}.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+
+
+def _bench(args) -> None:
+    from heads.experiment import run_experiment
+    from heads.report import write_report
+
+    _threads(args)
+    cfg = _train_config(args)
+    results = []
+    for input in args.inputs:
+        for k in [0] if input == "source" else args.prefixes:
+            out = Path(args.out) / f"{input}-k{k}"
+            results.append(run_experiment(args.cache, args.train, args.eval, input, k, replace(cfg), out))
+    write_report(results, Path(args.out) / "results.json")
+
+
+def add_command(sub) -> None:
+    """Add ``mptvc heads`` with its sub-commands to the ``mptvc`` sub-parsers."""
+    p = sub.add_parser("heads", help="detection and tracking heads on frozen tokens")
+    hs = p.add_subparsers(dest="heads_command", required=True)
+
+    def common(q, cache=True):
+        q.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+        if cache:
+            q.add_argument("--cache", required=True, help="cache folder written by `mptvc heads cache`")
+
+    def training(q):
+        q.add_argument("--train", nargs="+", required=True, help="cached sequence keys to train on")
+        q.add_argument("--steps", type=int, default=400)
+        q.add_argument("--batch", type=int, default=4)
+        q.add_argument("--crop", type=int, default=40, help="crop side in token cells")
+        q.add_argument("--lr", type=float, default=2e-3)
+        q.add_argument("--seed", type=int, default=0)
+        q.add_argument("--out", required=True)
+
+    q = hs.add_parser("cache", help="tokenize MOTChallenge sequences (and rescaled/delayed training variants)")
+    common(q, cache=False)
+    q.add_argument("--data", required=True, help="folder holding the MOTChallenge sequence folders")
+    q.add_argument("--train", default="PETS09-S3-MF1")
+    q.add_argument("--eval", default="TUD-Campus")
+    q.add_argument("--train-key", default="pets", help="key prefix of the training variants: KEY-x<scale>-d<delay>")
+    q.add_argument("--eval-key", default="tud", help="key of the evaluation sequence")
+    q.add_argument("--scales", type=float, nargs="+", default=[1.0, 2.0])
+    q.add_argument("--delays", type=int, nargs="+", default=[0, 2])
+    q.add_argument("--ckpt", default=None, help="codec checkpoint (default: the shipped one)")
+    q.add_argument("--out", required=True)
+    q.set_defaults(func=_cache)
+
+    q = hs.add_parser("train", help="train one head on cached sequences")
+    common(q)
+    training(q)
+    q.add_argument("--input", choices=("tokens", "decoded", "source"), default="tokens")
+    q.add_argument("--k", type=int, default=2, help="level prefix: 0 preview, 1 medium, 2 full")
+    q.set_defaults(func=_train)
+
+    q = hs.add_parser("eval", help="COCO mAP and HOTA/MOTA/IDF1 of a saved head on a cached sequence; writes MOT tracks")
+    common(q)
+    q.add_argument("--head", required=True, help="folder with config.json and model.safetensors")
+    q.add_argument("--key", required=True, help="cached sequence to evaluate on")
+    q.add_argument("--out", required=True)
+    q.set_defaults(func=_eval)
+
+    q = hs.add_parser("bench", help="train and evaluate every input and prefix at one training budget")
+    common(q)
+    training(q)
+    q.add_argument("--eval", required=True, help="cached sequence key to evaluate on (never trained on)")
+    q.add_argument("--inputs", nargs="+", choices=("tokens", "decoded", "source"), default=["tokens", "decoded", "source"])
+    q.add_argument("--prefixes", type=int, nargs="+", default=[0, 1, 2])
+    q.set_defaults(func=_bench)

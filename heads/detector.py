@@ -1,0 +1,117 @@
+"""``CenterHead``: a small CenterNet-style detector with an appearance embedding, on one grid.
+
+Data flow (all at the token grid, stride 8 px)::
+
+    features (B, C_in, H', W') -> 1x1 stem -> depth x residual [3x3 conv, GroupNorm, GELU] (B, dim, H', W')
+        -> heatmap logits (B, 1, H', W')   offset (B, 2, H', W')   log-size (B, 2, H', W')
+        -> embedding (B, E, H', W'), L2-normalised per cell (for tracking)
+
+The same architecture reads FSQ codes of a level prefix (C_in = 4/16/40) or patchified pixels
+(C_in = 768); only the stem differs. Saved hub-style: ``config.json`` + ``model.safetensors``,
+loaded strictly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["DetectorConfig", "CenterHead", "HeadOutput"]
+
+# CenterNet's prior for the heatmap bias: sigmoid(-2.19) ~ 0.1, so early focal losses stay sane.
+_HEATMAP_PRIOR = -2.19
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """in_channels: input channels per cell; dim/depth: trunk width and residual blocks;
+    embed_dim: appearance embedding size; input: what it reads ("tokens", "decoded" or "source");
+    k: the level prefix it reads (tokens) or was decoded from (decoded)."""
+
+    in_channels: int
+    dim: int = 64
+    depth: int = 4
+    embed_dim: int = 16
+    input: str = "tokens"
+    k: int = 2
+
+    def __post_init__(self) -> None:
+        if self.in_channels < 1 or self.dim < 8 or self.depth < 1 or self.embed_dim < 2:
+            raise ValueError(f"DetectorConfig needs in_channels >= 1, dim >= 8, depth >= 1, embed_dim >= 2, got {self}.")
+        if self.dim % 8:
+            raise ValueError(f"DetectorConfig.dim must be a multiple of 8 (GroupNorm groups), got {self.dim}.")
+        if self.input not in ("tokens", "decoded", "source"):
+            raise ValueError(f"DetectorConfig.input must be 'tokens', 'decoded' or 'source', got {self.input!r}.")
+
+
+@dataclass
+class HeadOutput:
+    """Per-cell predictions: heatmap logits (B, 1, H', W'), offset and size (B, 2, H', W'),
+    embedding (B, E, H', W') unit-norm."""
+
+    heatmap: Tensor
+    offset: Tensor
+    size: Tensor
+    embedding: Tensor
+
+
+class _Block(nn.Module):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(dim, dim, 3, padding=1)
+        self.norm = nn.GroupNorm(8, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + F.gelu(self.norm(self.conv(x)))
+
+
+class CenterHead(nn.Module):
+    """CenterNet-style head on a token grid; see the module docstring for the shapes."""
+
+    def __init__(self, config: DetectorConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.stem = nn.Sequential(nn.Conv2d(config.in_channels, config.dim, 1), nn.GroupNorm(8, config.dim), nn.GELU())
+        self.trunk = nn.Sequential(*[_Block(config.dim) for _ in range(config.depth)])
+        self.out = nn.Conv2d(config.dim, 1 + 2 + 2 + config.embed_dim, 1)
+        with torch.no_grad():
+            self.out.bias.zero_()
+            self.out.bias[0] = _HEATMAP_PRIOR
+
+    def forward(self, features: Tensor) -> HeadOutput:
+        if features.ndim != 4 or features.shape[1] != self.config.in_channels:
+            raise ValueError(f"features must be (B, {self.config.in_channels}, H, W), got {tuple(features.shape)}.")
+        y = self.out(self.trunk(self.stem(features)))  # (B, 5 + E, H', W')
+        return HeadOutput(
+            heatmap=y[:, :1],
+            offset=torch.sigmoid(y[:, 1:3]),
+            size=y[:, 3:5],
+            embedding=F.normalize(y[:, 5:], dim=1),
+        )
+
+    def save_pretrained(self, path: str | Path) -> None:
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "config.json").write_text(json.dumps(dataclasses.asdict(self.config), indent=2, sort_keys=True))
+        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(path / "model.safetensors"))
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path) -> CenterHead:
+        """Load a head saved by ``save_pretrained``; every weight must match (strict)."""
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        if not (path / "config.json").is_file() or not (path / "model.safetensors").is_file():
+            raise ValueError(f"{str(path)!r} is not a saved head: it needs config.json and model.safetensors.")
+        config = DetectorConfig(**json.loads((path / "config.json").read_text()))
+        model = cls(config)
+        model.load_state_dict(load_file(str(path / "model.safetensors")), strict=True)
+        return model.eval()

@@ -1,0 +1,166 @@
+"""Training a ``CenterHead`` with the codec frozen: focal heatmap loss, L1 offset and log-size,
+and an InfoNCE appearance loss between consecutive token frames.
+
+A ``GridSequence`` is what training and evaluation read: head inputs ``(T', C, H', W')`` (float
+FSQ codes, or uint8 pixel patches) and the boxes of each token frame's reference frame. Each step
+draws ``batch`` random pairs of consecutive token frames of one random ``crop x crop`` cell window.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from heads.detector import CenterHead, HeadOutput
+from heads.features import as_input
+from heads.targets import Targets, encode_targets
+
+log = logging.getLogger(__name__)
+
+__all__ = ["GridSequence", "TrainConfig", "train_head", "detection_loss", "focal_loss", "embedding_loss"]
+
+
+@dataclass(frozen=True)
+class GridSequence:
+    """features ``(T', C, H', W')``; boxes[t] ``(n, 5)`` ``[id, x, y, w, h]`` of token frame t's
+    reference frame ``refs[t]`` (0-based video frame); ``len(boxes) == len(refs) <= T'``."""
+
+    name: str
+    features: Tensor
+    boxes: list[np.ndarray]
+    refs: np.ndarray
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.refs)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """steps of AdamW at ``lr`` (cosine decay), ``batch`` frame pairs of ``crop`` x ``crop`` cells."""
+
+    steps: int = 300
+    batch: int = 4
+    crop: int = 40
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    embed_weight: float = 0.5
+    temperature: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch < 1 or self.crop < 4 or self.lr <= 0:
+            raise ValueError(f"TrainConfig needs steps >= 1, batch >= 1, crop >= 4 and lr > 0, got {self}.")
+
+
+def focal_loss(logits: Tensor, target: Tensor, alpha: float = 2.0, beta: float = 4.0) -> Tensor:
+    """CenterNet's penalty-reduced focal loss, summed and divided by the number of peaks (>= 1)."""
+    p = torch.sigmoid(logits).clamp(1e-4, 1 - 1e-4)
+    pos = target.eq(1).float()
+    pos_loss = -torch.log(p) * (1 - p) ** alpha * pos
+    neg_loss = -torch.log(1 - p) * p**alpha * (1 - target) ** beta * (1 - pos)
+    return (pos_loss.sum() + neg_loss.sum()) / pos.sum().clamp(min=1)
+
+
+def embedding_loss(e0: Tensor, ids0: Tensor, e1: Tensor, ids1: Tensor, temperature: float) -> Tensor | None:
+    """InfoNCE of each identity's embedding at frame 0 against every embedding at frame 1.
+
+    e0 ``(n0, E)``, e1 ``(n1, E)`` unit vectors; ids ``(n,)``. None when no identity is in both.
+    """
+    match = ids0[:, None] == ids1[None, :]  # (n0, n1)
+    rows = match.any(dim=1)
+    if not rows.any():
+        return None
+    logits = e0[rows] @ e1.T / temperature  # (m, n1)
+    return F.cross_entropy(logits, match[rows].float().argmax(dim=1))
+
+
+def detection_loss(out: HeadOutput, targets: list[Targets], heatmaps: Tensor) -> dict[str, Tensor]:
+    """Heatmap focal loss over the batch, L1 on offset and log-size at the centre cells."""
+    heat = focal_loss(out.heatmap[:, 0], heatmaps)
+    reg, n = out.heatmap.new_zeros(()), 0
+    for b, tg in enumerate(targets):
+        if len(tg.ids) == 0:
+            continue
+        i, j = torch.from_numpy(tg.centres[:, 0]), torch.from_numpy(tg.centres[:, 1])
+        reg = reg + F.l1_loss(out.offset[b, :, i, j].T, torch.from_numpy(tg.offset), reduction="sum")
+        reg = reg + F.l1_loss(out.size[b, :, i, j].T, torch.from_numpy(tg.size), reduction="sum")
+        n += len(tg.ids)
+    return {"heatmap": heat, "regression": reg / max(n, 1)}
+
+
+def _crop_boxes(boxes: np.ndarray, y0: int, x0: int, stride: int) -> np.ndarray:
+    shifted = np.asarray(boxes, dtype=np.float64).reshape(-1, 5).copy()
+    shifted[:, 1] -= x0 * stride
+    shifted[:, 2] -= y0 * stride
+    return shifted
+
+
+def _sample(seqs: list[GridSequence], cfg: TrainConfig, rng: np.random.Generator, stride: int):
+    """One batch: inputs (2B, C, crop, crop) [frame t of each pair, then frame t+1] and targets."""
+    weights = np.array([max(s.num_frames - 1, 0) for s in seqs], dtype=np.float64)
+    feats, targets = [[], []], [[], []]
+    for _ in range(cfg.batch):
+        seq = seqs[rng.choice(len(seqs), p=weights / weights.sum())]
+        t = int(rng.integers(seq.num_frames - 1))
+        _, _, gh, gw = seq.features.shape
+        ch, cw = min(cfg.crop, gh), min(cfg.crop, gw)
+        y0, x0 = int(rng.integers(gh - ch + 1)), int(rng.integers(gw - cw + 1))
+        for d in (0, 1):
+            feats[d].append(as_input(seq.features[t + d, :, y0 : y0 + ch, x0 : x0 + cw]))
+            targets[d].append(encode_targets(_crop_boxes(seq.boxes[t + d], y0, x0, stride), (ch, cw), stride))
+    shapes = {f.shape for f in feats[0]}
+    if len(shapes) > 1:  # sequences smaller than the crop: pad to the largest window
+        h, w = max(s[1] for s in shapes), max(s[2] for s in shapes)
+        feats = [[F.pad(f, (0, w - f.shape[2], 0, h - f.shape[1])) for f in fs] for fs in feats]
+        pad = lambda hm: np.pad(hm, ((0, h - hm.shape[0]), (0, w - hm.shape[1])))  # noqa: E731
+        targets = [[Targets(pad(tg.heatmap), tg.centres, tg.offset, tg.size, tg.ids) for tg in ts] for ts in targets]
+    x = torch.stack(feats[0] + feats[1])  # (2B, C, ch, cw)
+    return x, targets[0] + targets[1]
+
+
+def train_head(model: CenterHead, seqs: list[GridSequence], cfg: TrainConfig, stride: int = 8,
+               log_every: int = 50) -> list[dict[str, float]]:
+    """Train ``model`` in place for ``cfg.steps`` steps; returns the per-step losses."""
+    usable = [s for s in seqs if s.num_frames >= 2]
+    if not usable:
+        raise ValueError("Training needs at least one sequence with two or more annotated token frames.")
+    for s in usable:
+        if s.features.shape[1] != model.config.in_channels:
+            raise ValueError(f"Sequence {s.name!r} has {s.features.shape[1]} input channels, the head expects {model.config.in_channels}.")
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.1)
+    history, start = [], time.perf_counter()
+    model.train()
+    for step in range(cfg.steps):
+        x, targets = _sample(usable, cfg, rng, stride)
+        out = model(x)
+        heatmaps = torch.from_numpy(np.stack([tg.heatmap for tg in targets]))  # (2B, ch, cw)
+        losses = detection_loss(out, targets, heatmaps)
+        emb = [out.embedding[b, :, torch.from_numpy(tg.centres[:, 0]), torch.from_numpy(tg.centres[:, 1])].T for b, tg in enumerate(targets)]
+        pair_losses = [
+            embedding_loss(emb[b], torch.from_numpy(targets[b].ids), emb[b + cfg.batch], torch.from_numpy(targets[b + cfg.batch].ids), cfg.temperature)
+            for b in range(cfg.batch)
+        ]  # fmt: skip
+        pair_losses = [p for p in pair_losses if p is not None]
+        losses["embedding"] = torch.stack(pair_losses).mean() if pair_losses else out.heatmap.new_zeros(())
+        total = losses["heatmap"] + losses["regression"] + cfg.embed_weight * losses["embedding"]
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        sched.step()
+        history.append({"step": step, "total": total.item(), **{k: v.item() for k, v in losses.items()}})
+        if log_every and (step % log_every == 0 or step == cfg.steps - 1):
+            log.info("step %d/%d loss %.4f (heat %.4f reg %.4f emb %.4f) %.1f s", step + 1, cfg.steps, history[-1]["total"],
+                     history[-1]["heatmap"], history[-1]["regression"], history[-1]["embedding"], time.perf_counter() - start)  # fmt: skip
+    model.eval()
+    return history

@@ -1,0 +1,312 @@
+"""Detection and tracking heads: targets, features, tracker, MOT files, metrics, training, CLI.
+
+The data is what the repo ships: textured sprites pasted with exact boxes onto the sample clip,
+tokenized with the shipped codec.
+"""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from heads.cache import cache_sequence, load_cached, prefix_bpp
+from heads.data import delay, reference_frames, rescale
+from heads.detector import CenterHead, DetectorConfig
+from heads.evaluate import coco_map, track_metrics
+from heads.experiment import evaluate_head, grid_sequence, new_head, run_experiment
+from heads.features import PIXEL_CHANNELS, pixel_patches, token_features
+from heads.mot import read_mot, write_mot
+from heads.synthetic import paste_sprites
+from heads.targets import decode_boxes, encode_targets
+from heads.tracker import ByteTracker, TrackerConfig, iou_matrix, track_sequence
+from heads.train import TrainConfig, focal_loss, train_head
+from mptvc_latents import cli
+from mptvc_latents.video import read_video
+from tests._tiny import SAMPLE
+
+
+# ---------------------------------------------------------------- targets
+
+
+def test_targets_decode_back_to_the_same_boxes():
+    boxes = np.array([[1, 13.0, 21.0, 30.0, 70.0], [2, 100.5, 40.25, 18.0, 44.0], [3, 200.0, 5.0, 64.0, 120.0]])
+    tg = encode_targets(boxes, (20, 40))
+    heat = torch.from_numpy(tg.heatmap)
+    offset, size = torch.zeros(2, 20, 40), torch.zeros(2, 20, 40)
+    i, j = torch.from_numpy(tg.centres[:, 0]), torch.from_numpy(tg.centres[:, 1])
+    offset[:, i, j] = torch.from_numpy(tg.offset).T
+    size[:, i, j] = torch.from_numpy(tg.size).T
+    assert heat[i, j].eq(1).all() and heat.max() == 1
+    out, scores, cells = decode_boxes(heat, offset, size, threshold=0.99)
+    order = np.argsort(out[:, 0].numpy())
+    np.testing.assert_allclose(out.numpy()[order], boxes[:, 1:], atol=1e-4)
+    assert len(scores) == 3
+
+
+def test_targets_drop_boxes_centred_off_the_grid():
+    tg = encode_targets(np.array([[1, -50, 10, 20, 20], [2, 10, 10, 20, 20], [3, 10, 10, 0, 20]]), (8, 8))
+    assert tg.ids.tolist() == [2]
+
+
+def test_decode_rejects_mismatched_maps():
+    with pytest.raises(ValueError, match="heatmap must be"):
+        decode_boxes(torch.zeros(4, 4), torch.zeros(2, 4, 5), torch.zeros(2, 4, 4))
+
+
+def test_focal_loss_is_lower_for_a_better_prediction():
+    target = torch.from_numpy(encode_targets(np.array([[1, 30, 30, 20, 40]]), (10, 10)).heatmap)
+    good = torch.logit(target.clamp(0.01, 0.99))
+    assert focal_loss(good, target) < focal_loss(torch.zeros(10, 10), target)
+
+
+# ---------------------------------------------------------------- features
+
+
+def test_pixel_patches_put_each_pixel_in_its_cell_and_channel():
+    video = np.zeros((6, 20, 30, 3), np.uint8)
+    video[5, 17, 9, 2] = 200  # frame 5 = token frame 1 slot 1; row 17 = cell 2 row 1; col 9 = cell 1 col 1
+    x = pixel_patches(video, (2, 3, 4))
+    assert x.shape == (2, PIXEL_CHANNELS, 3, 4) and x.dtype == torch.uint8
+    channel = ((1 * 8 + 1) * 8 + 1) * 3 + 2  # (slot, row, col, rgb)
+    assert x[1, channel, 2, 1] == 200
+    assert int(x.sum()) == 3 * 200  # edge padding repeats the last frame (5) into slots 2 and 3
+    with pytest.raises(ValueError, match="does not fit"):
+        pixel_patches(video, (1, 3, 4))
+
+
+def test_token_features_map_symbols_to_fsq_codes():
+    s0 = np.full((2, 3, 4, 4), 4, np.uint8)  # L=8: the middle symbol is code 0
+    s1 = np.zeros((2, 3, 4, 12), np.uint8)  # symbol 0 is code -1
+    x = token_features([s0, s1], [8, 8])
+    assert x.shape == (2, 16, 3, 4)
+    assert x[:, :4].eq(0).all() and x[:, 4:].eq(-1).all()
+    with pytest.raises(ValueError, match="share one token grid"):
+        token_features([s0, s1[:, :2]], [8, 8])
+
+
+def test_reference_frames_skip_end_padding():
+    assert reference_frames(71, 18).tolist() == [4 * t + 1 for t in range(18)]
+    assert reference_frames(6, 2).tolist() == [1, 5]
+    assert reference_frames(5, 2).tolist() == [1]
+
+
+def test_rescale_and_delay_move_boxes_with_the_pixels():
+    seq = paste_sprites(np.zeros((8, 64, 96, 3), np.uint8), num_objects=1, size=(20, 10), seed=1)
+    big = rescale(seq, 2.0)
+    assert big.frames.shape == (8, 128, 192, 3)
+    np.testing.assert_allclose(big.boxes[:, 2:], seq.boxes[:, 2:] * 2)
+    late = delay(seq, 3)
+    assert late.num_frames == 5 and late.boxes[0, 0] == 1
+    np.testing.assert_allclose(late.boxes[0, 2:], seq.boxes[3, 2:])
+    x, y, w, h = seq.boxes[0, 2:].astype(int)
+    assert seq.frames[0, y : y + h, x : x + w].any() and not seq.frames[0, :y].any()
+    with pytest.raises(ValueError, match="start must be"):
+        delay(seq, 8)
+
+
+# ---------------------------------------------------------------- tracker
+
+
+def _dets(boxes, emb=None, scores=None):
+    from heads.infer import Detections
+
+    boxes = np.asarray(boxes, float).reshape(-1, 4)
+    return Detections(boxes, np.full(len(boxes), 0.9) if scores is None else np.asarray(scores, float),
+                      np.zeros((len(boxes), 2)) if emb is None else np.asarray(emb, float))  # fmt: skip
+
+
+def test_iou_matrix():
+    iou = iou_matrix([[0, 0, 10, 10]], [[0, 0, 10, 10], [5, 0, 10, 10], [20, 20, 5, 5]])
+    np.testing.assert_allclose(iou, [[1.0, 50 / 150, 0.0]])
+
+
+def test_tracker_keeps_identities_through_a_crossing_and_missed_frames():
+    """Two boxes cross; one is missed for two frames right at the crossing; appearance separates them."""
+    red, blue = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    frames = []
+    for t in range(12):
+        a = [10 + 10 * t, 50, 20, 40]  # moving right
+        b = [120 - 10 * t, 54, 20, 40]  # moving left
+        dets, embs = [a, b], [red, blue]
+        if t in (6, 7):
+            dets, embs = [b], [blue]
+        frames.append(_dets(dets, embs))
+    rows = track_sequence(frames)
+    assert len(np.unique(rows[:, 1])) == 2, "a new identity was started"
+    for tid in np.unique(rows[:, 1]):
+        xs = rows[rows[:, 1] == tid][:, 2]
+        assert (np.all(np.diff(xs) > 0) or np.all(np.diff(xs) < 0)), f"track {tid} changed direction: ids swapped"
+    right_mover = rows[(rows[:, 0] == 1) & (rows[:, 2] == 10), 1][0]
+    assert set(rows[rows[:, 1] == right_mover][:, 0].astype(int)) == set(range(1, 13)) - {7, 8}
+
+
+def test_tracker_low_score_detections_extend_tracks_but_do_not_start_them():
+    tracker = ByteTracker(TrackerConfig(high=0.5, low=0.1, new_track=0.6))
+    assert tracker.update(np.array([[0, 0, 10, 20]]), np.array([0.3])).shape == (0, 6)
+    first = tracker.update(np.array([[0, 0, 10, 20]]), np.array([0.9]))
+    second = tracker.update(np.array([[1, 0, 10, 20]]), np.array([0.3]))
+    assert first[0, 0] == second[0, 0] == 1
+
+
+def test_tracker_rejects_inconsistent_input():
+    with pytest.raises(ValueError, match="one row per detection"):
+        ByteTracker().update(np.zeros((2, 4)), np.zeros(3))
+    with pytest.raises(ValueError, match="low <= high"):
+        TrackerConfig(low=0.6, high=0.5)
+
+
+# ---------------------------------------------------------------- MOT files and metrics
+
+
+def test_mot_files_round_trip(tmp_path):
+    rows = np.array([[2, 1, 10.5, 20.25, 30, 40, 0.9], [1, 2, 1, 2, 3, 4, 0.5], [1, 1, 5, 6, 7, 8, 1.0]])
+    write_mot(tmp_path / "t.txt", rows)
+    back = read_mot(tmp_path / "t.txt")
+    np.testing.assert_allclose(back, rows[[2, 1, 0]], atol=1e-2)
+    assert (tmp_path / "t.txt").read_text().splitlines()[0] == "1,1,5.00,6.00,7.00,8.00,1.0000,-1,-1,-1"
+    write_mot(tmp_path / "e.txt", np.zeros((0, 7)))
+    assert read_mot(tmp_path / "e.txt").shape == (0, 7)
+    with pytest.raises(ValueError, match="integers from 1"):
+        write_mot(tmp_path / "bad.txt", np.array([[0, 1, 1, 2, 3, 4, 1.0]]))
+    with pytest.raises(ValueError, match="does not exist"):
+        read_mot(tmp_path / "missing.txt")
+
+
+def _gt_tracks():
+    rows = [[f, i, 20 * f + 60 * i, 30, 25, 50] for f in range(1, 13) for i in range(1, 4)]
+    return np.array(rows, float)
+
+
+def test_coco_map_perfect_is_one_and_shifted_is_lower():
+    gt = _gt_tracks()
+    per_image = [gt[gt[:, 0] == f, 2:6] for f in range(1, 13)]
+    perfect = coco_map(per_image, [(b, np.ones(len(b))) for b in per_image])
+    assert perfect["mAP"] == pytest.approx(1.0) and perfect["AP50"] == pytest.approx(1.0)
+    shifted = coco_map(per_image, [(b + [8, 0, 0, 0], np.ones(len(b))) for b in per_image])
+    assert shifted["mAP"] < 0.8 and shifted["AP50"] == pytest.approx(1.0)
+    assert coco_map(per_image, [(np.zeros((0, 4)), np.zeros(0))] * 12)["mAP"] == 0.0
+    with pytest.raises(ValueError, match="one prediction entry"):
+        coco_map(per_image, [])
+
+
+def test_trackeval_perfect_tracks_score_one_and_swapped_ids_lower():
+    gt = _gt_tracks()
+    perfect = track_metrics(gt, np.column_stack([gt, np.ones(len(gt))]), 12)
+    for name in ("HOTA", "MOTA", "IDF1"):
+        assert perfect[name] == pytest.approx(1.0), name
+    swapped = gt.copy()
+    late = swapped[:, 0] > 6
+    swapped[late, 1] = swapped[late, 1] % 3 + 1  # every identity switches half way
+    worse = track_metrics(gt, swapped, 12)
+    assert worse["IDF1"] < 0.7 and worse["HOTA"] < 0.8 and worse["IDSW"] == 3
+    missing = track_metrics(gt, gt[gt[:, 1] != 1], 12)
+    assert missing["MOTA"] == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="Frames must lie"):
+        track_metrics(gt, gt, 5)
+
+
+def test_prefix_bpp():
+    assert prefix_bpp([100, 300], 2, 10, 10) == [4.0, 16.0]
+    with pytest.raises(ValueError, match="no pixels"):
+        prefix_bpp([1], 0, 10, 10)
+
+
+# ---------------------------------------------------------------- the head
+
+
+def test_head_shapes_and_strict_hub_round_trip(tmp_path):
+    model = CenterHead(DetectorConfig(in_channels=16, dim=16, depth=1, embed_dim=4, k=1))
+    out = model(torch.randn(2, 16, 9, 11))
+    assert out.heatmap.shape == (2, 1, 9, 11) and out.size.shape == (2, 2, 9, 11)
+    torch.testing.assert_close(out.embedding.norm(dim=1), torch.ones(2, 9, 11))
+    model.save_pretrained(tmp_path / "h")
+    back = CenterHead.from_pretrained(tmp_path / "h")
+    assert back.config == model.config
+    torch.testing.assert_close(back(torch.ones(1, 16, 4, 4)).heatmap, model.eval()(torch.ones(1, 16, 4, 4)).heatmap)
+    with pytest.raises(ValueError, match="features must be"):
+        model(torch.randn(1, 15, 4, 4))
+    with pytest.raises(ValueError, match="not a saved head"):
+        CenterHead.from_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="input must be"):
+        DetectorConfig(in_channels=4, input="pixels")
+
+
+# ---------------------------------------------------------------- tokens of the sample clip
+
+
+@pytest.fixture(scope="module")
+def sprite_cache(tmp_path_factory):
+    """Sprites on the sample clip (two parts, never mixed), tokenized with the shipped codec."""
+    from mptvc_latents.pretrained import load_codec
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("heads") / "cache"
+    clip = read_video(SAMPLE)
+    model = load_codec()
+    cache_sequence(model, paste_sprites(clip.frames[:32], 3, seed=0, name="a"), root, "train")
+    cache_sequence(model, paste_sprites(clip.frames[32:], 3, seed=1, name="b"), root, "test")
+    return root
+
+
+def test_cache_holds_tokens_decodes_and_rates(sprite_cache):
+    seq = load_cached(sprite_cache, "train")
+    assert seq.meta["token_grid"] == [8, 18, 40]  # 136 px pad to 144: 18 rows of cells
+    assert [s.shape[-1] for s in seq.symbols(2)] == [4, 12, 24]
+    assert seq.decoded(0).shape == (32, 136, 320, 3)
+    bpp = seq.meta["bpp"]
+    assert 0 < bpp[0] < bpp[1] < bpp[2]
+    gs = grid_sequence(seq, "tokens", 1)
+    assert gs.features.shape == (8, 16, 18, 40) and len(gs.boxes) == 8 and all(len(b) == 3 for b in gs.boxes)
+    with pytest.raises(ValueError, match="No cached sequence"):
+        load_cached(sprite_cache, "nope")
+    with pytest.raises(ValueError, match="input must be"):
+        grid_sequence(seq, "pixels", 0)
+
+
+@pytest.mark.slow
+def test_a_short_training_run_finds_the_pasted_sprites(sprite_cache, tmp_path):
+    seq = grid_sequence(load_cached(sprite_cache, "train"), "tokens", 2)
+    model = new_head(sprite_cache, "tokens", 2, dim=32, depth=2)
+    history = train_head(model, [seq], TrainConfig(steps=120, batch=4, crop=24, lr=3e-3), log_every=0)
+    first, last = np.mean([h["total"] for h in history[:10]]), np.mean([h["total"] for h in history[-10:]])
+    assert last < 0.6 * first
+    result = evaluate_head(model, load_cached(sprite_cache, "train"), tmp_path)
+    assert result["detection"]["AP50"] > 0.5, result["detection"]
+    assert result["tracking"]["bytetrack+emb"]["MOTA"] > 0.3, result["tracking"]
+    tracks = read_mot(tmp_path / "train.bytetrack+emb.txt")
+    assert tracks.shape[1] == 7 and tracks[:, 0].max() <= 8
+
+
+def test_run_experiment_refuses_to_evaluate_on_training_data(sprite_cache, tmp_path):
+    with pytest.raises(ValueError, match="must not be among the training"):
+        run_experiment(sprite_cache, ["train"], "train", "tokens", 0, TrainConfig(steps=1), tmp_path)
+
+
+def test_run_experiment_writes_a_result(sprite_cache, tmp_path):
+    result = run_experiment(sprite_cache, ["train"], "test", "decoded", 0, TrainConfig(steps=3, crop=16), tmp_path)
+    saved = json.loads((tmp_path / "result.json").read_text())
+    assert saved["prefix"] == "preview" and saved["bpp"] == pytest.approx(load_cached(sprite_cache, "test").meta["bpp"][0])
+    assert set(saved["tracking"]) == {"bytetrack+emb", "bytetrack-iou"} and result["train"]["steps"] == 3
+    assert (tmp_path / "head" / "model.safetensors").is_file()
+
+
+# ---------------------------------------------------------------- command line
+
+
+def test_cli_errors_are_one_line(sprite_cache, tmp_path, capsys):
+    assert cli.main(["heads", "eval", "--cache", str(sprite_cache), "--head", str(tmp_path), "--key", "test", "--out", str(tmp_path)]) == 2
+    assert "is not a saved head" in capsys.readouterr().err
+    assert cli.main(["heads", "train", "--cache", str(sprite_cache), "--train", "nope", "--out", str(tmp_path)]) == 2
+    assert "No cached sequence 'nope'" in capsys.readouterr().err
+    assert cli.main(["heads", "cache", "--data", str(tmp_path), "--out", str(tmp_path / "c")]) == 2
+    assert "is not a MOTChallenge sequence folder" in capsys.readouterr().err
+
+
+def test_cli_train_then_eval(sprite_cache, tmp_path):
+    assert cli.main(["heads", "train", "--cache", str(sprite_cache), "--train", "train", "--input", "tokens", "--k", "0",
+                     "--steps", "2", "--crop", "16", "--out", str(tmp_path)]) == 0  # fmt: skip
+    assert cli.main(["heads", "eval", "--cache", str(sprite_cache), "--head", str(tmp_path / "head"), "--key", "test",
+                     "--out", str(tmp_path)]) == 0  # fmt: skip
+    result = json.loads((tmp_path / "eval-test.json").read_text())
+    assert 0 <= result["detection"]["mAP"] <= 1 and (tmp_path / "test.bytetrack+emb.txt").is_file()
