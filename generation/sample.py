@@ -1,0 +1,115 @@
+"""Sampling level-0 token videos from a :class:`TokenPrior` and decoding them with the codec.
+
+::
+
+    BOS -> prior.step -> logits / temperature -> top-k -> multinomial (seeded torch.Generator) -> index
+      ... raster order over the first window of t' token frames (KV cache);
+      longer videos slide: each further token frame is sampled with the previous t'-1 frames as context
+    indices (t', h', w') -> FSQ symbols (t', h', w', C_0) -> codec.decode(k_max=0) -> uint8 (T, H, W, 3)
+
+Only level 0 is sampled; the codec decodes it alone (the Matryoshka prefix property), so samples
+have the preview level's detail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mptvc_latents.codec import MPTVC, Tokens, VideoInfo
+from mptvc_latents.config import ConfigBase
+from mptvc_latents.patching import Padding
+from generation.model import TokenPrior
+
+__all__ = ["SampleConfig", "decode_sample", "draw", "sample_indices", "sample_symbols", "token_frames_for"]
+
+
+@dataclass(frozen=True)
+class SampleConfig(ConfigBase):
+    """How to sample: ``frames`` video frames; ``top_k = 0`` keeps every index; ``top_k = 1`` is greedy."""
+
+    frames: int = 16
+    seed: int = 0
+    temperature: float = 1.0
+    top_k: int = 0
+    patch_t: int = 4  # video frames per token frame (the codec's)
+    temporal_multiple: int = 8  # the codec codes whole multiples of this many frames
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.frames, int) or self.frames < 1:
+            raise ValueError(f"frames must be a positive number of video frames, got {self.frames!r}.")
+        if not self.temperature > 0 or not np.isfinite(self.temperature):
+            raise ValueError(f"temperature must be a positive number (use --top-k 1 for greedy), got {self.temperature}.")
+        if not isinstance(self.top_k, int) or self.top_k < 0:
+            raise ValueError(f"top_k must be 0 (no limit) or a positive number of indices, got {self.top_k!r}.")
+
+    @property
+    def token_frames(self) -> int:
+        padded = -(-self.frames // self.temporal_multiple) * self.temporal_multiple
+        return padded // self.patch_t
+
+
+def token_frames_for(codec: MPTVC, config: SampleConfig) -> SampleConfig:
+    """``config`` with the codec's temporal geometry (patch_t, temporal_multiple)."""
+    c = codec.config
+    return SampleConfig(config.frames, config.seed, config.temperature, config.top_k, c.patch_t, c.temporal_multiple)
+
+
+def draw(logits: Tensor, temperature: float, top_k: int, generator: torch.Generator) -> Tensor:
+    """One index per row of ``logits (B, V)``: softmax(logits / temperature) restricted to the top ``top_k``."""
+    logits = logits.float() / temperature
+    if 0 < top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits, dim=-1)
+    return torch.multinomial(probs, 1, generator=generator)[:, 0]  # (B,)
+
+
+@torch.no_grad()
+def sample_indices(prior: TokenPrior, config: SampleConfig, batch: int = 1) -> Tensor:
+    """Raster-order indices ``(batch, t', h', w')`` int64 with ``t' = config.token_frames``."""
+    _, h, w = prior.config.grid
+    window, per_frame = prior.config.grid[0], prior.config.frame_tokens
+    total = config.token_frames
+    g = torch.Generator().manual_seed(config.seed)
+    out = torch.zeros(batch, total * per_frame, dtype=torch.int64)
+
+    def run(context: Tensor, start: int, count: int) -> None:
+        # Prefill BOS + context, then sample `count` tokens one by one on the KV cache.
+        bos = prior.bos.expand(batch, 1, -1)
+        embeds = torch.cat([bos, prior.embed_indices(context)], 1) if context.shape[1] else bos  # (B, 1+n, D)
+        pos, cache = 0, None
+        for i in range(count):
+            step = prior.step(embeds, pos, cache)
+            cache, pos = step.cache, pos + embeds.shape[1]
+            nxt = draw(step.logits, config.temperature, config.top_k, g)  # (B,)
+            out[:, start + i] = nxt
+            embeds = prior.embed_indices(nxt[:, None])  # (B, 1, D)
+
+    first = min(window, total) * per_frame
+    run(out[:, :0], 0, first)
+    for f in range(window, total):  # slide: frames f-window+1 .. f-1 condition frame f
+        run(out[:, (f - window + 1) * per_frame : f * per_frame], f * per_frame, per_frame)
+    return out.view(batch, total, h, w)  # (B, t'*h'*w') -> (B, t', h', w')
+
+
+def sample_symbols(prior: TokenPrior, config: SampleConfig) -> np.ndarray:
+    """One sample as FSQ symbols, uint8 ``(t', h', w', C_0)`` as a token store holds them."""
+    idx = sample_indices(prior, config)[0]  # (t', h', w')
+    symbols = torch.div(idx[..., None], prior.basis, rounding_mode="floor") % prior.levels  # (t', h', w', C)
+    return symbols.to(torch.uint8).numpy()
+
+
+def decode_sample(codec: MPTVC, symbols: np.ndarray, frames: int, fps: float) -> np.ndarray:
+    """Level-0 symbols ``(t', h', w', C_0)`` -> uint8 video ``(frames, H, W, 3)`` (``codec.decode(k_max=0)``)."""
+    t, h, w, _ = symbols.shape
+    c = codec.config
+    padded = t * c.patch_t
+    if not frames <= padded < frames + c.temporal_multiple or padded % c.temporal_multiple:
+        raise ValueError(f"{t} token frames do not make {frames} video frames for this codec.")
+    info = VideoInfo(frames, h * c.patch, w * c.patch, float(fps), Padding(t=padded - frames, h=0, w=0),
+                     np.zeros(padded, np.int32))
+    return codec.decode(Tokens([np.ascontiguousarray(symbols)], info), k_max=0)

@@ -1,0 +1,163 @@
+"""Training a :class:`TokenPrior` on the level-0 windows of a token store, on CPU, resumably.
+
+::
+
+    STORE.zarr -> IndexWindows (every window of t' token frames, stride 1, held in memory)
+      -> random batches (seeded by step, so a resumed run draws the same batches)
+      -> AdamW, linear warm-up + cosine decay, grad-norm clip -> RUN/checkpoint/ every save_every steps
+    RUN/log.jsonl   one JSON line per log_every steps: step, loss in bits/token, lr, tokens/s, elapsed
+    RUN/prior/      the final model, hub-style (config.json + model.safetensors)
+
+A killed run restarts from ``RUN/checkpoint`` (weights, optimizer, step) with the same command.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from mptvc_latents.config import ConfigBase
+from mptvc_latents.store import TokenStore
+from generation.data import IndexWindows
+from generation.model import PriorConfig, TokenPrior
+
+log = logging.getLogger(__name__)
+
+__all__ = ["TrainConfig", "train_prior"]
+
+
+@dataclass(frozen=True)
+class TrainConfig(ConfigBase):
+    """Optimisation of one prior run."""
+
+    steps: int = 400
+    batch: int = 8
+    lr: float = 2e-3
+    min_lr: float = 1e-4
+    warmup: int = 40
+    weight_decay: float = 0.05
+    grad_clip: float = 1.0
+    seed: int = 0
+    log_every: int = 10
+    save_every: int = 25
+
+    def lr_at(self, step: int) -> float:
+        if step < self.warmup:
+            return self.lr * (step + 1) / self.warmup
+        progress = min(1.0, (step - self.warmup) / max(1, self.steps - self.warmup))
+        return self.min_lr + 0.5 * (self.lr - self.min_lr) * (1 + math.cos(math.pi * progress))
+
+
+def prior_config_for(store_path: str | Path, window: int, **shape) -> PriorConfig:
+    """A :class:`PriorConfig` for the level-0 tokens of ``store_path`` in windows of ``window`` token frames."""
+    store = TokenStore.open(store_path)
+    key = store.clips()[0] if store.clips() else None
+    if key is None:
+        raise ValueError(f"The token store {str(store_path)!r} holds no complete clip.")
+    meta = store.clip_attrs(key)
+    codec = store.attrs["checkpoint"]["config"]
+    level = codec["levels"][0]
+    _, h, w, _ = store.level_array(key, 0).shape
+    return PriorConfig(
+        fsq_levels=(level["fsq_levels"],) * level["latent_channels"],
+        grid=(window, h, w),
+        codec_digest=store.attrs["checkpoint"]["digest"],
+        frame_size=(meta["height"], meta["width"]),
+        fps=float(meta["fps"]),
+        **shape,
+    )
+
+
+def _save_state(run: Path, model: TokenPrior, opt: torch.optim.Optimizer, step: int) -> None:
+    tmp = run / "checkpoint.tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(tmp)
+    torch.save({"optimizer": opt.state_dict(), "step": step}, tmp / "trainer.pt")
+    final = run / "checkpoint"
+    old = run / "checkpoint.old"
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)  # a kill between the renames leaves checkpoint.old, which _resume falls back to
+    if old.exists():
+        for f in old.iterdir():
+            f.unlink()
+        old.rmdir()
+
+
+def _resume(run: Path) -> Path | None:
+    for name in ("checkpoint", "checkpoint.old"):
+        if (run / name / "trainer.pt").is_file():
+            return run / name
+    return None
+
+
+def train_prior(
+    store_path: str | Path,
+    run: str | Path,
+    config: PriorConfig,
+    train: TrainConfig = TrainConfig(),
+    max_seconds: float | None = None,
+) -> TokenPrior:
+    """Train (or resume) a prior on every window of ``config.grid[0]`` token frames of a store.
+
+    Stops after ``train.steps`` steps, or earlier after ``max_seconds`` of this call (the state is
+    saved, so the same call resumes). Returns the model; the finished one is also in ``RUN/prior``.
+    """
+    run = Path(run)
+    run.mkdir(parents=True, exist_ok=True)
+    data = IndexWindows(store_path, window=config.grid[0], stride=1)
+    if (data.grid.h, data.grid.w) != tuple(config.grid[1:]):
+        raise ValueError(f"The store's token grid is {data.grid.h}x{data.grid.w}, the config's {config.grid[1:]}.")
+    windows = torch.stack([data[i] for i in range(len(data))])  # (num_windows, N) int64
+    torch.manual_seed(train.seed)
+    model = TokenPrior(config)
+    opt = torch.optim.AdamW(model.parameters(), lr=train.lr, betas=(0.9, 0.95), weight_decay=train.weight_decay)
+    step = 0
+    if (ckpt := _resume(run)) is not None:
+        model = TokenPrior.load(ckpt).train()
+        if model.config != config:
+            raise ValueError(f"The run {str(run)!r} holds a prior with another config; use a new run folder.")
+        opt = torch.optim.AdamW(model.parameters(), lr=train.lr, betas=(0.9, 0.95), weight_decay=train.weight_decay)
+        state = torch.load(ckpt / "trainer.pt", weights_only=True)
+        opt.load_state_dict(state["optimizer"])
+        step = state["step"]
+        log.info("resumed %s at step %d", run, step)
+    (run / "train_config.json").write_text(json.dumps({"prior": config.to_dict(), "train": train.to_dict(),
+                                                       "store": str(store_path), "windows": len(windows)}, indent=2))
+    model.train()
+    start, last, tokens = time.time(), time.time(), 0
+    with open(run / "log.jsonl", "a") as logf:
+        while step < train.steps:
+            g = torch.Generator().manual_seed(train.seed * 1_000_003 + step)
+            batch = windows[torch.randint(len(windows), (train.batch,), generator=g)]  # (B, N)
+            for group in opt.param_groups:
+                group["lr"] = train.lr_at(step)
+            loss = model(batch, batch).loss
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), train.grad_clip)
+            opt.step()
+            step += 1
+            tokens += batch.numel()
+            if step % train.log_every == 0 or step == train.steps:
+                now = time.time()
+                record = {"step": step, "bits_per_token": loss.item() / math.log(2), "lr": train.lr_at(step - 1),
+                          "tokens_per_s": tokens / (now - last), "elapsed_s": now - start}
+                logf.write(json.dumps(record) + "\n")
+                logf.flush()
+                log.info("step %d  %.3f bits/token  %.0f tokens/s", step, record["bits_per_token"], record["tokens_per_s"])
+                last, tokens = now, 0
+            out_of_time = max_seconds is not None and time.time() - start > max_seconds
+            if step % train.save_every == 0 or step == train.steps or out_of_time:
+                _save_state(run, model, opt, step)
+            if out_of_time:
+                log.info("stopping at step %d after %.0f s (max_seconds); rerun to resume", step, time.time() - start)
+                return model.eval()
+    model.eval().save_pretrained(run / "prior")
+    return model

@@ -1,0 +1,83 @@
+"""``mptvc generate`` end to end with a tiny prior of the shipped codec's tokens: a decodable mp4 and
+GIF of the requested frames, seeds that reproduce, one-line errors that leave no output behind."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from generation.model import PriorConfig, TokenPrior
+from mptvc_latents import cli
+from mptvc_latents.pretrained import load_codec
+from mptvc_latents.video import read_video
+
+
+@pytest.fixture(scope="module")
+def prior_dir(tmp_path_factory, one_torch_thread) -> Path:
+    digest = load_codec().weights_digest()
+    torch.manual_seed(0)
+    config = PriorConfig(grid=(2, 4, 4), frame_size=(32, 32), fps=10.0, codec_digest=digest, dim=32, depth=1, heads=2,
+                         mlp_dim=64)
+    path = tmp_path_factory.mktemp("gen-cli") / "prior"
+    TokenPrior(config).save_pretrained(path)
+    return path
+
+
+def test_generate_writes_a_decodable_mp4_and_gif_with_the_requested_frames(prior_dir, tmp_path):
+    out = tmp_path / "sample.mp4"
+    rc = cli.main(["generate", "--prior", str(prior_dir), "--out", str(out), "--frames", "12", "--seed", "3",
+                   "--top-k", "20", "--temperature", "0.9"])
+    assert rc == 0
+    video, gif = read_video(out), read_video(tmp_path / "sample.gif")
+    assert video.frames.shape == (12, 32, 32, 3) and gif.frames.shape == (12, 32, 32, 3)
+    assert video.fps == pytest.approx(10.0) and gif.fps == pytest.approx(10.0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sample.gif", "sample.mp4"]  # no temp files left
+
+
+def test_a_fixed_seed_reproduces_the_tokens_and_the_frames(prior_dir, tmp_path):
+    runs = []
+    for name, seed in (("a", 5), ("b", 5), ("c", 6)):
+        rc = cli.main(["generate", "--prior", str(prior_dir), "--out", str(tmp_path / f"{name}.npy"), "--no-gif",
+                       "--tokens", str(tmp_path / f"{name}.tokens.npy"), "--frames", "8", "--seed", str(seed)])
+        assert rc == 0
+        runs.append((np.load(tmp_path / f"{name}.tokens.npy"), np.load(tmp_path / f"{name}.npy")))
+    (ta, va), (tb, vb), (tc, _) = runs
+    assert ta.shape == (2, 4, 4, 4) and ta.dtype == np.uint8
+    assert np.array_equal(ta, tb) and np.array_equal(va, vb) and not np.array_equal(ta, tc)
+    assert va.shape == (8, 32, 32, 3)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--frames", "0"], "frames must be a positive"),
+        (["--temperature", "0"], "temperature must be a positive"),
+        (["--top-k", "-2"], "top_k must be 0"),
+    ],
+)
+def test_bad_settings_print_one_line_and_write_nothing(prior_dir, tmp_path, capsys, extra, message):
+    rc = cli.main(["generate", "--prior", str(prior_dir), "--out", str(tmp_path / "s.mp4"), *extra])
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("mptvc: error:") and message in err and len(err.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_prior_or_a_prior_of_another_codec_is_refused(prior_dir, tmp_path, capsys):
+    assert cli.main(["generate", "--prior", str(tmp_path / "nope"), "--out", str(tmp_path / "s.mp4")]) == 2
+    assert "There is no prior" in capsys.readouterr().err
+    other = tmp_path / "other"
+    TokenPrior(PriorConfig(grid=(2, 4, 4), codec_digest="0" * 64, dim=32, depth=1, heads=2, mlp_dim=64)).save_pretrained(other)
+    assert cli.main(["generate", "--prior", str(other), "--out", str(tmp_path / "s.mp4")]) == 2
+    assert "another codec checkpoint" in capsys.readouterr().err
+    assert cli.main(["generate", "--prior", str(prior_dir), "--out", str(tmp_path / "x.gif")]) == 2
+    assert "both be written" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other"]
+
+
+def test_the_commands_are_registered_with_mptvc(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    text = capsys.readouterr().out
+    assert all(name in text for name in ("generate", "prior-tokenize", "prior-train", "prior-eval"))
