@@ -28,9 +28,9 @@ _INVALID = 1e6
 class TrackerConfig:
     """Score thresholds (high/low/new_track), gates, appearance weight, memory and smoothing."""
 
-    high: float = 0.4
+    high: float = 0.3
     low: float = 0.1
-    new_track: float = 0.5
+    new_track: float = 0.4
     match_iou: float = 0.1
     match_cos: float = 0.6
     low_iou: float = 0.3

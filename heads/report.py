@@ -1,0 +1,43 @@
+"""The results table of a bench run: one row per head input and prefix, as JSON and Markdown."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+
+__all__ = ["results_table", "write_report"]
+
+_LABELS = {"tokens": "tokens (frozen)", "decoded": "decode-then-detect", "source": "source pixels (no codec)"}
+
+
+def results_table(results: list[dict], tracker: str = "bytetrack+emb") -> str:
+    """A Markdown table: input, prefix, bpp, COCO mAP / AP50, HOTA / MOTA / IDF1 (in %)."""
+    lines = [
+        "| input | prefix | bpp | mAP | AP50 | HOTA | MOTA | IDF1 | IDSW | train s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        d, t = r["detection"], r["tracking"][tracker]
+        bpp = "-" if r["bpp"] is None else f"{r['bpp']:.4f}"
+        lines.append(
+            f"| {_LABELS.get(r['input'], r['input'])} | {r['prefix']} | {bpp} | {100 * d['mAP']:.1f} | {100 * d['AP50']:.1f} "
+            f"| {100 * t['HOTA']:.1f} | {100 * t['MOTA']:.1f} | {100 * t['IDF1']:.1f} | {t['IDSW']} | {r['train_s']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def write_report(results: list[dict], path: str | Path) -> None:
+    """Write ``results`` with the machine and date to ``path`` (JSON) and ``path.md`` (tables)."""
+    if not results:
+        raise ValueError("There are no results to report.")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": f"{platform.machine()} {platform.processor() or ''} "
+            f"{platform.system()} {platform.release()}, python {platform.python_version()}"}  # fmt: skip
+    path.write_text(json.dumps({**meta, "results": results}, indent=2))
+    md = [f"{meta['date']}, {meta['machine']}", ""]
+    for tracker in results[0]["tracking"]:
+        md += [f"tracker: {tracker}", "", results_table(results, tracker), ""]
+    path.with_suffix(".md").write_text("\n".join(md))
