@@ -6,7 +6,7 @@
     mptvc generate [--prior DIR] --out sample.mp4 [--frames N] [--seed S] [--temperature T] [--top-k K] [--gif G]
     mptvc prior-tokenize VIDEOS... --out STORE.zarr [--size H W] [--max-frames N]     (resumable)
     mptvc prior-train STORE.zarr --run DIR [--steps N] [--batch B] [--window T] [--max-minutes M]   (resumable)
-    mptvc prior-eval VIDEOS... [--prior DIR] [--json OUT]   bits/token of the prior vs the codec's coded level 0
+    mptvc prior-eval VIDEOS... [--prior DIR] [--train-store STORE] [--json OUT]   bits/token: prior vs codec level 0
 """
 
 from __future__ import annotations
@@ -86,6 +86,7 @@ def add_command(sub) -> None:
     p.add_argument("--prior", type=Path)
     p.add_argument("--ckpt", type=Path)
     p.add_argument("--max-frames", type=int, default=256)
+    p.add_argument("--train-store", type=Path, help="also score a unigram baseline: this store's index histogram")
     p.add_argument("--json", type=Path, help="write the results as JSON")
     p.set_defaults(func=_evaluate)
 
@@ -112,7 +113,7 @@ def _generate(args: argparse.Namespace) -> None:
     import numpy as np
     import torch
 
-    from generation.gif import write_gif
+    from generation.images import write_gif
     from generation.sample import SampleConfig, decode_sample, sample_symbols, token_frames_for
     from mptvc_latents.files import atomic_output
     from mptvc_latents.video import write_frames
@@ -171,7 +172,7 @@ def _train(args: argparse.Namespace) -> None:
 def _evaluate(args: argparse.Namespace) -> None:
     import torch
 
-    from generation.evaluate import evaluate_prior
+    from generation.evaluate import evaluate_prior, unigram_bits_table
     from mptvc_latents.store import find_sources
 
     torch.set_num_threads(1)
@@ -180,7 +181,8 @@ def _evaluate(args: argparse.Namespace) -> None:
     sources, missing = find_sources(args.videos)
     if missing:
         raise ValueError(f"No video found for {missing[0][0]!r} ({missing[0][1]}).")
-    report = evaluate_prior(prior, codec, [s.path for s in sources], max_frames=args.max_frames)
+    unigram = None if args.train_store is None else unigram_bits_table(args.train_store, prior.config.vocab_size)
+    report = evaluate_prior(prior, codec, [s.path for s in sources], max_frames=args.max_frames, unigram=unigram)
     print(report.format())
     if args.json is not None:
         from mptvc_latents.files import atomic_output

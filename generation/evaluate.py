@@ -24,7 +24,7 @@ from mptvc_latents.video import read_video
 from generation.data import FRAME_MULTIPLE, fit_frames
 from generation.model import TokenPrior
 
-__all__ = ["ClipRate", "RateReport", "clip_bits", "evaluate_prior"]
+__all__ = ["ClipRate", "RateReport", "clip_bits", "evaluate_prior", "unigram_bits_table"]
 
 
 @dataclass
@@ -36,6 +36,7 @@ class ClipRate:
     prior_sliding_bits: float
     codec_y_bits: float
     codec_z_bits: float
+    unigram_bits: float | None = None
 
     @property
     def codec_bits(self) -> float:
@@ -49,20 +50,24 @@ class RateReport:
     def totals(self) -> dict[str, float]:
         n = sum(c.tokens for c in self.clips)
         total = lambda attr: sum(getattr(c, attr) for c in self.clips) / n  # noqa: E731
-        return {"tokens": n, "prior_windows": total("prior_windows_bits"), "prior_sliding": total("prior_sliding_bits"),
-                "codec": total("codec_bits"), "codec_y": total("codec_y_bits"), "codec_z": total("codec_z_bits")}
+        out = {"tokens": n, "prior_windows": total("prior_windows_bits"), "prior_sliding": total("prior_sliding_bits"),
+               "codec": total("codec_bits"), "codec_y": total("codec_y_bits"), "codec_z": total("codec_z_bits")}
+        if all(c.unigram_bits is not None for c in self.clips):
+            out["unigram"] = total("unigram_bits")
+        return out
 
     def to_dict(self) -> dict:
         return {"clips": [asdict(c) | {"codec_bits": c.codec_bits} for c in self.clips], "bits_per_token": self.totals()}
 
     def format(self) -> str:
-        rows = ["clip                                   frames  tokens  prior/win  prior/slide  codec(y+z)"]
+        uni = lambda c: "" if c.unigram_bits is None else f"{c.unigram_bits / c.tokens:9.3f}"  # noqa: E731
+        rows = ["clip                            frames  tokens  prior/win  prior/slide  codec(y+z)  unigram"]
         for c in self.clips:
-            rows.append(f"{c.name[:38]:38s} {c.frames:6d} {c.tokens:7d} {c.prior_windows_bits / c.tokens:10.3f} "
-                        f"{c.prior_sliding_bits / c.tokens:12.3f} {c.codec_bits / c.tokens:11.3f}")
+            rows.append(f"{c.name[:30]:30s} {c.frames:6d} {c.tokens:7d} {c.prior_windows_bits / c.tokens:10.3f} "
+                        f"{c.prior_sliding_bits / c.tokens:12.3f} {c.codec_bits / c.tokens:11.3f} {uni(c)}")
         t = self.totals()
-        rows.append(f"{'all (bits/token)':38s} {'':6s} {t['tokens']:7d} {t['prior_windows']:10.3f} "
-                    f"{t['prior_sliding']:12.3f} {t['codec']:11.3f}")
+        rows.append(f"{'all (bits/token)':30s} {'':6s} {t['tokens']:7d} {t['prior_windows']:10.3f} "
+                    f"{t['prior_sliding']:12.3f} {t['codec']:11.3f} {t.get('unigram', float('nan')):9.3f}")
         return "\n".join(rows)
 
 
@@ -88,8 +93,33 @@ def clip_bits(prior: TokenPrior, indices: torch.Tensor, sliding: bool, batch: in
     return float(sum(b[k].sum() for b, k in zip(bits, keep)))
 
 
-def evaluate_prior(prior: TokenPrior, codec: MPTVC, paths: list[str | Path], max_frames: int = 256) -> RateReport:
-    """Score each video's level-0 tokens with the prior and against the codec's coded level 0."""
+def unigram_bits_table(store_path: str | Path, vocab_size: int) -> torch.Tensor:
+    """``-log2`` of the level-0 index frequencies of a (training) store, add-1/2 smoothed: ``(V,)`` float64.
+
+    A context-free baseline: what coding each token alone with the training histogram would cost.
+    """
+    from generation.data import level_fsq, symbols_to_indices
+    from mptvc_latents.store import TokenStore
+
+    store = TokenStore.open(store_path)
+    fsq = level_fsq(store)
+    counts = torch.zeros(vocab_size, dtype=torch.float64)
+    for key in store.clips():
+        idx = symbols_to_indices(fsq, torch.from_numpy(store.level_array(key, 0)[...]))
+        counts += torch.bincount(idx.reshape(-1), minlength=vocab_size).double()
+    p = (counts + 0.5) / (counts.sum() + 0.5 * vocab_size)
+    return -torch.log2(p)
+
+
+def evaluate_prior(
+    prior: TokenPrior,
+    codec: MPTVC,
+    paths: list[str | Path],
+    max_frames: int = 256,
+    unigram: torch.Tensor | None = None,
+) -> RateReport:
+    """Score each video's level-0 tokens with the prior and against the codec's coded level 0
+    (and, given ``unigram = unigram_bits_table(train_store)``, against the training histogram)."""
     report = RateReport()
     window = prior.config.grid[0] * codec.config.patch_t
     multiple = max(FRAME_MULTIPLE, window)
@@ -110,5 +140,6 @@ def evaluate_prior(prior: TokenPrior, codec: MPTVC, paths: list[str | Path], max
             prior_windows_bits=clip_bits(prior, indices, sliding=False),
             prior_sliding_bits=clip_bits(prior, indices, sliding=True),
             codec_y_bits=8.0 * y_bytes, codec_z_bits=8.0 * z_bytes,
+            unigram_bits=None if unigram is None else float(unigram[indices.reshape(-1)].sum()),
         ))  # fmt: skip
     return report

@@ -1,4 +1,5 @@
-"""Animated GIFs through PyAV (a core dependency): FFmpeg's two-pass palette (palettegen, paletteuse)."""
+"""Image outputs through PyAV (a core dependency): GIFs with FFmpeg's two-pass palette (palettegen,
+paletteuse), PNG stills, and grids of frames."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["write_gif"]
+__all__ = ["tile", "write_gif", "write_png"]
 
 
 def write_gif(path: str | Path, frames: np.ndarray, fps: float) -> None:
@@ -47,5 +48,33 @@ def write_gif(path: str | Path, frames: np.ndarray, fps: float) -> None:
             out.pts = None
             for packet in stream.encode(out):
                 container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def tile(rows: list[np.ndarray], gap: int = 2) -> np.ndarray:
+    """Rows of frames -> one uint8 image: ``rows[r]`` is ``(n, H, W, 3)``; white ``gap`` pixels between."""
+    n, h, w, _ = rows[0].shape
+    if any(r.shape != rows[0].shape for r in rows):
+        raise ValueError("Every row of the grid must hold the same number of frames of one size.")
+    out = np.full((len(rows) * (h + gap) - gap, n * (w + gap) - gap, 3), 255, np.uint8)
+    for i, row in enumerate(rows):
+        for j, frame in enumerate(row):
+            out[i * (h + gap) : i * (h + gap) + h, j * (w + gap) : j * (w + gap) + w] = frame
+    return out
+
+
+def write_png(path: str | Path, image: np.ndarray) -> None:
+    """Write a uint8 ``(H, W, 3)`` RGB image as PNG."""
+    import av
+
+    image = np.ascontiguousarray(image)
+    if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"The image must be uint8 (H, W, 3), got {image.dtype} {image.shape}.")
+    with av.open(str(path), mode="w", format="image2", options={"update": "1"}) as container:
+        stream = container.add_stream("png", rate=1)
+        stream.width, stream.height, stream.pix_fmt = image.shape[1], image.shape[0], "rgb24"
+        for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+            container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)

@@ -24,7 +24,7 @@ from mptvc_latents.config import ConfigBase
 from mptvc_latents.patching import Padding
 from generation.model import TokenPrior
 
-__all__ = ["SampleConfig", "decode_sample", "draw", "sample_indices", "sample_symbols", "token_frames_for"]
+__all__ = ["SampleConfig", "decode_sample", "draw", "sample_indices", "sample_symbols", "sample_videos", "token_frames_for"]
 
 
 @dataclass(frozen=True)
@@ -113,3 +113,13 @@ def decode_sample(codec: MPTVC, symbols: np.ndarray, frames: int, fps: float) ->
     info = VideoInfo(frames, h * c.patch, w * c.patch, float(fps), Padding(t=padded - frames, h=0, w=0),
                      np.zeros(padded, np.int32))
     return codec.decode(Tokens([np.ascontiguousarray(symbols)], info), k_max=0)
+
+
+def sample_videos(prior: TokenPrior, codec: MPTVC, config: SampleConfig, seeds: list[int]) -> list[np.ndarray]:
+    """One decoded uint8 video ``(frames, H, W, 3)`` per seed, each exactly what ``mptvc generate --seed`` writes."""
+    config = token_frames_for(codec, config)
+    videos = []
+    for seed in seeds:
+        one = SampleConfig(config.frames, seed, config.temperature, config.top_k, config.patch_t, config.temporal_multiple)
+        videos.append(decode_sample(codec, sample_symbols(prior, one), config.frames, prior.config.fps))
+    return videos

@@ -200,3 +200,24 @@ def test_the_shipped_prior_loads_and_belongs_to_the_shipped_codec(codec):
     assert prior.config.codec_digest == codec.weights_digest()
     assert prior.config.fsq_levels == tuple(FSQ(FSQConfig(levels=(8,) * 4)).config.levels)
     assert (default_prior_dir() / "model.safetensors").stat().st_size < 8_000_000
+
+
+def test_evaluate_scores_real_codec_bytes_and_the_prior_on_the_same_tokens(codec, store):
+    from generation.data import fit_frames as fit
+    from generation.evaluate import evaluate_prior, unigram_bits_table
+    from mptvc_latents.video import read_video
+
+    prior = TokenPrior(PriorConfig(grid=(2, 4, 4), frame_size=(32, 32), **TINY)).eval()
+    with torch.no_grad():  # a uniform prior: exactly 12 bits per token
+        prior.head.weight.zero_()
+        prior.head.bias.zero_()
+    table = unigram_bits_table(store, 4096)
+    assert torch.exp2(-table).sum().item() == pytest.approx(1.0)
+    report = evaluate_prior(prior, codec, [SAMPLE], max_frames=32, unigram=table)
+    (clip,) = report.clips
+    frames = fit(read_video(SAMPLE, max_frames=32).frames, (32, 32))
+    assert clip.frames == 32 and clip.tokens == 8 * 4 * 4
+    assert clip.codec_bits == 8 * codec.compress(frames, 25.0).level_bytes()[0]
+    totals = report.totals()
+    assert totals["prior_windows"] == pytest.approx(12.0) and totals["prior_sliding"] == pytest.approx(12.0)
+    assert totals["unigram"] < 12.0  # these tokens are in the store the histogram came from
