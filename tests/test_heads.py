@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from heads.cache import cache_sequence, load_cached, prefix_bpp
-from heads.data import delay, reference_frames, rescale
+from heads.data import crop, delay, reference_frames, rescale
 from heads.detector import CenterHead, DetectorConfig
 from heads.evaluate import coco_map, track_metrics
 from heads.experiment import evaluate_head, grid_sequence, new_head, run_experiment
@@ -103,6 +103,19 @@ def test_rescale_and_delay_move_boxes_with_the_pixels():
     assert seq.frames[0, y : y + h, x : x + w].any() and not seq.frames[0, :y].any()
     with pytest.raises(ValueError, match="start must be"):
         delay(seq, 8)
+
+
+def test_crop_shifts_and_clips_boxes():
+    from heads.data import Sequence
+
+    frames = np.zeros((2, 64, 96, 3), np.uint8)
+    frames[:, 20:40, 30:40] = 255
+    seq = Sequence("one", frames, 25.0, np.array([[1, 1, 30, 20, 10, 20], [2, 1, 90, 60, 5, 4]], float))
+    cut = crop(seq, 25, 26, 32, 48)
+    np.testing.assert_allclose(cut.boxes, [[1, 1, 4, 0, 10, 15]])  # the second box lies outside: dropped
+    assert cut.frames.shape == (2, 32, 48, 3) and cut.frames[0, :15, 4:14].all() and not cut.frames[0, 15:].any()
+    with pytest.raises(ValueError, match="does not lie inside"):
+        crop(seq, 40, 0, 32, 48)
 
 
 # ---------------------------------------------------------------- tracker
