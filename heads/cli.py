@@ -26,9 +26,10 @@ def _cache(args) -> None:
     from mptvc_latents.pretrained import load_codec
 
     from heads.cache import cache_sequence
-    from heads.data import delay, read_mot_sequence, rescale
+    from heads.data import box_window, crop, delay, read_mot_sequence, rescale
 
     _threads(args)
+    variants = [_variant(v) for v in args.variants]
     data = Path(args.data)
     for name in (args.eval, args.train):
         if not (data / name / "gt" / "gt.txt").is_file():
@@ -36,11 +37,20 @@ def _cache(args) -> None:
     model = load_codec(args.ckpt)
     cache_sequence(model, read_mot_sequence(data / args.eval), args.out, args.eval_key)
     train = read_mot_sequence(data / args.train)
-    for scale in args.scales:
-        scaled = train if scale == 1 else rescale(train, scale)
-        for start in args.delays:
-            seq = scaled if start == 0 else delay(scaled, start)
-            cache_sequence(model, seq, args.out, f"{args.train_key}-x{scale:g}-d{start}", rate=scale == 1 and start == 0)
+    for scale, start in variants:
+        # upscaled: only the window holding every box is coded (the rest holds no annotation)
+        seq = train if scale == 1 else rescale(train, scale)
+        seq = seq if scale == 1 else crop(seq, *box_window(seq))
+        seq = seq if start == 0 else delay(seq, start)
+        cache_sequence(model, seq, args.out, f"{args.train_key}-x{scale:g}-d{start}", rate=scale == 1 and start == 0)
+
+
+def _variant(text: str) -> tuple[float, int]:
+    try:
+        scale, start = text.split(":")
+        return float(scale), int(start)
+    except ValueError:
+        raise ValueError(f"A training variant is SCALE:DELAY, e.g. 2:0 or 1:2, got {text!r}.") from None
 
 
 def _train_config(args):
@@ -114,8 +124,8 @@ def add_command(sub) -> None:
     q.add_argument("--eval", default="TUD-Campus")
     q.add_argument("--train-key", default="pets", help="key prefix of the training variants: KEY-x<scale>-d<delay>")
     q.add_argument("--eval-key", default="tud", help="key of the evaluation sequence")
-    q.add_argument("--scales", type=float, nargs="+", default=[1.0, 2.0])
-    q.add_argument("--delays", type=int, nargs="+", default=[0, 2])
+    q.add_argument("--variants", nargs="+", default=["1:0", "2:0", "1:2"],
+                   help="training variants SCALE:DELAY (rescaled, then delayed by DELAY frames)")
     q.add_argument("--ckpt", default=None, help="codec checkpoint (default: the shipped one)")
     q.add_argument("--out", required=True)
     q.set_defaults(func=_cache)

@@ -17,7 +17,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Sequence", "read_mot_sequence", "read_otb_sequence", "reference_frames", "rescale", "delay", "crop", "boxes_at"]
+__all__ = ["Sequence", "read_mot_sequence", "read_otb_sequence", "reference_frames", "rescale", "delay", "crop", "box_window", "boxes_at"]
 
 #: The video frame (0-based, within its group of ``patch_t`` frames) a token frame is evaluated on.
 REFERENCE_OFFSET = 1
@@ -142,3 +142,17 @@ def crop(seq: Sequence, y0: int, x0: int, height: int, width: int) -> Sequence:
     b[:, 4], b[:, 5] = x1 - b[:, 2], y1 - b[:, 3]
     b = b[(b[:, 4] > 0) & (b[:, 5] > 0)]
     return Sequence(f"{seq.name}-crop", seq.frames[:, y0 : y0 + height, x0 : x0 + width], seq.fps, b)
+
+
+def box_window(seq: Sequence, multiple: int = 16) -> tuple[int, int, int, int]:
+    """``(y0, x0, height, width)`` of the window holding every box, snapped to ``multiple`` px
+    (start rounded down, end to the nearest multiple, both inside the frame)."""
+    if len(seq.boxes) == 0:
+        raise ValueError(f"Sequence {seq.name!r} has no boxes to take a window around.")
+    _, h, w, _ = seq.frames.shape
+    b = seq.boxes
+    x0 = int(np.floor(b[:, 2].min() / multiple)) * multiple
+    y0 = int(np.floor(b[:, 3].min() / multiple)) * multiple
+    x1 = min(int(np.round((b[:, 2] + b[:, 4]).max() / multiple)) * multiple, w)
+    y1 = min(int(np.round((b[:, 3] + b[:, 5]).max() / multiple)) * multiple, h)
+    return max(y0, 0), max(x0, 0), y1 - max(y0, 0), x1 - max(x0, 0)

@@ -18,7 +18,7 @@ from torch import Tensor
 from mptvc_latents.config import FSQConfig
 from mptvc_latents.quantization.fsq import FSQ
 
-__all__ = ["token_features", "pixel_features", "pixel_patches", "as_input", "token_channels", "PIXEL_CHANNELS", "PREFIX_NAMES"]
+__all__ = ["token_features", "item_features", "pixel_features", "pixel_patches", "as_input", "token_channels", "PIXEL_CHANNELS", "PREFIX_NAMES"]
 
 PREFIX_NAMES = ("preview", "medium", "full")
 PATCH, PATCH_T = 8, 4
@@ -70,3 +70,11 @@ def pixel_patches(video: np.ndarray, grid: tuple[int, int, int]) -> Tensor:
     padded = np.pad(video, ((0, gt * PATCH_T - t), (0, gh * PATCH - h), (0, gw * PATCH - w), (0, 0)), mode="edge")
     x = torch.from_numpy(padded).view(gt, PATCH_T, gh, PATCH, gw, PATCH, 3)  # (T', pt, H', p, W', p, 3)
     return x.permute(0, 1, 3, 5, 6, 2, 4).reshape(gt, PIXEL_CHANNELS, gh, gw)  # (T', pt*p*p*3, H', W')
+
+
+def item_features(item: dict, fsq_levels: list[int]) -> Tensor:
+    """Codes of one ``TokenDataset`` item (``level_0 .. level_k`` uint8 tensors) -> ``(T', C, H', W')``."""
+    levels = sorted((key for key in item if key.startswith("level_")), key=lambda key: int(key.split("_")[1]))
+    if not levels:
+        raise ValueError("A TokenDataset item needs level_0 .. level_k entries.")
+    return token_features([np.asarray(item[key]) for key in levels], fsq_levels)

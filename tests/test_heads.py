@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from heads.cache import cache_sequence, load_cached, prefix_bpp
-from heads.data import crop, delay, reference_frames, rescale
+from heads.data import box_window, crop, delay, reference_frames, rescale
 from heads.detector import CenterHead, DetectorConfig
 from heads.evaluate import coco_map, track_metrics
 from heads.experiment import evaluate_head, grid_sequence, new_head, run_experiment
@@ -116,6 +116,7 @@ def test_crop_shifts_and_clips_boxes():
     assert cut.frames.shape == (2, 32, 48, 3) and cut.frames[0, :15, 4:14].all() and not cut.frames[0, 15:].any()
     with pytest.raises(ValueError, match="does not lie inside"):
         crop(seq, 40, 0, 32, 48)
+    assert box_window(seq, 16) == (16, 16, 48, 80)  # boxes span x 30..95, y 20..64
 
 
 # ---------------------------------------------------------------- tracker
@@ -277,6 +278,18 @@ def test_cache_holds_tokens_decodes_and_rates(sprite_cache):
         grid_sequence(seq, "pixels", 0)
 
 
+def test_token_dataset_items_give_the_same_features(sprite_cache):
+    from heads.experiment import codec_levels
+    from heads.features import item_features
+    from mptvc_latents.store import TokenDataset
+
+    fsq_levels, _ = codec_levels(sprite_cache)
+    ds = TokenDataset(sprite_cache / "tokens.zarr", k_max=1, window=4, clips=["train"])
+    x = item_features(ds[1], fsq_levels)  # token frames 4..7
+    expected = grid_sequence(load_cached(sprite_cache, "train"), "tokens", 1).features[4:8]
+    torch.testing.assert_close(x, expected)
+
+
 @pytest.mark.slow
 def test_a_short_training_run_finds_the_pasted_sprites(sprite_cache, tmp_path):
     seq = grid_sequence(load_cached(sprite_cache, "train"), "tokens", 2)
@@ -314,6 +327,8 @@ def test_cli_errors_are_one_line(sprite_cache, tmp_path, capsys):
     assert "No cached sequence 'nope'" in capsys.readouterr().err
     assert cli.main(["heads", "cache", "--data", str(tmp_path), "--out", str(tmp_path / "c")]) == 2
     assert "is not a MOTChallenge sequence folder" in capsys.readouterr().err
+    assert cli.main(["heads", "cache", "--data", str(tmp_path), "--variants", "2", "--out", str(tmp_path / "c")]) == 2
+    assert "SCALE:DELAY" in capsys.readouterr().err
 
 
 def test_cli_train_then_eval(sprite_cache, tmp_path):
