@@ -119,6 +119,23 @@ def test_crop_shifts_and_clips_boxes():
     assert box_window(seq, 16) == (16, 16, 48, 80)  # boxes span x 30..95, y 20..64
 
 
+def test_paste_keeps_people_and_boxes_and_replaces_the_scenery():
+    from heads.paste import cover, paste_boxes
+
+    seq = paste_sprites(np.full((4, 64, 96, 3), 7, np.uint8), num_objects=2, size=(20, 10), seed=3)
+    background = np.full((5, 30, 40, 3), 200, np.uint8)
+    out = paste_boxes(seq, background)
+    np.testing.assert_array_equal(out.boxes, seq.boxes)
+    inside = np.zeros(out.frames.shape[:3], bool)
+    for f, _, x, y, w, h in seq.boxes.astype(int):
+        inside[f - 1, y : y + h, x : x + w] = True
+    np.testing.assert_array_equal(out.frames[inside], seq.frames[inside])
+    assert (out.frames[~inside] == 200).all()
+    assert cover(np.zeros((1, 30, 40, 3), np.uint8), 64, 96).shape == (1, 64, 96, 3)
+    with pytest.raises(ValueError, match="at least 4 frames"):
+        paste_boxes(seq, background[:3])
+
+
 # ---------------------------------------------------------------- tracker
 
 
