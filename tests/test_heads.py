@@ -334,6 +334,21 @@ def test_run_experiment_writes_a_result(sprite_cache, tmp_path):
     assert (tmp_path / "head" / "model.safetensors").is_file()
 
 
+def test_report_tables_every_run(tmp_path):
+    from heads.report import write_report
+
+    track = {"HOTA": 0.5, "MOTA": 0.25, "IDF1": 0.75, "IDSW": 2}
+    runs = [{"input": i, "prefix": p, "bpp": b, "train_s": 10.0, "detection": {"mAP": 0.1, "AP50": 0.3},
+             "tracking": {"bytetrack+emb": track}} for i, p, b in (("tokens", "full", 0.238), ("source", "source", None))]  # fmt: skip
+    write_report(runs, tmp_path / "r.json")
+    md = (tmp_path / "r.md").read_text()
+    assert "| tokens (frozen) | full | 0.2380 | 10.0 | 30.0 | 50.0 | 25.0 | 75.0 | 2 | 10 |" in md
+    assert "| source pixels (no codec) | source | - |" in md
+    assert len(json.loads((tmp_path / "r.json").read_text())["results"]) == 2
+    with pytest.raises(ValueError, match="no results"):
+        write_report([], tmp_path / "e.json")
+
+
 # ---------------------------------------------------------------- command line
 
 
