@@ -76,12 +76,27 @@ def _eval(args) -> None:
     from heads.cache import load_cached
     from heads.detector import CenterHead
     from heads.experiment import evaluate_head
+    from heads.features import PREFIX_NAMES
+    from heads.report import write_report
 
     _threads(args)
-    result = evaluate_head(CenterHead.from_pretrained(args.head), load_cached(args.cache, args.key), args.out)
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    (Path(args.out) / f"eval-{args.key}.json").write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
+    seq = load_cached(args.cache, args.key)
+    out = Path(args.out)
+    results = []
+    for head in args.head:
+        model = CenterHead.from_pretrained(head)
+        folder = out if len(args.head) == 1 else out / Path(head).resolve().parent.name
+        result = evaluate_head(model, seq, folder)
+        trained = Path(head).resolve().parent / "result.json"  # written by `bench` beside the head
+        result.update({"input": model.config.input, "k": model.config.k, "eval_key": args.key, "head": str(head),
+                       "prefix": "source" if model.config.input == "source" else PREFIX_NAMES[model.config.k],
+                       "train_s": json.loads(trained.read_text())["train_s"] if trained.is_file() else float("nan")})  # fmt: skip
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"eval-{args.key}.json").write_text(json.dumps(result, indent=2))
+        results.append(result)
+    if len(results) > 1:
+        write_report(results, out / f"results-{args.key}.json")
+    print(json.dumps(results[0] if len(results) == 1 else [r["detection"] for r in results], indent=2))
 
 
 def _bench(args) -> None:
@@ -139,7 +154,7 @@ def add_command(sub) -> None:
 
     q = hs.add_parser("eval", help="COCO mAP and HOTA/MOTA/IDF1 of a saved head on a cached sequence; writes MOT tracks")
     common(q)
-    q.add_argument("--head", required=True, help="folder with config.json and model.safetensors")
+    q.add_argument("--head", nargs="+", required=True, help="folders with config.json and model.safetensors")
     q.add_argument("--key", required=True, help="cached sequence to evaluate on")
     q.add_argument("--out", required=True)
     q.set_defaults(func=_eval)

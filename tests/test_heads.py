@@ -370,3 +370,6 @@ def test_cli_train_then_eval(sprite_cache, tmp_path):
                      "--out", str(tmp_path)]) == 0  # fmt: skip
     result = json.loads((tmp_path / "eval-test.json").read_text())
     assert 0 <= result["detection"]["mAP"] <= 1 and (tmp_path / "test.bytetrack+emb.txt").is_file()
+    head = str(tmp_path / "head")
+    assert cli.main(["heads", "eval", "--cache", str(sprite_cache), "--head", head, head, "--key", "test", "--out", str(tmp_path / "m")]) == 0
+    assert "| tokens (frozen) | preview |" in (tmp_path / "m" / "results-test.md").read_text()
