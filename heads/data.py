@@ -17,7 +17,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Sequence", "read_mot_sequence", "read_otb_sequence", "reference_frames", "rescale", "delay", "crop", "box_window", "boxes_at"]
+__all__ = ["Sequence", "read_mot_sequence", "read_otb_sequence", "reference_frames", "rescale", "delay", "crop", "box_window", "clip_frames", "boxes_at"]
 
 #: The video frame (0-based, within its group of ``patch_t`` frames) a token frame is evaluated on.
 REFERENCE_OFFSET = 1
@@ -156,3 +156,12 @@ def box_window(seq: Sequence, multiple: int = 16) -> tuple[int, int, int, int]:
     x1 = min(int(np.round((b[:, 2] + b[:, 4]).max() / multiple)) * multiple, w)
     y1 = min(int(np.round((b[:, 3] + b[:, 5]).max() / multiple)) * multiple, h)
     return max(y0, 0), max(x0, 0), y1 - max(y0, 0), x1 - max(x0, 0)
+
+
+def clip_frames(seq: Sequence, start: int, count: int) -> Sequence:
+    """Frames ``start .. start + count - 1`` (fewer at the end) with their boxes renumbered from 1."""
+    if count < 1:
+        raise ValueError(f"count must be 1 or more frames, got {count}.")
+    late = delay(seq, start)
+    boxes = late.boxes[late.boxes[:, 0] <= count]
+    return Sequence(f"{seq.name}-f{start}", late.frames[:count], seq.fps, boxes)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from heads.cache import cache_sequence, load_cached, prefix_bpp
-from heads.data import box_window, crop, delay, reference_frames, rescale
+from heads.data import box_window, clip_frames, crop, delay, reference_frames, rescale
 from heads.detector import CenterHead, DetectorConfig
 from heads.evaluate import coco_map, track_metrics
 from heads.experiment import evaluate_head, grid_sequence, new_head, run_experiment
@@ -103,6 +103,9 @@ def test_rescale_and_delay_move_boxes_with_the_pixels():
     assert seq.frames[0, y : y + h, x : x + w].any() and not seq.frames[0, :y].any()
     with pytest.raises(ValueError, match="start must be"):
         delay(seq, 8)
+    part = clip_frames(seq, 2, 3)
+    assert part.num_frames == 3 and part.boxes[:, 0].tolist() == [1, 2, 3]
+    np.testing.assert_array_equal(part.frames, seq.frames[2:5])
 
 
 def test_crop_shifts_and_clips_boxes():
@@ -361,6 +364,8 @@ def test_cli_errors_are_one_line(sprite_cache, tmp_path, capsys):
     assert "is not a MOTChallenge sequence folder" in capsys.readouterr().err
     assert cli.main(["heads", "cache", "--data", str(tmp_path), "--variants", "2", "--out", str(tmp_path / "c")]) == 2
     assert "SCALE:DELAY" in capsys.readouterr().err
+    assert cli.main(["heads", "cache", "--data", str(tmp_path), "--paste", "a:1:0", "--out", str(tmp_path / "c")]) == 2
+    assert "KEY:SCALE:START:FRAMES:BACKGROUND" in capsys.readouterr().err
 
 
 def test_cli_train_then_eval(sprite_cache, tmp_path):
