@@ -73,6 +73,8 @@ def add_command(sub) -> None:
     p.add_argument("--depth", type=int, default=4)
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--max-minutes", type=float, help="stop (saving the state) after this long; rerun to resume")
+    p.add_argument("--exclude", nargs="+", default=[], metavar="KEY", help="clips left out (a development split)")
+    p.add_argument("--keep-every", type=int, default=0, help="keep the model of every N-th step in RUN/steps/")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: the machine is shared)")
     p.set_defaults(func=_train)
 
@@ -164,9 +166,18 @@ def _train(args: argparse.Namespace) -> None:
         raise ValueError(f"There is no token store at {str(args.store)!r}; make one with `mptvc prior-tokenize`.")
     config = prior_config_for(args.store, args.window, dim=args.dim, depth=args.depth, heads=args.heads,
                               mlp_dim=3 * args.dim)
-    train = TrainConfig(steps=args.steps, batch=args.batch, lr=args.lr)
+    train = TrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, keep_every=args.keep_every)
     max_seconds = None if args.max_minutes is None else 60 * args.max_minutes
-    train_prior(args.store, args.run, config, train, max_seconds=max_seconds)
+    clips = None
+    if args.exclude:
+        from mptvc_latents.store import TokenStore
+
+        keys = TokenStore.open(args.store).clips()
+        unknown = sorted(set(args.exclude) - set(keys))
+        if unknown:
+            raise ValueError(f"--exclude names clips that the store does not hold: {unknown}.")
+        clips = [k for k in keys if k not in set(args.exclude)]
+    train_prior(args.store, args.run, config, train, max_seconds=max_seconds, clips=clips)
 
 
 def _evaluate(args: argparse.Namespace) -> None:

@@ -46,6 +46,7 @@ class TrainConfig(ConfigBase):
     seed: int = 0
     log_every: int = 10
     save_every: int = 25
+    keep_every: int = 0  # also keep the model of every keep_every-th step in RUN/steps/<step> (0: none)
 
     def lr_at(self, step: int) -> float:
         if step < self.warmup:
@@ -103,15 +104,17 @@ def train_prior(
     config: PriorConfig,
     train: TrainConfig = TrainConfig(),
     max_seconds: float | None = None,
+    clips: list[str] | None = None,
 ) -> TokenPrior:
-    """Train (or resume) a prior on every window of ``config.grid[0]`` token frames of a store.
+    """Train (or resume) a prior on every window of ``config.grid[0]`` token frames of a store
+    (of the clips named in ``clips``, default all: the others can serve as a development split).
 
     Stops after ``train.steps`` steps, or earlier after ``max_seconds`` of this call (the state is
     saved, so the same call resumes). Returns the model; the finished one is also in ``RUN/prior``.
     """
     run = Path(run)
     run.mkdir(parents=True, exist_ok=True)
-    data = IndexWindows(store_path, window=config.grid[0], stride=1)
+    data = IndexWindows(store_path, window=config.grid[0], stride=1, clips=clips)
     if (data.grid.h, data.grid.w) != tuple(config.grid[1:]):
         raise ValueError(f"The store's token grid is {data.grid.h}x{data.grid.w}, the config's {config.grid[1:]}.")
     windows = torch.stack([data[i] for i in range(len(data))])  # (num_windows, N) int64
@@ -129,7 +132,8 @@ def train_prior(
         step = state["step"]
         log.info("resumed %s at step %d", run, step)
     (run / "train_config.json").write_text(json.dumps({"prior": config.to_dict(), "train": train.to_dict(),
-                                                       "store": str(store_path), "windows": len(windows)}, indent=2))
+                                                       "store": str(store_path), "windows": len(windows),
+                                                       "clips": sorted({k for k, _ in data.tokens.items})}, indent=2))
     model.train()
     start, last, tokens = time.time(), time.time(), 0
     with open(run / "log.jsonl", "a") as logf:
@@ -156,6 +160,8 @@ def train_prior(
             out_of_time = max_seconds is not None and time.time() - start > max_seconds
             if step % train.save_every == 0 or step == train.steps or out_of_time:
                 _save_state(run, model, opt, step)
+            if train.keep_every and step % train.keep_every == 0:
+                model.save_pretrained(run / "steps" / str(step))
             if out_of_time:
                 log.info("stopping at step %d after %.0f s (max_seconds); rerun to resume", step, time.time() - start)
                 return model.eval()

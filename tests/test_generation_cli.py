@@ -81,3 +81,16 @@ def test_the_commands_are_registered_with_mptvc(capsys):
         cli.main(["--help"])
     text = capsys.readouterr().out
     assert all(name in text for name in ("generate", "prior-tokenize", "prior-train", "prior-eval"))
+
+
+def test_prior_train_refuses_a_missing_store_and_unknown_excluded_clips(tmp_path, capsys):
+    assert cli.main(["prior-train", str(tmp_path / "none.zarr"), "--run", str(tmp_path / "run")]) == 2
+    assert "no token store" in capsys.readouterr().err
+    from generation.data import tokenize_fixed
+    from tests._tiny import SAMPLE
+
+    store = tmp_path / "s.zarr"
+    tokenize_fixed([SAMPLE], store, load_codec(), size=(32, 32), max_frames=16)
+    rc = cli.main(["prior-train", str(store), "--run", str(tmp_path / "run"), "--exclude", "not-a-clip"])
+    assert rc == 2 and "does not hold" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
