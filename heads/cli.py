@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import replace
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -137,7 +136,7 @@ def _bench(args) -> None:
     for input in args.inputs:
         for k in [0] if input == "source" else args.prefixes:
             out = Path(args.out) / f"{input}-k{k}"
-            results.append(run_experiment(args.cache, args.train, args.eval, input, k, replace(cfg), out))
+            results.append(run_experiment(args.cache, args.train, args.eval, input, k, cfg, out))
     write_report(results, Path(args.out) / "results.json")
 
 
