@@ -2,9 +2,14 @@
 
 Data flow (all at the token grid, stride 8 px)::
 
-    features (B, C_in, H', W') -> 1x1 stem -> depth x residual [3x3 conv, GroupNorm, GELU] (B, dim, H', W')
+    features (B, C_in, H', W') -> 1x1 stem -> depth x residual [3x3 conv (dilated), GroupNorm, GELU] (B, dim, H', W')
         -> heatmap logits (B, 1, H', W')   offset (B, 2, H', W')   log-size (B, 2, H', W')
         -> embedding (B, E, H', W'), L2-normalised per cell (for tracking)
+
+The residual blocks cycle through ``dilations`` (default 1, 2, 4, 8), so four blocks see
+1 + 2 * (1 + 2 + 4 + 8) = 31 cells (248 px) around each cell instead of 9 (72 px) with plain 3x3
+convolutions: a centre cell must see the whole person to place its centre and size, and people
+in the tracking sequences are 50-290 px tall. The parameter count does not change.
 
 The same architecture reads FSQ codes of a level prefix (C_in = 4/16/40) or patchified pixels
 (C_in = 768); only the stem differs. Saved hub-style: ``config.json`` + ``model.safetensors``,
@@ -32,7 +37,8 @@ _HEATMAP_PRIOR = -2.19
 class DetectorConfig:
     """in_channels: input channels per cell; dim/depth: trunk width and residual blocks;
     embed_dim: appearance embedding size; input: what it reads ("tokens", "decoded" or "source");
-    k: the level prefix it reads (tokens) or was decoded from (decoded)."""
+    k: the level prefix it reads (tokens) or was decoded from (decoded); dilations: the dilation
+    of each residual block, cycled over ``depth`` blocks."""
 
     in_channels: int
     dim: int = 64
@@ -40,8 +46,12 @@ class DetectorConfig:
     embed_dim: int = 16
     input: str = "tokens"
     k: int = 2
+    dilations: tuple[int, ...] = (1, 2, 4, 8)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "dilations", tuple(self.dilations))  # JSON gives a list
+        if not self.dilations or any(not isinstance(d, int) or d < 1 for d in self.dilations):
+            raise ValueError(f"DetectorConfig.dilations must be positive integers, got {self.dilations!r}.")
         if self.in_channels < 1 or self.dim < 8 or self.depth < 1 or self.embed_dim < 2:
             raise ValueError(f"DetectorConfig needs in_channels >= 1, dim >= 8, depth >= 1, embed_dim >= 2, got {self}.")
         if self.dim % 8:
@@ -62,9 +72,9 @@ class HeadOutput:
 
 
 class _Block(nn.Module):
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, dilation: int = 1) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(dim, dim, 3, padding=1)
+        self.conv = nn.Conv2d(dim, dim, 3, padding=dilation, dilation=dilation)
         self.norm = nn.GroupNorm(8, dim)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -78,7 +88,8 @@ class CenterHead(nn.Module):
         super().__init__()
         self.config = config
         self.stem = nn.Sequential(nn.Conv2d(config.in_channels, config.dim, 1), nn.GroupNorm(8, config.dim), nn.GELU())
-        self.trunk = nn.Sequential(*[_Block(config.dim) for _ in range(config.depth)])
+        cycle = config.dilations
+        self.trunk = nn.Sequential(*[_Block(config.dim, cycle[i % len(cycle)]) for i in range(config.depth)])
         self.out = nn.Conv2d(config.dim, 1 + 2 + 2 + config.embed_dim, 1)
         with torch.no_grad():
             self.out.bias.zero_()

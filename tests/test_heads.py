@@ -264,6 +264,22 @@ def test_head_shapes_and_strict_hub_round_trip(tmp_path):
         CenterHead.from_pretrained(tmp_path)
     with pytest.raises(ValueError, match="input must be"):
         DetectorConfig(in_channels=4, input="pixels")
+    with pytest.raises(ValueError, match="dilations must be"):
+        DetectorConfig(in_channels=4, dilations=(1, 0))
+
+
+@pytest.mark.parametrize("dilations, sees", [((1, 2, 4, 8), True), ((1,), False)])
+def test_head_receptive_field_spans_a_person(dilations, sees):
+    """Four dilated blocks reach 15 cells (120 px) either side of a cell, four plain 3x3 blocks 4:
+    a cell 12 cells away moves the centre's heatmap through the convolutions, or only through
+    GroupNorm's statistics (a gradient two orders of magnitude below the centre's own)."""
+    torch.manual_seed(0)
+    model = CenterHead(DetectorConfig(in_channels=4, dim=16, depth=4, embed_dim=4, dilations=dilations)).eval()
+    x = torch.randn(1, 4, 41, 41, requires_grad=True)
+    model(x).heatmap[0, 0, 20, 20].backward()
+    grad = x.grad[0].abs().sum(0)  # (41, 41)
+    ratio = (grad[20, 32] / grad[20, 20]).item()
+    assert (ratio > 0.01) == sees, ratio
 
 
 # ---------------------------------------------------------------- tokens of the sample clip
