@@ -13,6 +13,7 @@ have the preview level's detail.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +25,10 @@ from mptvc_latents.config import ConfigBase
 from mptvc_latents.patching import Padding
 from generation.model import TokenPrior
 
-__all__ = ["SampleConfig", "decode_sample", "draw", "sample_indices", "sample_symbols", "sample_videos", "token_frames_for"]
+__all__ = [
+    "SampleConfig", "decode_sample", "draw", "sample_indices", "sample_symbols", "sample_videos", "segments",
+    "token_frames_for", "walk",
+]
 
 
 @dataclass(frozen=True)
@@ -68,32 +72,49 @@ def draw(logits: Tensor, temperature: float, top_k: int, generator: torch.Genera
     return torch.multinomial(probs, 1, generator=generator)[:, 0]  # (B,)
 
 
+def segments(prior: TokenPrior, token_frames: int) -> list[tuple[int, int, int]]:
+    """The autoregressive schedule over ``token_frames`` token frames: ``(context_start, start, stop)``
+    raster positions per segment. The first segment is the first window (no context); each further
+    token frame is one segment with the ``t'-1`` frames before it as context (a sliding window)."""
+    window, per_frame = prior.config.grid[0], prior.config.frame_tokens
+    out = [(0, 0, min(window, token_frames) * per_frame)]
+    for f in range(window, token_frames):
+        out.append(((f - window + 1) * per_frame, f * per_frame, (f + 1) * per_frame))
+    return out
+
+
+Choose = Callable[[Tensor, int], Tensor]
+
+
 @torch.no_grad()
+def walk(prior: TokenPrior, token_frames: int, choose: Choose, batch: int = 1) -> Tensor:
+    """Run the prior over ``token_frames`` token frames in raster order, on its KV cache.
+
+    ``choose(logits (B, V), position) -> index (B,)`` picks each token: a draw when sampling, the
+    known token when encoding, the decoded one when decoding. All three take exactly this path
+    (same calls, same shapes), so an encoder and a decoder on one machine see identical logits.
+    Returns the chosen indices ``(B, token_frames * h' * w')`` int64.
+    """
+    out = torch.zeros(batch, token_frames * prior.config.frame_tokens, dtype=torch.int64)
+    for context, start, stop in segments(prior, token_frames):
+        # Prefill BOS + context, then one token at a time on the KV cache.
+        bos = prior.bos.expand(batch, 1, -1)
+        embeds = torch.cat([bos, prior.embed_indices(out[:, context:start])], 1) if start > context else bos  # (B, 1+n, D)
+        pos, cache = 0, None
+        for i in range(start, stop):
+            step = prior.step(embeds, pos, cache)
+            cache, pos = step.cache, pos + embeds.shape[1]
+            out[:, i] = choose(step.logits, i)  # (B,)
+            embeds = prior.embed_indices(out[:, i : i + 1])  # (B, 1, D)
+    return out
+
+
 def sample_indices(prior: TokenPrior, config: SampleConfig, batch: int = 1) -> Tensor:
     """Raster-order indices ``(batch, t', h', w')`` int64 with ``t' = config.token_frames``."""
     _, h, w = prior.config.grid
-    window, per_frame = prior.config.grid[0], prior.config.frame_tokens
-    total = config.token_frames
     g = torch.Generator().manual_seed(config.seed)
-    out = torch.zeros(batch, total * per_frame, dtype=torch.int64)
-
-    def run(context: Tensor, start: int, count: int) -> None:
-        # Prefill BOS + context, then sample `count` tokens one by one on the KV cache.
-        bos = prior.bos.expand(batch, 1, -1)
-        embeds = torch.cat([bos, prior.embed_indices(context)], 1) if context.shape[1] else bos  # (B, 1+n, D)
-        pos, cache = 0, None
-        for i in range(count):
-            step = prior.step(embeds, pos, cache)
-            cache, pos = step.cache, pos + embeds.shape[1]
-            nxt = draw(step.logits, config.temperature, config.top_k, g)  # (B,)
-            out[:, start + i] = nxt
-            embeds = prior.embed_indices(nxt[:, None])  # (B, 1, D)
-
-    first = min(window, total) * per_frame
-    run(out[:, :0], 0, first)
-    for f in range(window, total):  # slide: frames f-window+1 .. f-1 condition frame f
-        run(out[:, (f - window + 1) * per_frame : f * per_frame], f * per_frame, per_frame)
-    return out.view(batch, total, h, w)  # (B, t'*h'*w') -> (B, t', h', w')
+    out = walk(prior, config.token_frames, lambda logits, _: draw(logits, config.temperature, config.top_k, g), batch)
+    return out.view(batch, config.token_frames, h, w)  # (B, t'*h'*w') -> (B, t', h', w')
 
 
 def sample_symbols(prior: TokenPrior, config: SampleConfig) -> np.ndarray:
