@@ -41,6 +41,20 @@ class CdfTables:
     ) -> npt.NDArray[np.int32]: ...
     def ideal_bits(self, symbols: npt.NDArray[np.int32], indexes: npt.NDArray[np.int32]) -> float: ...
 
+class StreamDecoder:
+    """Decode one stream made by ``CdfTables.encode`` symbol by symbol (adaptive tables).
+
+    Symbol ``i`` is decoded with the table the caller passes for it, so the table may
+    depend on symbols ``< i``. The stream format is unchanged. A failed ``decode``
+    consumes nothing; ``finish`` checks that the stream ended with the last symbol.
+    """
+
+    def __init__(self, data: bytes | bytearray) -> None: ...
+    def decode(self, tables: CdfTables, index: int) -> int: ...
+    @property
+    def position(self) -> int: ...
+    def finish(self) -> None: ...
+
 def encode_with_indexes(
     symbols: npt.NDArray[np.int32],
     indexes: npt.NDArray[np.int32],

@@ -12,6 +12,14 @@ Example::
     coder = RangeCoder(cdfs, cdf_lengths, offsets)
     data = coder.encode(symbols, indexes)
     assert (coder.decode(data, indexes) == symbols).all()
+
+An autoregressive prior, whose table for symbol ``i`` depends on symbols ``< i``, encodes
+with one table per symbol and decodes the same bytes step by step::
+
+    dec = StreamDecoder(data)
+    for i in range(n):
+        symbols[i] = dec.decode(coder_for(symbols[:i]), index=0)
+    dec.finish()
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from mptvc_latents import _coder
 PRECISION: int = _coder.PRECISION
 crc32 = _coder.crc32
 
-__all__ = ["PRECISION", "RangeCoder", "as_int32", "crc32"]
+__all__ = ["PRECISION", "RangeCoder", "StreamDecoder", "as_int32", "crc32"]
 
 
 def as_int32(name: str, values: npt.ArrayLike) -> np.ndarray:
@@ -118,3 +126,47 @@ class RangeCoder:
     def ideal_bits(self, symbols: npt.ArrayLike, indexes: npt.ArrayLike) -> float:
         """Ideal cost in bits under these integer tables, escape payload bits included."""
         return self._tables.ideal_bits(as_int32("symbols", symbols), as_int32("indexes", indexes))
+
+
+class StreamDecoder:
+    """Decode one stream made by :meth:`RangeCoder.encode` symbol by symbol (adaptive tables).
+
+    Symbol ``i`` is decoded with the tables the caller passes for it, so they may depend
+    on the symbols before it; the bytes are those of :meth:`RangeCoder.encode` (the format
+    is unchanged). A failed :meth:`decode` consumes nothing.
+
+    Args:
+        data: one stream.
+
+    Raises:
+        ValueError: when the header or the initial states are truncated or damaged.
+    """
+
+    def __init__(self, data: bytes | bytearray) -> None:
+        self._decoder = _coder.StreamDecoder(data)
+
+    def __repr__(self) -> str:
+        return f"StreamDecoder(position={self.position})"
+
+    @property
+    def position(self) -> int:
+        """Number of symbols decoded so far (the position of the next one)."""
+        return self._decoder.position
+
+    def decode(self, coder: RangeCoder | _coder.CdfTables, index: int = 0) -> int:
+        """Decode the next symbol with table ``index`` of ``coder``'s bank.
+
+        Raises:
+            ValueError: when the index is out of range or the stream ran out or is damaged.
+        """
+        tables = coder._tables if isinstance(coder, RangeCoder) else coder
+        return self._decoder.decode(tables, int(index))
+
+    def finish(self) -> None:
+        """Check that the stream ended with the last decoded symbol.
+
+        Raises:
+            ValueError: when symbols, words or escape bytes are left, i.e. too few symbols
+                were decoded or the stream is damaged.
+        """
+        self._decoder.finish()

@@ -26,11 +26,12 @@ def test_stub_declares_exactly_the_extension_public_names():
             declared.add(node.target.id)
     public = {n for n in dir(_coder) if not n.startswith("_")}
     assert declared == public
-    stub_methods = {
-        f.name for c in tree.body if isinstance(c, ast.ClassDef) and c.name == "CdfTables" for f in c.body
-        if isinstance(f, ast.FunctionDef) and not f.name.startswith("__")
-    }
-    assert stub_methods == {n for n in dir(_coder.CdfTables) if not n.startswith("_")}
+    for cls in ("CdfTables", "StreamDecoder"):
+        stub_methods = {
+            f.name for c in tree.body if isinstance(c, ast.ClassDef) and c.name == cls for f in c.body
+            if isinstance(f, ast.FunctionDef) and not f.name.startswith("__")
+        }
+        assert stub_methods == {n for n in dir(getattr(_coder, cls)) if not n.startswith("_")}, cls
 
 
 def test_heads_and_generation_use_only_the_public_api():

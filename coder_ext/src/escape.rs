@@ -90,6 +90,16 @@ impl<'a> BitReader<'a> {
         BitReader { bytes, bit: 0 }
     }
 
+    /// A reader that resumes at bit `bit` (a value of [`BitReader::bit`]).
+    pub fn at(bytes: &'a [u8], bit: usize) -> Self {
+        BitReader { bytes, bit }
+    }
+
+    /// Bits consumed so far.
+    pub fn bit(&self) -> usize {
+        self.bit
+    }
+
     fn get_bit(&mut self) -> Result<u64> {
         let byte = *self.bytes.get(self.bit / 8).ok_or(CoderError::Truncated { what: "an escape payload" })?;
         let b = (byte >> (7 - (self.bit % 8))) & 1;
@@ -116,6 +126,11 @@ impl<'a> BitReader<'a> {
     /// Whole bytes consumed so far (the final one may be partly padding).
     pub fn bytes_used(&self) -> usize {
         self.bit.div_ceil(8)
+    }
+
+    /// Whether every byte has been used.
+    pub fn all_used(&self) -> bool {
+        self.bytes_used() == self.bytes.len()
     }
 }
 

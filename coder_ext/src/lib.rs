@@ -17,6 +17,7 @@ pub mod error;
 pub mod escape;
 pub mod parallel;
 pub mod rans;
+pub mod step;
 pub mod tables;
 
 #[cfg(feature = "python")]
@@ -25,6 +26,7 @@ mod python;
 pub use error::{CoderError, Result};
 pub use parallel::{crc32, decode_streams, encode_streams};
 pub use rans::{decode, decode_into, encode, ideal_bits, N_STATES};
+pub use step::StepDecoder;
 pub use tables::{CdfTables, PRECISION, TOTAL};
 
 /// Version of the stream layout written by [`encode`].

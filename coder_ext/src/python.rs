@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::PyBytes;
 
-use crate::{parallel, rans, tables, CoderError};
+use crate::{parallel, rans, step, tables, CoderError};
 
 fn err(e: CoderError) -> PyErr {
     PyValueError::new_err(e.to_string())
@@ -142,6 +142,45 @@ impl PyCdfTables {
     }
 }
 
+/// Decodes one stream made by `CdfTables.encode` symbol by symbol, each with a table
+/// chosen just before (autoregressive priors). The stream format is unchanged.
+#[pyclass(name = "StreamDecoder", module = "mptvc_latents._coder")]
+struct PyStreamDecoder {
+    inner: step::StepDecoder,
+}
+
+#[pymethods]
+impl PyStreamDecoder {
+    #[new]
+    fn new(data: PyBackedBytes) -> PyResult<Self> {
+        Ok(PyStreamDecoder { inner: step::StepDecoder::new(data.to_vec()).map_err(err)? })
+    }
+
+    /// Decode the next symbol with table `index` of `tables`; on an error nothing is consumed.
+    fn decode(&mut self, tables: PyRef<'_, PyCdfTables>, index: i64) -> PyResult<i32> {
+        let position = self.inner.position();
+        let index = i32::try_from(index).map_err(|_| {
+            err(CoderError::IndexOutOfRange { position, index, n_tables: tables.inner.len() })
+        })?;
+        self.inner.decode(&tables.inner, index).map_err(err)
+    }
+
+    /// Number of symbols decoded so far.
+    #[getter]
+    fn position(&self) -> usize {
+        self.inner.position()
+    }
+
+    /// Check that the stream ended with the last decoded symbol.
+    fn finish(&self) -> PyResult<()> {
+        self.inner.finish().map_err(err)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("StreamDecoder(position={})", self.inner.position())
+    }
+}
+
 /// CompressAI's `RansEncoder.encode_with_indexes` contract, with numpy arrays.
 #[pyfunction]
 fn encode_with_indexes<'py>(
@@ -177,6 +216,7 @@ fn crc32(py: Python<'_>, data: PyBackedBytes) -> u32 {
 #[pymodule]
 fn _coder(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyCdfTables>()?;
+    m.add_class::<PyStreamDecoder>()?;
     m.add_function(wrap_pyfunction!(encode_with_indexes, m)?)?;
     m.add_function(wrap_pyfunction!(decode_with_indexes, m)?)?;
     m.add_function(wrap_pyfunction!(crc32, m)?)?;

@@ -103,16 +103,38 @@ pub fn encode(tables: &CdfTables, symbols: &[i32], indexes: &[i32]) -> Result<Ve
     Ok(out)
 }
 
-struct Decoder<'a> {
-    tables: &'a CdfTables,
-    words: &'a [u8],
-    /// Next word to read, in units of words.
-    pos: usize,
-    n_words: usize,
-    escapes: BitReader<'a>,
+/// The two parts of a stream after its header: the escape payload and the rANS words
+/// (checked to be whole 32-bit words).
+pub(crate) fn split_stream(data: &[u8]) -> Result<(&[u8], &[u8])> {
+    let (n_escape, header) = read_leb128(data)?;
+    let rest = &data[header..];
+    if n_escape > rest.len() as u64 {
+        return Err(CoderError::Truncated { what: "the escape payload" });
+    }
+    let (payload, words) = rest.split_at(n_escape as usize);
+    if words.len() % 4 != 0 {
+        return Err(CoderError::Corrupt { reason: format!("the rANS part has {} bytes, not whole 32-bit words", words.len()) });
+    }
+    Ok((payload, words))
 }
 
-impl Decoder<'_> {
+/// The per-symbol decoding step over borrowed stream parts; the batch decoder and
+/// [`crate::step::StepDecoder`] both drive it.
+pub(crate) struct Decoder<'a> {
+    words: &'a [u8],
+    /// Next word to read, in units of words.
+    pub(crate) pos: usize,
+    n_words: usize,
+    pub(crate) escapes: BitReader<'a>,
+}
+
+impl<'a> Decoder<'a> {
+    /// A decoder at word `pos` of `words` and bit `escape_bit` of the escape `payload`.
+    #[inline(always)]
+    pub(crate) fn new(payload: &'a [u8], words: &'a [u8], pos: usize, escape_bit: usize) -> Self {
+        Decoder { words, pos, n_words: words.len() / 4, escapes: BitReader::at(payload, escape_bit) }
+    }
+
     #[inline(always)]
     fn word(&mut self) -> Result<u32> {
         if self.pos >= self.n_words {
@@ -123,12 +145,23 @@ impl Decoder<'_> {
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 
+    /// Read the four initial states (the first eight words).
+    pub(crate) fn initial_states(&mut self) -> Result<[u64; N_STATES]> {
+        let mut x = [0u64; N_STATES];
+        for xj in x.iter_mut() {
+            let lo = self.word()? as u64;
+            *xj = lo | (self.word()? as u64) << 32;
+        }
+        Ok(x)
+    }
+
+    /// Decode the symbol at `position` with table `index` of `tables` from state `x`.
     #[inline(always)]
-    fn get(&mut self, x: &mut u64, position: usize, index: i32) -> Result<i32> {
-        let meta = self.tables.meta_at(position, index)?;
+    pub(crate) fn get(&mut self, tables: &CdfTables, x: &mut u64, position: usize, index: i32) -> Result<i32> {
+        let meta = tables.meta_at(position, index)?;
         let slot = (*x as u32) & (TOTAL - 1);
-        let s = self.tables.find(meta, slot);
-        let d = self.tables.dec_symbol(meta, s);
+        let s = tables.find(meta, slot);
+        let d = tables.dec_symbol(meta, s);
         *x = d.freq() as u64 * (*x >> PRECISION) + (slot - d.start()) as u64;
         if *x < RANS_L {
             *x = (*x << 32) | self.word()? as u64;
@@ -138,6 +171,21 @@ impl Decoder<'_> {
         }
         let v = from_raw(self.escapes.get_gamma()?, meta.max_value) + meta.offset as i64;
         i32::try_from(v).map_err(|_| CoderError::Corrupt { reason: format!("an escaped value {v} does not fit in 32 bits") })
+    }
+
+    /// After the last symbol: every state back at `2^31`, every word read, every escape
+    /// payload byte used.
+    pub(crate) fn check_end(&self, x: [u64; N_STATES]) -> Result<()> {
+        if x != [RANS_L; N_STATES] {
+            return Err(CoderError::Corrupt { reason: "the decoder did not end in the initial state".into() });
+        }
+        if self.pos != self.n_words {
+            return Err(CoderError::Corrupt { reason: format!("{} rANS words were left unread", self.n_words - self.pos) });
+        }
+        if !self.escapes.all_used() {
+            return Err(CoderError::Corrupt { reason: "escape payload bytes were left unread".into() });
+        }
+        Ok(())
     }
 }
 
@@ -164,29 +212,16 @@ fn decode_into_generic(tables: &CdfTables, data: &[u8], indexes: &[i32], out: &m
     if out.len() != indexes.len() {
         return Err(CoderError::LengthMismatch { what: "output", expected: indexes.len(), got: out.len() });
     }
-    let (n_escape, header) = read_leb128(data)?;
-    let rest = &data[header..];
-    if n_escape > rest.len() as u64 {
-        return Err(CoderError::Truncated { what: "the escape payload" });
-    }
-    let (payload, words) = rest.split_at(n_escape as usize);
-    if words.len() % 4 != 0 {
-        return Err(CoderError::Corrupt { reason: format!("the rANS part has {} bytes, not whole 32-bit words", words.len()) });
-    }
-    let mut dec = Decoder { tables, words, pos: 0, n_words: words.len() / 4, escapes: BitReader::new(payload) };
-    let mut x = [0u64; N_STATES];
-    for xj in x.iter_mut() {
-        let lo = dec.word()? as u64;
-        *xj = lo | (dec.word()? as u64) << 32;
-    }
-    let [mut x0, mut x1, mut x2, mut x3] = x;
+    let (payload, words) = split_stream(data)?;
+    let mut dec = Decoder::new(payload, words, 0, 0);
+    let [mut x0, mut x1, mut x2, mut x3] = dec.initial_states()?;
     let n = indexes.len();
     let n_full = n - n % N_STATES;
     for ((b, ix), o) in (0..n_full).step_by(N_STATES).zip(indexes.chunks_exact(N_STATES)).zip(out.chunks_exact_mut(N_STATES)) {
-        o[0] = dec.get(&mut x0, b, ix[0])?;
-        o[1] = dec.get(&mut x1, b + 1, ix[1])?;
-        o[2] = dec.get(&mut x2, b + 2, ix[2])?;
-        o[3] = dec.get(&mut x3, b + 3, ix[3])?;
+        o[0] = dec.get(tables, &mut x0, b, ix[0])?;
+        o[1] = dec.get(tables, &mut x1, b + 1, ix[1])?;
+        o[2] = dec.get(tables, &mut x2, b + 2, ix[2])?;
+        o[3] = dec.get(tables, &mut x3, b + 3, ix[3])?;
     }
     for i in n_full..n {
         let x = match i % N_STATES {
@@ -194,18 +229,9 @@ fn decode_into_generic(tables: &CdfTables, data: &[u8], indexes: &[i32], out: &m
             1 => &mut x1,
             _ => &mut x2,
         };
-        out[i] = dec.get(x, i, indexes[i])?;
+        out[i] = dec.get(tables, x, i, indexes[i])?;
     }
-    if [x0, x1, x2, x3] != [RANS_L; N_STATES] {
-        return Err(CoderError::Corrupt { reason: "the decoder did not end in the initial state".into() });
-    }
-    if dec.pos != dec.n_words {
-        return Err(CoderError::Corrupt { reason: format!("{} rANS words were left unread", dec.n_words - dec.pos) });
-    }
-    if dec.escapes.bytes_used() != payload.len() {
-        return Err(CoderError::Corrupt { reason: "escape payload bytes were left unread".into() });
-    }
-    Ok(())
+    dec.check_end([x0, x1, x2, x3])
 }
 
 /// Decode one stream made by [`encode`] with the same `indexes`.
