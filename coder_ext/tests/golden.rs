@@ -1,7 +1,7 @@
 //! Exact bytes: the Rust coder must reproduce the streams written by the independent
 //! Python reference (`tests/coder_reference.py`), which pytest checks too.
 
-use mptvc_coder::{decode, encode, ideal_bits, CdfTables};
+use mptvc_coder::{decode, encode, ideal_bits, CdfTables, StepDecoder};
 use serde_json::Value;
 
 fn ints(v: &Value) -> Vec<i32> {
@@ -29,6 +29,10 @@ fn golden_streams_match_byte_for_byte() {
         let bytes = encode(&tables, &symbols, &indexes).unwrap();
         assert_eq!(hex(&bytes), case["encoded_hex"].as_str().unwrap(), "case {name}");
         assert_eq!(decode(&tables, &bytes, &indexes).unwrap(), symbols, "case {name}");
+        let mut step = StepDecoder::new(bytes.clone()).unwrap();
+        let stepped: Vec<i32> = indexes.iter().map(|&ix| step.decode(&tables, ix).unwrap()).collect();
+        assert_eq!(stepped, symbols, "case {name}, step by step");
+        step.finish().unwrap();
         let ideal = ideal_bits(&tables, &symbols, &indexes).unwrap();
         let want = case["ideal_bits"].as_f64().unwrap();
         assert!((ideal - want).abs() <= 1e-9 * want.max(1.0), "case {name}: {ideal} vs {want}");

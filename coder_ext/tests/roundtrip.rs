@@ -1,11 +1,18 @@
 //! Property tests: round trips over random tables, determinism across thread counts,
-//! near-ideal size, and robustness of the decoder on damaged input.
+//! near-ideal size, robustness of the decoder on damaged input, and the step decoder.
 
-use mptvc_coder::{decode, decode_streams, encode, encode_streams, ideal_bits, CdfTables, CoderError, TOTAL};
+use mptvc_coder::{
+    decode, decode_streams, encode, encode_streams, ideal_bits, CdfTables, CoderError, StepDecoder, TOTAL,
+};
 use proptest::prelude::*;
 
 /// A random bank: each table a strictly increasing CDF (escape last).
 fn bank() -> impl Strategy<Value = (Vec<Vec<i32>>, Vec<i32>)> {
+    bank_of(1..6)
+}
+
+/// A random bank of `n_tables` tables.
+fn bank_of(n_tables: std::ops::Range<usize>) -> impl Strategy<Value = (Vec<Vec<i32>>, Vec<i32>)> {
     prop::collection::vec(
         (2usize..40, any::<u64>(), -20i32..20).prop_map(|(n_sym, seed, offset)| {
             let mut s = seed | 1;
@@ -23,7 +30,7 @@ fn bank() -> impl Strategy<Value = (Vec<Vec<i32>>, Vec<i32>)> {
             cdf.push(TOTAL as i32);
             (cdf, offset)
         }),
-        1..6,
+        n_tables,
     )
     .prop_map(|tables| {
         let offsets = tables.iter().map(|t| t.1).collect();
@@ -48,7 +55,81 @@ fn data() -> impl Strategy<Value = (Vec<Vec<i32>>, Vec<i32>, Vec<i32>, Vec<i32>)
     })
 }
 
+/// One table per symbol (`indexes = 0..n`), as an autoregressive prior codes.
+fn adaptive() -> impl Strategy<Value = (Vec<Vec<i32>>, Vec<i32>, Vec<i32>)> {
+    bank_of(1..120).prop_flat_map(|(cdfs, offsets)| {
+        let n = cdfs.len();
+        prop::collection::vec(-60i32..80, n).prop_map(move |symbols| (cdfs.clone(), offsets.clone(), symbols))
+    })
+}
+
+/// Step-decode `indexes.len()` symbols; the first error, if any.
+fn step_decode(tables: &CdfTables, bytes: &[u8], indexes: &[i32]) -> Result<Vec<i32>, CoderError> {
+    let mut dec = StepDecoder::new(bytes.to_vec())?;
+    let out = indexes.iter().map(|&ix| dec.decode(tables, ix)).collect::<Result<Vec<_>, _>>()?;
+    assert_eq!(dec.position(), indexes.len());
+    dec.finish()?;
+    Ok(out)
+}
+
 proptest! {
+    #[test]
+    fn step_decoding_with_a_table_per_symbol_matches_decode((cdfs, offsets, symbols) in adaptive()) {
+        let tables = build(&cdfs, &offsets);
+        let indexes: Vec<i32> = (0..symbols.len() as i32).collect();
+        let bytes = encode(&tables, &symbols, &indexes).unwrap();
+        prop_assert_eq!(&decode(&tables, &bytes, &indexes).unwrap(), &symbols);
+        prop_assert_eq!(step_decode(&tables, &bytes, &indexes).unwrap(), symbols);
+    }
+
+    #[test]
+    fn step_decoding_matches_decode((cdfs, offsets, symbols, indexes) in data()) {
+        let tables = build(&cdfs, &offsets);
+        let bytes = encode(&tables, &symbols, &indexes).unwrap();
+        prop_assert_eq!(step_decode(&tables, &bytes, &indexes).unwrap(), symbols);
+    }
+
+    #[test]
+    fn step_decoding_too_far_or_too_short_fails((cdfs, offsets, symbols, indexes) in data()) {
+        let tables = build(&cdfs, &offsets);
+        let bytes = encode(&tables, &symbols, &indexes).unwrap();
+        let mut dec = StepDecoder::new(bytes.clone()).unwrap();
+        for (i, &ix) in indexes.iter().enumerate() {
+            // Stopping before the last symbol is caught by `finish`.
+            prop_assert!(dec.finish().is_err(), "finish passed after {} of {} symbols", i, indexes.len());
+            prop_assert_eq!(dec.decode(&tables, ix).unwrap(), symbols[i]);
+        }
+        dec.finish().unwrap();
+        // One symbol too many: the words have run out; the failed call consumes nothing.
+        let e = dec.decode(&tables, 0).unwrap_err();
+        prop_assert!(matches!(e, CoderError::Truncated { .. }), "{}", e);
+        prop_assert_eq!(dec.position(), indexes.len());
+        dec.finish().unwrap();
+    }
+
+    #[test]
+    fn every_truncation_fails_step_decoding((cdfs, offsets, symbols, indexes) in data()) {
+        let tables = build(&cdfs, &offsets);
+        let bytes = encode(&tables, &symbols, &indexes).unwrap();
+        for cut in 0..bytes.len() {
+            prop_assert!(step_decode(&tables, &bytes[..cut], &indexes).is_err(), "cut {}", cut);
+        }
+    }
+
+    #[test]
+    fn damaged_streams_never_panic_step_decoding((cdfs, offsets, symbols, indexes) in data(), flip in any::<(usize, u8)>(), extra in 0usize..8) {
+        let tables = build(&cdfs, &offsets);
+        let mut bad = encode(&tables, &symbols, &indexes).unwrap();
+        let k = flip.0 % bad.len();
+        bad[k] ^= flip.1 | 1;
+        if let Ok(mut dec) = StepDecoder::new(bad) {
+            for &ix in indexes.iter().chain(&vec![0; extra]) {
+                let _ = dec.decode(&tables, ix);
+            }
+            let _ = dec.finish();
+        }
+    }
+
     #[test]
     fn round_trip((cdfs, offsets, symbols, indexes) in data()) {
         let tables = build(&cdfs, &offsets);
@@ -115,4 +196,26 @@ fn invalid_input_is_a_clear_error() {
     assert!(e.contains("indexes has 1 entries but 2 were expected"), "{e}");
     let e = decode(&tables, &[], &[0]).unwrap_err().to_string();
     assert!(e.contains("truncated"), "{e}");
+}
+
+#[test]
+fn step_decoder_errors_are_clear_and_consume_nothing() {
+    let tables = CdfTables::new(&[0, 40000, 65535, 65536], 4, &[4], &[0]).unwrap();
+    let symbols = [1, 0, 9, -4, 1];
+    let bytes = encode(&tables, &symbols, &[0; 5]).unwrap();
+    let mut dec = StepDecoder::new(bytes).unwrap();
+    assert_eq!(dec.decode(&tables, 0).unwrap(), 1);
+    for bad in [1, -1, i32::MAX] {
+        let e = dec.decode(&tables, bad).unwrap_err();
+        assert!(matches!(e, CoderError::IndexOutOfRange { position: 1, n_tables: 1, .. }), "{e}");
+        assert!(e.to_string().ends_with('.'), "{e}");
+    }
+    assert_eq!(dec.position(), 1);
+    let rest: Vec<i32> = (1..5).map(|_| dec.decode(&tables, 0).unwrap()).collect();
+    assert_eq!(rest, symbols[1..]);
+    dec.finish().unwrap();
+    for data in [&[][..], &[0x80][..], &[3, 0, 0][..], &[0, 1, 2, 3, 4][..]] {
+        let e = StepDecoder::new(data.to_vec()).unwrap_err().to_string();
+        assert!(e.starts_with("The stream is") && e.ends_with('.'), "{e}");
+    }
 }
