@@ -6,7 +6,7 @@
     mptvc generate [--prior DIR] --out sample.mp4 [--frames N] [--seed S] [--temperature T] [--top-k K] [--gif G]
     mptvc prior-tokenize VIDEOS... --out STORE.zarr [--size H W] [--max-frames N]     (resumable)
     mptvc prior-train STORE.zarr --run DIR [--steps N] [--batch B] [--window T] [--max-minutes M]   (resumable)
-    mptvc prior-eval VIDEOS... [--prior DIR] [--train-store STORE] [--json OUT]   bits/token: prior vs codec level 0
+    mptvc prior-eval VIDEOS... [--prior DIR] [--train-store STORE] [--coded] [--json OUT]   bits/token: prior vs codec level 0
 """
 
 from __future__ import annotations
@@ -89,6 +89,8 @@ def add_command(sub) -> None:
     p.add_argument("--ckpt", type=Path)
     p.add_argument("--max-frames", type=int, default=256)
     p.add_argument("--train-store", type=Path, help="also score a unigram baseline: this store's index histogram")
+    p.add_argument("--coded", action="store_true",
+                   help="also code the tokens with the prior through the rANS coder (real bytes, checked to decode back)")
     p.add_argument("--json", type=Path, help="write the results as JSON")
     p.set_defaults(func=_evaluate)
 
@@ -193,7 +195,8 @@ def _evaluate(args: argparse.Namespace) -> None:
     if missing:
         raise ValueError(f"No video found for {missing[0][0]!r} ({missing[0][1]}).")
     unigram = None if args.train_store is None else unigram_bits_table(args.train_store, prior.config.vocab_size)
-    report = evaluate_prior(prior, codec, [s.path for s in sources], max_frames=args.max_frames, unigram=unigram)
+    report = evaluate_prior(prior, codec, [s.path for s in sources], max_frames=args.max_frames, unigram=unigram,
+                            coded=args.coded)
     print(report.format())
     if args.json is not None:
         from mptvc_latents.files import atomic_output

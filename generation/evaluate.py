@@ -7,8 +7,10 @@ For every clip (tokenized at the prior's frame size exactly as for training)::
     prior, windows  = -log2 p(tokens) over independent windows of t' token frames
     prior, sliding  = the first window, then each further token frame given the t'-1 frames before it
 
-The prior's numbers are ideal code lengths (an arithmetic coder driven by it would add a few bytes
-per stream); the codec's are real bytes of its rANS streams.
+    prior, coded    = (with ``coded=True``) the real size of ``compress_indices``: the prior driving the
+                      rANS coder over the sliding schedule, checked to decode back to the same tokens
+
+The prior's ideal numbers are code lengths; the codec's and the coded prior's are real bytes.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class ClipRate:
     codec_y_bits: float
     codec_z_bits: float
     unigram_bits: float | None = None
+    prior_coded_bits: float | None = None  # 8 x bytes of compress_indices (header included)
 
     @property
     def codec_bits(self) -> float:
@@ -54,21 +57,35 @@ class RateReport:
                "codec": total("codec_bits"), "codec_y": total("codec_y_bits"), "codec_z": total("codec_z_bits")}
         if all(c.unigram_bits is not None for c in self.clips):
             out["unigram"] = total("unigram_bits")
+        if all(c.prior_coded_bits is not None for c in self.clips):
+            out["prior_coded"] = total("prior_coded_bits")
         return out
 
     def to_dict(self) -> dict:
         return {"clips": [asdict(c) | {"codec_bits": c.codec_bits} for c in self.clips], "bits_per_token": self.totals()}
 
     def format(self) -> str:
-        uni = lambda c: "" if c.unigram_bits is None else f"{c.unigram_bits / c.tokens:9.3f}"  # noqa: E731
-        rows = ["clip                            frames  tokens  prior/win  prior/slide  codec(y+z)  unigram"]
+        per = lambda bits, c: "" if bits is None else f"{bits / c.tokens:9.3f}"  # noqa: E731
+        rows = ["clip                            frames  tokens  prior/win  prior/slide  codec(y+z)  unigram  prior/coded"]
         for c in self.clips:
             rows.append(f"{c.name[:30]:30s} {c.frames:6d} {c.tokens:7d} {c.prior_windows_bits / c.tokens:10.3f} "
-                        f"{c.prior_sliding_bits / c.tokens:12.3f} {c.codec_bits / c.tokens:11.3f} {uni(c)}")
+                        f"{c.prior_sliding_bits / c.tokens:12.3f} {c.codec_bits / c.tokens:11.3f} "
+                        f"{per(c.unigram_bits, c):>9s} {per(c.prior_coded_bits, c):>12s}")
         t = self.totals()
         rows.append(f"{'all (bits/token)':30s} {'':6s} {t['tokens']:7d} {t['prior_windows']:10.3f} "
-                    f"{t['prior_sliding']:12.3f} {t['codec']:11.3f} {t.get('unigram', float('nan')):9.3f}")
+                    f"{t['prior_sliding']:12.3f} {t['codec']:11.3f} {t.get('unigram', float('nan')):9.3f} "
+                    f"{t.get('prior_coded', float('nan')):12.3f}")
         return "\n".join(rows)
+
+
+def _coded_exactly(prior: TokenPrior, indices: torch.Tensor, path: str | Path) -> bytes:
+    """``compress_indices`` of a clip, after checking that it decodes back to the same indices."""
+    from generation.coding import compress_indices, decompress_indices
+
+    data = compress_indices(prior, indices)
+    if not torch.equal(decompress_indices(prior, data), indices):
+        raise ValueError(f"The prior's stream of {str(path)!r} decoded to other tokens than it coded.")
+    return data
 
 
 @torch.no_grad()
@@ -117,9 +134,16 @@ def evaluate_prior(
     paths: list[str | Path],
     max_frames: int = 256,
     unigram: torch.Tensor | None = None,
+    coded: bool = False,
 ) -> RateReport:
     """Score each video's level-0 tokens with the prior and against the codec's coded level 0
-    (and, given ``unigram = unigram_bits_table(train_store)``, against the training histogram)."""
+    (and, given ``unigram = unigram_bits_table(train_store)``, against the training histogram;
+    with ``coded``, code them with the prior for real and check they decode back exactly).
+
+    Raises:
+        ValueError: for a clip too short for one window, or (``coded``) a stream that does not
+            decode back to the tokens it coded.
+    """
     report = RateReport()
     window = prior.config.grid[0] * codec.config.patch_t
     multiple = max(FRAME_MULTIPLE, window)
@@ -141,5 +165,6 @@ def evaluate_prior(
             prior_sliding_bits=clip_bits(prior, indices, sliding=True),
             codec_y_bits=8.0 * y_bytes, codec_z_bits=8.0 * z_bytes,
             unigram_bits=None if unigram is None else float(unigram[indices.reshape(-1)].sum()),
+            prior_coded_bits=None if not coded else 8.0 * len(_coded_exactly(prior, indices, path)),
         ))  # fmt: skip
     return report

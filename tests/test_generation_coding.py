@@ -1,0 +1,100 @@
+"""The prior as a real entropy coder: ``compress_indices`` / ``decompress_indices`` round trips
+exactly, costs about the prior's ideal bits, and refuses damaged streams or another prior."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from generation.coding import PriorStreamConfig, compress_indices, decompress_indices, prior_digest, quantized_cdf
+from generation.model import PriorConfig, TokenPrior
+from generation.sample import SampleConfig, sample_indices
+
+TINY = dict(dim=32, depth=1, heads=2, mlp_dim=64)
+
+
+def tiny_prior(seed: int = 0) -> TokenPrior:
+    torch.manual_seed(seed)
+    return TokenPrior(PriorConfig(grid=(2, 4, 4), **TINY)).eval()
+
+
+def confident_prior(seed: int = 0) -> TokenPrior:
+    """A random prior with sharp next-token distributions, so its tokens cost well below log2(V)."""
+    prior = tiny_prior(seed)
+    with torch.no_grad():
+        prior.head.weight.mul_(40)
+    return prior
+
+
+@pytest.fixture(scope="module")
+def prior(one_torch_thread):
+    return confident_prior()
+
+
+@pytest.fixture(scope="module")
+def indices(prior):
+    # 4 token frames of 4x4: the first window of 2, then 2 frames with sliding context.
+    return sample_indices(prior, SampleConfig(frames=16, seed=5, patch_t=4, temporal_multiple=8))[0]
+
+
+def test_quantized_cdf_is_a_valid_16_bit_table_that_follows_the_probabilities():
+    logits = torch.randn(1, 4096, generator=torch.Generator().manual_seed(0)) * 4
+    cdf = quantized_cdf(logits)
+    assert cdf.dtype == np.int32 and cdf.shape == (4098,) and cdf[0] == 0 and cdf[-1] == 65536
+    freq = np.diff(cdf)
+    assert freq.min() >= 1 and freq[-1] == 1  # every index and the escape codable
+    p = torch.softmax(logits[0].double(), -1).numpy()
+    assert int(np.argmax(freq[:-1])) == int(np.argmax(p))
+    assert np.abs(freq[:-1] / 65536 - p).max() < 0.07  # the floor of one slot per index
+    assert np.array_equal(quantized_cdf(logits), cdf)
+
+
+@pytest.mark.parametrize("stream_tokens", [4096, 7])
+def test_round_trip_is_exact_and_costs_about_the_ideal_bits(prior, indices, stream_tokens):
+    data = compress_indices(prior, indices, PriorStreamConfig(stream_tokens=stream_tokens))
+    assert torch.equal(decompress_indices(prior, data), indices)
+    assert compress_indices(prior, indices, PriorStreamConfig(stream_tokens=stream_tokens)) == data  # deterministic
+    if stream_tokens == 4096:
+        ideal = _ideal_bits(prior, indices)
+        assert ideal < 0.5 * indices.numel() * math.log2(4096)
+        # The whole stream: 50 bytes of header, 8 of table, 33 of one stream's flushed states and
+        # header, and the table rounding (at least one slot of 2^16 for each of the 4096 indices).
+        assert len(data) * 8 < 1.1 * ideal + 8 * (50 + 8 + 33) + 0.1 * indices.numel()
+
+
+def _ideal_bits(prior, indices):
+    from generation.evaluate import clip_bits
+
+    return clip_bits(prior, indices, sliding=True)
+
+
+def test_damage_truncation_and_another_prior_are_refused(prior, indices):
+    data = compress_indices(prior, indices, PriorStreamConfig(stream_tokens=16))
+    for cut in (0, 3, 20, len(data) - 1):
+        with pytest.raises(ValueError):
+            decompress_indices(prior, data[:cut])
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        bad = bytearray(data)
+        bad[int(rng.integers(len(bad)))] ^= 1 << int(rng.integers(8))
+        with pytest.raises(ValueError):
+            decompress_indices(prior, bytes(bad))
+    with pytest.raises(ValueError, match="another prior"):
+        decompress_indices(confident_prior(seed=1), data)
+    with pytest.raises(ValueError, match="not a prior stream"):
+        decompress_indices(prior, b"MPTV" + data[4:])
+    with pytest.raises(ValueError, match="after its last stream"):
+        decompress_indices(prior, data + b"\0")
+
+
+def test_bad_input_is_refused(prior, indices):
+    with pytest.raises(ValueError, match="token grid"):
+        compress_indices(prior, indices[:, :3])
+    with pytest.raises(ValueError, match="vocabulary"):
+        compress_indices(prior, indices.clone().fill_(4096))
+    with pytest.raises(ValueError, match="shorter than the prior's window"):
+        compress_indices(prior, indices[:1])
+    with pytest.raises(ValueError, match="stream_tokens"):
+        PriorStreamConfig(stream_tokens=0)
+    assert prior_digest(prior) == prior_digest(confident_prior()) != prior_digest(confident_prior(seed=1))
