@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mptvc_latents import _coder
-from mptvc_latents.coder import RangeCoder, as_int32, crc32
+from mptvc_latents.coder import RangeCoder, StreamDecoder, as_int32, crc32
 from tests import coder_reference as ref
 
 GOLDEN = json.loads((Path(__file__).parent / "fixtures" / "coder" / "golden.json").read_text())["cases"]
@@ -39,6 +39,15 @@ def test_reference_reproduces_golden(case):
     assert ref.decode(data, case["indexes"], *args) == case["symbols"]
 
 
+@pytest.mark.parametrize("case", GOLDEN, ids=[c["name"] for c in GOLDEN])
+def test_golden_streams_decode_step_by_step(case):
+    coder = _coder_of(case)
+    dec = _coder.StreamDecoder(bytes.fromhex(case["encoded_hex"]))
+    assert [dec.decode(coder._tables, i) for i in case["indexes"]] == case["symbols"]
+    assert dec.position == len(case["symbols"])
+    dec.finish()
+
+
 @st.composite
 def banks(draw):
     n_tables = draw(st.integers(1, 5))
@@ -65,6 +74,69 @@ def test_round_trip_matches_reference(bank):
     data = coder.encode(symbols, indexes)
     assert data == ref.encode(symbols, indexes, cdfs, lengths, offsets)
     assert coder.decode(data, indexes).tolist() == symbols
+
+
+@settings(max_examples=40, deadline=None)
+@given(banks())
+def test_step_decoder_with_a_table_per_symbol(bank):
+    cdfs, lengths, offsets, symbols, indexes = bank
+    # One table per symbol (indexes 0..n-1), as an autoregressive prior codes.
+    picked = indexes or [0]
+    rows = [cdfs[t] for t in picked]
+    row_lengths, row_offsets = [lengths[t] for t in picked], [offsets[t] for t in picked]
+    coder = RangeCoder(np.array(rows), row_lengths, row_offsets)
+    per_symbol = list(range(len(symbols)))
+    data = coder.encode(symbols, per_symbol)
+    assert data == ref.encode(symbols, per_symbol, rows, row_lengths, row_offsets)
+    dec = StreamDecoder(data)
+    assert [dec.decode(coder, i) for i in per_symbol] == symbols
+    assert dec.position == len(symbols)
+    dec.finish()
+
+
+@settings(max_examples=40, deadline=None)
+@given(banks())
+def test_step_decoder_with_tables_chosen_by_the_previous_symbol(bank):
+    cdfs, lengths, offsets, symbols, _ = bank
+    coder = RangeCoder(np.array(cdfs), lengths, offsets)
+    choose = lambda previous: previous % len(cdfs)  # noqa: E731
+    indexes = [choose(p) for p in [0, *symbols[:-1]]][: len(symbols)]
+    data = coder.encode(symbols, indexes)
+    dec, out = StreamDecoder(data), []
+    for _ in symbols:
+        out.append(dec.decode(coder, choose(out[-1] if out else 0)))
+    assert out == symbols
+    dec.finish()
+
+
+def test_step_decoder_errors_are_value_errors_with_sentences():
+    coder = _fsq_bank()
+    rng = np.random.default_rng(5)
+    indexes = rng.integers(0, 8, size=60)
+    symbols = rng.integers(-2, 10, size=60)  # some escapes
+    data = coder.encode(symbols, indexes)
+    for cut in range(len(data)):
+        with pytest.raises(ValueError, match=r"(truncated|corrupt)") as info:
+            dec = StreamDecoder(data[:cut])
+            for i in indexes:
+                dec.decode(coder, i)
+            dec.finish()
+        assert str(info.value).endswith(".")
+    dec = StreamDecoder(data)
+    with pytest.raises(ValueError, match="table index 8 at position 0 is out of range"):
+        dec.decode(coder, 8)
+    with pytest.raises(ValueError, match="table index 1099511627776 at position 0 is out of range"):
+        dec.decode(coder, 2**40)
+    assert dec.position == 0  # a failed decode consumes nothing
+    assert [dec.decode(coder, i) for i in indexes[:-1]] == symbols[:-1].tolist()
+    with pytest.raises(ValueError, match="corrupt"):
+        dec.finish()  # one symbol short
+    assert dec.decode(coder, indexes[-1]) == symbols[-1]
+    dec.finish()
+    with pytest.raises(ValueError, match="truncated"):
+        dec.decode(coder, 0)  # one symbol too many
+    with pytest.raises(TypeError):
+        _coder.StreamDecoder(data).decode(coder, 0)  # the raw class takes CdfTables
 
 
 @settings(max_examples=30, deadline=None)
