@@ -98,3 +98,22 @@ def test_bad_input_is_refused(prior, indices):
     with pytest.raises(ValueError, match="stream_tokens"):
         PriorStreamConfig(stream_tokens=0)
     assert prior_digest(prior) == prior_digest(confident_prior()) != prior_digest(confident_prior(seed=1))
+
+
+def test_fuzzed_containers_only_ever_raise_value_error(prior, indices):
+    """Random bytes, and valid headers (right magic, version, digest) with random fields and
+    tables behind them: the reader refuses each with a ValueError, never another exception."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    good = compress_indices(prior, indices, PriorStreamConfig(stream_tokens=16))
+    prefix = good[: 4 + 1 + 32]
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.binary(max_size=200), st.booleans())
+    def check(tail, keep_header):
+        data = prefix + tail if keep_header else tail
+        with pytest.raises(ValueError):
+            decompress_indices(prior, data)
+
+    check()
