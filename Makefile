@@ -23,6 +23,7 @@ $(VENV)/.installed: $(RUST_SOURCES)
 
 demo: setup
 	$(PY) -m mptvc_latents.demo
+	$(PY) -m generation.demo
 
 test: setup fuzz test-rust test-python
 
