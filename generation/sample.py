@@ -13,6 +13,7 @@ have the preview level's detail.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -59,7 +60,7 @@ class SampleConfig(ConfigBase):
 def token_frames_for(codec: MPTVC, config: SampleConfig) -> SampleConfig:
     """``config`` with the codec's temporal geometry (patch_t, temporal_multiple)."""
     c = codec.config
-    return SampleConfig(config.frames, config.seed, config.temperature, config.top_k, c.patch_t, c.temporal_multiple)
+    return dataclasses.replace(config, patch_t=c.patch_t, temporal_multiple=c.temporal_multiple)
 
 
 def draw(logits: Tensor, temperature: float, top_k: int, generator: torch.Generator) -> Tensor:
@@ -141,6 +142,6 @@ def sample_videos(prior: TokenPrior, codec: MPTVC, config: SampleConfig, seeds: 
     config = token_frames_for(codec, config)
     videos = []
     for seed in seeds:
-        one = SampleConfig(config.frames, seed, config.temperature, config.top_k, config.patch_t, config.temporal_multiple)
+        one = dataclasses.replace(config, seed=seed)
         videos.append(decode_sample(codec, sample_symbols(prior, one), config.frames, prior.config.fps))
     return videos
