@@ -10,14 +10,15 @@ next-token distribution, and the Rust range coder (``mptvc_latents.coder``) code
 
 Encoder and decoder run the same :func:`generation.sample.walk` (same calls and shapes), so on one
 machine they compute identical logits and hence identical tables. Float results may differ across
-CPUs, torch builds or thread counts; a stream is then refused (the coder's end-state check, or the
-container's CRC), never silently mis-decoded into other tokens of the right size. Re-encode where
-you decode if the machines differ.
+CPUs, torch builds or thread counts; the decoded tokens are then checked against a CRC32 of the
+coded ones (besides the coder's own end-state check), so such a stream is refused, not silently
+decoded into other tokens. Re-encode where you decode if the machines differ.
 
 Container (``PriorStream``, little-endian)::
 
     b"MPTP" | u8 version = 1 | 32 B sha256 of the prior's weights | u32 token frames t' | u16 h' | u16 w'
-    | u32 stream_tokens | u32 n_streams | n_streams x (u32 length, u32 crc32) | streams
+    | u32 stream_tokens | u32 n_streams | u32 crc32 of the indices (int32 LE, raster order)
+    | n_streams x (u32 length, u32 crc32) | streams
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ __all__ = ["PriorStreamConfig", "compress_indices", "decompress_indices", "prior
 
 MAGIC = b"MPTP"
 VERSION = 1
-_HEADER = struct.Struct("<4sB32sIHHII")  # magic, version, digest, t', h', w', stream_tokens, n_streams
+_HEADER = struct.Struct("<4sB32sIHHIII")  # magic, version, digest, t', h', w', stream_tokens, n_streams, indices crc
 _ENTRY = struct.Struct("<II")  # length, crc32
 TOTAL = 1 << PRECISION
 
@@ -117,18 +118,23 @@ def compress_indices(prior: TokenPrior, indices: Tensor, config: PriorStreamConf
     for start in range(0, symbols.shape[0], step):
         part = cdfs[start : start + step]
         streams.append(_bank(part).encode(symbols[start : start + step], np.arange(len(part), dtype=np.int32)))
-    header = _HEADER.pack(MAGIC, VERSION, prior_digest(prior), indices.shape[0], h, w, step, len(streams))
+    header = _HEADER.pack(MAGIC, VERSION, prior_digest(prior), indices.shape[0], h, w, step, len(streams),
+                          _indices_crc(flat))
     table = b"".join(_ENTRY.pack(len(s), crc32(s)) for s in streams)
     return header + table + b"".join(streams)
 
 
-def _read(prior: TokenPrior, data: bytes) -> tuple[int, int, list[bytes]]:
-    """Check a ``PriorStream`` against ``prior``: ``(token frames, stream_tokens, streams)``."""
+def _indices_crc(flat: Tensor) -> int:
+    return crc32(flat.reshape(-1).numpy().astype("<i4").tobytes())
+
+
+def _read(prior: TokenPrior, data: bytes) -> tuple[int, int, int, list[bytes]]:
+    """Check a ``PriorStream`` against ``prior``: ``(token frames, stream_tokens, indices crc, streams)``."""
     if not isinstance(data, (bytes, bytearray)):
         raise ValueError(f"A prior stream must be bytes, got {type(data).__name__}.")
     if len(data) < _HEADER.size:
         raise ValueError(f"This is not a prior stream: {len(data)} bytes, shorter than its {_HEADER.size}-byte header.")
-    magic, version, digest, t, h, w, step, n = _HEADER.unpack_from(data)
+    magic, version, digest, t, h, w, step, n, indices_crc = _HEADER.unpack_from(data)
     if magic != MAGIC:
         raise ValueError(f"This is not a prior stream: it starts with {magic!r}, not {MAGIC!r}.")
     if version != VERSION:
@@ -157,7 +163,7 @@ def _read(prior: TokenPrior, data: bytes) -> tuple[int, int, list[bytes]]:
         offset += length
     if offset != len(data):
         raise ValueError(f"The prior stream has {len(data) - offset} bytes after its last stream.")
-    return t, step, streams
+    return t, step, indices_crc, streams
 
 
 def decompress_indices(prior: TokenPrior, data: bytes) -> Tensor:
@@ -166,7 +172,7 @@ def decompress_indices(prior: TokenPrior, data: bytes) -> Tensor:
     Raises:
         ValueError: for bytes that are not a prior stream of this prior, or are damaged.
     """
-    t, step, streams = _read(prior, data)
+    t, step, indices_crc, streams = _read(prior, data)
     _, h, w = prior.config.grid
     length = prior.config.vocab_size + 2
     decoder: list[StreamDecoder] = []
@@ -187,4 +193,7 @@ def decompress_indices(prior: TokenPrior, data: bytes) -> Tensor:
         decoder.pop().finish()
     except ValueError as e:
         raise ValueError(f"The prior stream does not decode with this prior on this machine: {e}") from e
+    if _indices_crc(flat) != indices_crc:
+        raise ValueError("The prior stream decoded to other tokens than were coded (CRC32 of the indices differs): "
+                         "the prior's float results differ on this machine; decode where it was coded.")
     return flat.view(t, h, w)  # (1, t'*h'*w') -> (t', h', w')
