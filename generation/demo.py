@@ -22,19 +22,16 @@ import argparse  # noqa: E402
 import logging  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from generation.coding import compress_indices, decompress_indices  # noqa: E402
-from generation.data import FRAME_MULTIPLE, fit_frames  # noqa: E402
-from generation.evaluate import clip_bits  # noqa: E402
+from generation.evaluate import evaluate_prior  # noqa: E402
 from generation.images import write_gif  # noqa: E402
 from generation.pretrained import load_prior  # noqa: E402
 from generation.sample import SampleConfig, decode_sample, sample_symbols, token_frames_for  # noqa: E402
 from mptvc_latents.demo import SAMPLE  # noqa: E402
 from mptvc_latents.files import atomic_output  # noqa: E402
 from mptvc_latents.pretrained import load_codec  # noqa: E402
-from mptvc_latents.video import read_video, write_frames  # noqa: E402
+from mptvc_latents.video import write_frames  # noqa: E402
 
 log = logging.getLogger("generation.demo")
 
@@ -42,17 +39,8 @@ log = logging.getLogger("generation.demo")
 def run(clip_path: Path, out_dir: Path, seed: int, max_frames: int = 64) -> dict:
     """Bits per level-0 token of the clip under the codec and the prior; writes one sample."""
     prior, codec = load_prior(None), load_codec()
-    clip = read_video(clip_path, max_frames=max_frames)
-    t = clip.frames.shape[0] // FRAME_MULTIPLE * FRAME_MULTIPLE
-    frames = fit_frames(clip.frames[:t], tuple(prior.config.frame_size))  # uint8 (t, 96, 128, 3)
-    tokens = codec.encode(frames, clip.fps)
-    level0 = torch.from_numpy(tokens.symbols[0].astype(np.int64))  # (T', h', w', C_0)
-    indices = (level0 * prior.basis).sum(-1)  # (T', h', w') mixed radix
-    n = indices.numel()
-    data = compress_indices(prior, indices)
-    if not torch.equal(decompress_indices(prior, data), indices):
-        raise SystemExit("The prior's stream of the sample clip did not decode back to its tokens.")
-    codec_bytes = codec.compress(frames, clip.fps).level_bytes()[0]
+    # evaluate_prior with coded=True raises unless the prior's stream decodes back exactly.
+    (clip,) = evaluate_prior(prior, codec, [clip_path], max_frames=max_frames, coded=True).clips
 
     config = token_frames_for(codec, SampleConfig(frames=16, seed=seed))
     video = decode_sample(codec, sample_symbols(prior, config), config.frames, prior.config.fps)
@@ -62,11 +50,12 @@ def run(clip_path: Path, out_dir: Path, seed: int, max_frames: int = 64) -> dict
     with atomic_output(out_dir / "prior_sample.gif") as tmp:
         write_gif(tmp, video, prior.config.fps)
     log.info("wrote %s and .gif: a %d-frame sample of the prior (seed %d)", out_dir / "prior_sample.mp4", len(video), seed)
+    n = clip.tokens
     return {
-        "frames": t, "tokens": n,
-        "codec": 8.0 * codec_bytes / n,
-        "prior_ideal": clip_bits(prior, indices, sliding=True) / n,
-        "prior_coded": 8.0 * len(data) / n,
+        "frames": clip.frames, "tokens": n,
+        "codec": clip.codec_bits / n,
+        "prior_ideal": clip.prior_sliding_bits / n,
+        "prior_coded": clip.prior_coded_bits / n,
     }  # fmt: skip
 
 
