@@ -108,7 +108,7 @@ def run_one(width: int, height: int, frames: int, ckpt: str | None, repeats: int
     import torch
 
     from mptvc_latents import cli
-    from mptvc_latents.bitstream import read_mptvc, write_mptvc
+    from mptvc_latents.formats.container import read_mptvc, write_mptvc
     from mptvc_latents.coder import RangeCoder
     from mptvc_latents.video import read_video, write_video
 

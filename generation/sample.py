@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mptvc_latents.codec import MPTVC, Tokens, VideoInfo
+from mptvc_latents.codec import MPTVC
 from mptvc_latents.config import ConfigBase
-from mptvc_latents.patching import Padding
+from mptvc_latents.types import Padding, Tokens, VideoInfo
 from generation.model import TokenPrior
 
 __all__ = [

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from mptvc_latents.eval_cli import add_eval_command  # noqa: E402
+from mptvc_latents.eval.cli import add_eval_command  # noqa: E402
 
 if TYPE_CHECKING:
     from mptvc_latents.codec import MPTVC
@@ -79,7 +79,7 @@ def _load_model(args: argparse.Namespace) -> MPTVC:
 
 
 def _encode(args: argparse.Namespace) -> None:
-    from mptvc_latents.bitstream import write_mptvc
+    from mptvc_latents.formats.container import write_mptvc
     from mptvc_latents.files import atomic_output
     from mptvc_latents.video import read_video
 
@@ -96,7 +96,7 @@ def _encode(args: argparse.Namespace) -> None:
 
 
 def _decode(args: argparse.Namespace) -> None:
-    from mptvc_latents.bitstream import check_checkpoint, read_mptvc
+    from mptvc_latents.formats.container import check_checkpoint, read_mptvc
     from mptvc_latents.files import atomic_output
     from mptvc_latents.video import write_frames
 
@@ -119,7 +119,7 @@ def _decode(args: argparse.Namespace) -> None:
 
 
 def _info(args: argparse.Namespace) -> None:
-    from mptvc_latents.bitstream import inspect_mptvc
+    from mptvc_latents.formats.container import inspect_mptvc
 
     (src,) = _paths(args, "input")
     _require_file(src)
@@ -128,7 +128,7 @@ def _info(args: argparse.Namespace) -> None:
 
 
 def _truncate(args: argparse.Namespace) -> None:
-    from mptvc_latents.bitstream import truncate_mptvc
+    from mptvc_latents.formats.container import truncate_mptvc
     from mptvc_latents.files import atomic_output
 
     src, dst = _paths(args, "input", "output")

@@ -24,7 +24,7 @@ import hashlib
 import io
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -37,50 +37,15 @@ from mptvc_latents.config import CodecConfig, FSQConfig, PyramidConfig
 from mptvc_latents.entropy.hyperprior import ScaleHyperprior
 from mptvc_latents.layers.rope3d import temporal_positions
 from mptvc_latents.level import LevelAnalysis, LevelSynthesis
-from mptvc_latents.patching import Padding
 from mptvc_latents.pyramid import LaplacianPyramid, up, upsample
 from mptvc_latents.quantization.fsq import FSQ
 from mptvc_latents.scenes import detect_scene_cuts
 from mptvc_latents.tiling import run_tiled
+from mptvc_latents.types import Compressed, Padding, Tokens, VideoInfo
 
 log = logging.getLogger(__name__)
 
 __all__ = ["MPTVC", "CodecOutput", "VideoInfo", "Tokens", "Compressed"]
-
-
-@dataclass(frozen=True)
-class VideoInfo:
-    """What a decoder needs besides the tokens: the source geometry and the shots."""
-
-    frames: int
-    height: int
-    width: int
-    fps: float
-    padding: Padding  # end padding added in (t, h, w) before chunking
-    scene_ids: np.ndarray = field(repr=False)  # (frames + padding.t,) int32, per padded frame
-
-    @property
-    def padded_shape(self) -> tuple[int, int, int]:
-        return self.frames + self.padding.t, self.height + self.padding.h, self.width + self.padding.w
-
-
-@dataclass
-class Tokens:
-    """FSQ symbols of every level: ``symbols[k]`` is uint8 ``(T', H', W', C_k)`` over all chunks."""
-
-    symbols: list[np.ndarray]
-    info: VideoInfo
-
-
-@dataclass
-class Compressed:
-    """Entropy-coded segments: ``segments[k][c] = (z_bytes, y_bytes)`` for level k, chunk c."""
-
-    segments: list[list[tuple[bytes, bytes]]]
-    info: VideoInfo
-
-    def level_bytes(self) -> list[int]:
-        return [sum(len(z) + len(y) for z, y in level) for level in self.segments]
 
 
 @dataclass

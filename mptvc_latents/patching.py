@@ -12,27 +12,12 @@ so the pair is an exact inverse on the original region.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch.nn.functional as F
 from torch import Tensor
 
+from mptvc_latents.types import Padding
+
 _PAD_MODES = ("replicate", "constant", "reflect")
-
-
-@dataclass(frozen=True)
-class Padding:
-    """Frames / rows / columns appended at the end of T, H and W."""
-
-    t: int = 0
-    h: int = 0
-    w: int = 0
-
-    def __post_init__(self) -> None:
-        for name in ("t", "h", "w"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 0:
-                raise ValueError(f"Padding.{name} must be a non-negative integer, got {value!r}.")
 
 
 def _check_video(video: Tensor, name: str = "video") -> None:

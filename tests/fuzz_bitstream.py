@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-_LIB = None  # mptvc_latents.bitstream, imported after atheris starts instrumenting
+_LIB = None  # mptvc_latents.formats.container, imported after atheris starts instrumenting
 
 
 def _config_dict(chunk_frames: int = 8, levels: int = 3) -> dict:
@@ -37,7 +37,7 @@ def _config_dict(chunk_frames: int = 8, levels: int = 3) -> dict:
 
 def seeds() -> list[bytes]:
     """Valid files (random payloads: the container does not look inside a segment), whole and cut."""
-    from mptvc_latents.bitstream import Pad, Stream, StreamInfo
+    from mptvc_latents.formats.container import Pad, Stream, StreamInfo
 
     rng = np.random.default_rng(0)
     out = []
@@ -139,8 +139,8 @@ def _run_atheris(seconds: float, seed: int) -> int:
 
     global _LIB
     with atheris.instrument_imports(include=["mptvc_latents"]):
-        from mptvc_latents import bitstream
-    _LIB = bitstream
+        from mptvc_latents.formats import container
+    _LIB = container
     corpus = Path(tempfile.mkdtemp(prefix="mptvc-fuzz-"))
     for i, data in enumerate(seeds()):
         (corpus / f"seed{i}").write_bytes(data)
@@ -176,9 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     if engine == "atheris":
         return _run_atheris(args.seconds, args.seed)
     global _LIB
-    from mptvc_latents import bitstream
+    from mptvc_latents.formats import container
 
-    _LIB = bitstream
+    _LIB = container
     return _run_random(args.seconds, args.seed)
 
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import mptvc_latents
-from mptvc_latents.baselines import OutOfRangeError, RateSweep, at_matched_bpp, encode_decode, rd_curve
-from mptvc_latents.metrics import psnr_rgb, psnr_y
+from mptvc_latents.eval.baselines import OutOfRangeError, RateSweep, at_matched_bpp, encode_decode, rd_curve
+from mptvc_latents.eval.metrics import psnr_rgb, psnr_y
 from mptvc_latents.video import read_video
 
 SAMPLE = Path(mptvc_latents.__file__).parent / "assets" / "bikes_sample.mp4"

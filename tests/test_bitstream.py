@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mptvc_latents import bitstream as bs
-from mptvc_latents.bitstream import read_mptvc, truncate_mptvc, write_mptvc
+from mptvc_latents.formats import container as bs
+from mptvc_latents.formats.container import read_mptvc, truncate_mptvc, write_mptvc
 from tests._tiny import random_video, tiny_config, tiny_model
 
 K = 3
@@ -160,7 +160,7 @@ def test_every_level_prefix_is_a_valid_file_with_fewer_levels(model, compressed,
     for k in range(K):
         prefix = truncate_mptvc(data, k)
         assert prefix == data[: ends[k]]
-        with caplog.at_level(logging.WARNING, logger="mptvc_latents.bitstream"):
+        with caplog.at_level(logging.WARNING, logger="mptvc_latents.formats.container"):
             caplog.clear()
             stream, _, report = read_mptvc(prefix)
         assert stream.segments == compressed.segments[: k + 1]

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mptvc_latents import bitstream as bs
+from mptvc_latents.formats import container as bs
 from mptvc_latents import cli
 from mptvc_latents.files import atomic_output
 from mptvc_latents.pretrained import default_checkpoint_dir, load_codec

@@ -14,7 +14,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from mptvc_latents.codec import MPTVC, Compressed, Tokens
+from mptvc_latents.codec import MPTVC
+from mptvc_latents.types import Compressed, Tokens
 from mptvc_latents.config import CodecConfig, HyperpriorConfig, LevelConfig
 from mptvc_latents.tiling import run_tiled, tile_weights
 from mptvc_latents.video import read_video

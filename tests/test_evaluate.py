@@ -10,11 +10,11 @@ import pytest
 import torch
 
 import mptvc_latents
-from mptvc_latents.bitstream import truncate_mptvc, write_mptvc
+from mptvc_latents.formats.container import truncate_mptvc, write_mptvc
 from mptvc_latents.codec import MPTVC
 from mptvc_latents.config import CodecConfig, HyperpriorConfig, LevelConfig
-from mptvc_latents.eval_cli import add_eval_command, default_clip_dirs
-from mptvc_latents.evaluate import collect_clips, estimated_container_bytes, evaluate, write_report
+from mptvc_latents.eval.cli import add_eval_command, default_clip_dirs
+from mptvc_latents.eval.rd import collect_clips, estimated_container_bytes, evaluate, write_report
 from mptvc_latents.video import read_video, write_video
 
 SAMPLE = Path(mptvc_latents.__file__).parent / "assets" / "bikes_sample.mp4"

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from mptvc_latents.metrics import BT709_LUMA, bpp, mse_rgb, mse_y, psnr_rgb, psnr_y
+from mptvc_latents.eval.metrics import BT709_LUMA, bpp, mse_rgb, mse_y, psnr_rgb, psnr_y
 
 ONE_GREY_LEVEL_DB = 20 * math.log10(255)  # MSE = 1: 48.1308 dB
 

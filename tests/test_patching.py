@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from mptvc_latents.patching import Padding, crop, pad_to_multiple, patchify, unpatchify
+from mptvc_latents.patching import crop, pad_to_multiple, patchify, unpatchify
+from mptvc_latents.types import Padding
 
 
 @pytest.mark.parametrize("patch", [2, 4, 8])

@@ -371,7 +371,7 @@ def test_dataset_with_two_dataloader_workers(store):
 
 def test_folders_are_searched_with_the_same_video_suffixes_as_training(tmp_path):
     """The training set holds GIFs: tokenizing and evaluating a folder must see them too."""
-    from mptvc_latents.evaluate import collect_clips
+    from mptvc_latents.eval.rd import collect_clips
     from mptvc_latents.store import find_sources
     from mptvc_latents.train.data import find_videos
 

@@ -6,7 +6,7 @@ it back to video, ``TokenStore`` reads and writes clips, ``TokenDataset`` feeds 
 
 from mptvc_latents.store.dataset import TokenDataset
 from mptvc_latents.store.engine import TokenizeSummary, detokenize, find_sources, tokenize
-from mptvc_latents.store.layout import (
+from mptvc_latents.formats.token_store import (
     FORMAT,
     VERSION,
     ClipMeta,

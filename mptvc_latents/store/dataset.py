@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from mptvc_latents.store.layout import TokenStore
+from mptvc_latents.formats.token_store import TokenStore
 
 __all__ = ["TokenDataset"]
 

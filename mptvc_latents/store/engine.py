@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 
-from mptvc_latents.store.layout import ClipMeta, TokenStore, clip_key, file_sha256
+from mptvc_latents.formats.token_store import ClipMeta, TokenStore, clip_key, file_sha256
 from mptvc_latents.video import VIDEO_SUFFIXES, write_frames
 
 if TYPE_CHECKING:

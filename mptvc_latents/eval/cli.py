@@ -24,7 +24,7 @@ def default_clip_dirs() -> list[Path]:
     set, else ``../shared/data/val`` next to the repository root."""
     if os.environ.get(DATA_ENV):
         return [Path(os.environ[DATA_ENV]) / "val"]
-    repo_root = Path(__file__).resolve().parents[1]
+    repo_root = Path(__file__).resolve().parents[2]
     return [repo_root.parent / "shared" / "data" / "val"]
 
 
@@ -43,7 +43,7 @@ def load_model(ckpt: str | None):
 
 
 def _eval(args: argparse.Namespace) -> None:
-    from mptvc_latents.evaluate import collect_clips, evaluate, write_report
+    from mptvc_latents.eval.rd import collect_clips, evaluate, write_report
 
     sources = [Path(p) for p in args.clips] if args.clips else default_clip_dirs()
     if not args.clips and not sources[0].is_dir():

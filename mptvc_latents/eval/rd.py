@@ -8,8 +8,8 @@ For each clip::
     for each baseline: RateSweep(clip) -> PSNR at bpp_{K-2} and bpp_{K-1} (medium, full) + RD curve
 
 ``container_bytes(compressed, k)`` gives the byte size of the file that holds levels 0..k.
-By default it is :func:`mptvc_file_bytes`: the real ``.mptvc`` file (``bitstream.write_mptvc``)
-cut after level k by ``bitstream.truncate_mptvc``, header, config and segment table
+By default it is :func:`mptvc_file_bytes`: the real ``.mptvc`` file (``formats.container.write_mptvc``)
+cut after level k by ``formats.container.truncate_mptvc``, header, config and segment table
 included. :func:`estimated_container_bytes` (payload plus a header estimate) or any other
 function can stand in; ``settings.bytes_source`` records which was used.
 
@@ -30,9 +30,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mptvc_latents.baselines import OutOfRangeError, RateSweep
-from mptvc_latents.metrics import bpp, psnr_rgb, psnr_y
-from mptvc_latents.report import write_report
+from mptvc_latents.eval.baselines import OutOfRangeError, RateSweep
+from mptvc_latents.eval.metrics import bpp, psnr_rgb, psnr_y
+from mptvc_latents.eval.report import write_report
 from mptvc_latents.video import VIDEO_SUFFIXES, read_video
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ def estimated_container_bytes(compressed, k: int) -> int:
 def mptvc_file_bytes(model) -> ContainerBytes:
     """``(compressed, k) -> len(truncate_mptvc(write_mptvc(compressed, ...), k))`` for ``model``:
     the size of the real ``.mptvc`` prefix file (written once per compressed clip)."""
-    from mptvc_latents.bitstream import truncate_mptvc, write_mptvc
+    from mptvc_latents.formats.container import truncate_mptvc, write_mptvc
 
     config, digest = model.config.to_dict(), model.tables_digest()
     written: dict[str, object] = {}

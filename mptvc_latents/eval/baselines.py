@@ -35,8 +35,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from mptvc_latents.metrics import bpp as bits_per_pixel
-from mptvc_latents.metrics import psnr_rgb, psnr_y
+from mptvc_latents.eval.metrics import bpp as bits_per_pixel
+from mptvc_latents.eval.metrics import psnr_rgb, psnr_y
 
 __all__ = [
     "CODECS",

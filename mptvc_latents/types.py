@@ -1,0 +1,124 @@
+"""The data a codec, a container and a store exchange, free of torch.
+
+- :class:`Padding`: frames, rows and columns appended at the end of T, H and W.
+- :class:`VideoInfo`: what a decoder needs besides the tokens (geometry, fps, padding, shots).
+- :class:`Tokens`: the FSQ symbols of every level (``MPTVC.encode``, token stores).
+- :class:`Compressed`: the entropy-coded segments of every level and chunk (``MPTVC.compress``,
+  the ``.mptvc`` container).
+- :class:`SceneRun` and :func:`scene_runs` / :func:`scene_ids_from_runs`: the one run-length
+  code of per-frame scene ids, ``(id, length)`` pairs, used by the container and the store.
+
+Arrays are numpy; nothing here imports torch, so the container and the store layout stay light.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = [
+    "Compressed",
+    "Padding",
+    "SceneRun",
+    "Tokens",
+    "VideoInfo",
+    "scene_ids_from_runs",
+    "scene_runs",
+]
+
+
+@dataclass(frozen=True)
+class Padding:
+    """Frames / rows / columns appended at the end of T, H and W."""
+
+    t: int = 0
+    h: int = 0
+    w: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("t", "h", "w"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"Padding.{name} must be a non-negative integer, got {value!r}.")
+
+
+class SceneRun(NamedTuple):
+    """``length`` consecutive frames of scene ``id``."""
+
+    id: int
+    length: int
+
+
+def scene_runs(scene_ids: np.ndarray | Sequence[int]) -> list[SceneRun]:
+    """Run-length code per-frame scene ids: ids change only at shot cuts, so runs are few.
+
+    Raises:
+        ValueError: for an empty or non-1-D array, or ids outside signed 32 bits.
+    """
+    ids = np.asarray(scene_ids)
+    if ids.ndim != 1 or ids.size == 0:
+        raise ValueError(f"Scene ids must be a non-empty 1-D array, one per frame, got shape {ids.shape}.")
+    if not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(f"Scene ids must be integers, got dtype {ids.dtype}.")
+    ids = ids.astype(np.int64)
+    if ids.min() < -(2**31) or ids.max() >= 2**31:
+        raise ValueError("Scene ids must fit in 32-bit signed integers.")
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    lengths = np.diff(np.r_[starts, len(ids)])
+    return [SceneRun(int(ids[s]), int(n)) for s, n in zip(starts, lengths, strict=True)]
+
+
+def scene_ids_from_runs(runs: Iterable[tuple[int, int]], frames: int) -> np.ndarray:
+    """The inverse of :func:`scene_runs`: int32 ``(frames,)``.
+
+    Raises:
+        ValueError: when a run is empty or the runs do not cover exactly ``frames`` frames.
+    """
+    runs = [SceneRun(int(i), int(n)) for i, n in runs]
+    if not runs or any(r.length <= 0 for r in runs):
+        raise ValueError(f"Scene runs must be non-empty with positive lengths, got {runs[:4]}.")
+    total = sum(r.length for r in runs)
+    if total != frames:
+        raise ValueError(f"The scene runs cover {total} frames, but the video has {frames}.")
+    ids = np.array([r.id for r in runs], dtype=np.int64)
+    if ids.min() < -(2**31) or ids.max() >= 2**31:
+        raise ValueError("Scene ids must fit in 32-bit signed integers.")
+    return np.repeat(ids.astype(np.int32), [r.length for r in runs])
+
+
+@dataclass(frozen=True, eq=False)
+class VideoInfo:
+    """What a decoder needs besides the tokens: the source geometry and the shots."""
+
+    frames: int
+    height: int
+    width: int
+    fps: float
+    padding: Padding  # end padding added in (t, h, w) before chunking
+    scene_ids: np.ndarray = field(repr=False)  # (frames + padding.t,) int32, per padded frame
+
+    @property
+    def padded_shape(self) -> tuple[int, int, int]:
+        return self.frames + self.padding.t, self.height + self.padding.h, self.width + self.padding.w
+
+
+@dataclass
+class Tokens:
+    """FSQ symbols of every level: ``symbols[k]`` is uint8 ``(T', H', W', C_k)`` over all chunks."""
+
+    symbols: list[np.ndarray]
+    info: VideoInfo
+
+
+@dataclass
+class Compressed:
+    """Entropy-coded segments: ``segments[k][c] = (z_bytes, y_bytes)`` for level k, chunk c."""
+
+    segments: list[list[tuple[bytes, bytes]]]
+    info: VideoInfo
+
+    def level_bytes(self) -> list[int]:
+        return [sum(len(z) + len(y) for z, y in level) for level in self.segments]
