@@ -16,10 +16,10 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from mptvc_latents.demo import SAMPLE  # noqa: E402
 from mptvc_latents.eval.metrics import psnr_y  # noqa: E402
 from mptvc_latents.pretrained import load_codec  # noqa: E402
 from mptvc_latents.video import read_video  # noqa: E402
-from mptvc_latents.demo import SAMPLE  # noqa: E402
 
 
 def main() -> None:

@@ -47,8 +47,16 @@ log = logging.getLogger("pipeline_bench")
 
 DEFAULT_OUT = Path(__file__).parent / "results" / "pipeline_bench.json"
 DEFAULT_SIZES = "176x144,352x288,640x360,1280x720,1920x1080"
-STAGES = ("read_video", "model_encode", "entropy_encode", "container_write",
-          "container_read", "entropy_decode", "model_decode", "write_video")
+STAGES = (
+    "read_video",
+    "model_encode",
+    "entropy_encode",
+    "container_write",
+    "container_read",
+    "entropy_decode",
+    "model_decode",
+    "write_video",
+)
 
 
 # ---------------------------------------------------------------------------- one resolution (child)
@@ -95,7 +103,9 @@ def _tiled_clip(width: int, height: int, frames: int) -> np.ndarray:
     """``frames`` frames of the sample clip, tiled (mirrored, so no hard seams) to ``height x width``."""
     from mptvc_latents.video import read_video
 
-    sample = read_video(Path(__file__).parents[1] / "mptvc_latents" / "assets" / "bikes_sample.mp4", max_frames=frames).frames
+    sample = read_video(
+        Path(__file__).parents[1] / "mptvc_latents" / "assets" / "bikes_sample.mp4", max_frames=frames
+    ).frames
     reps = (1, -(-height // sample.shape[1]), -(-width // sample.shape[2]), 1)
     mirrored = np.concatenate([sample, sample[:, :, ::-1]], axis=2)
     mirrored = np.concatenate([mirrored, mirrored[:, ::-1]], axis=1)
@@ -108,8 +118,8 @@ def run_one(width: int, height: int, frames: int, ckpt: str | None, repeats: int
     import torch
 
     from mptvc_latents import cli
-    from mptvc_latents.formats.container import read_mptvc, write_mptvc
     from mptvc_latents.coder import RangeCoder
+    from mptvc_latents.formats.container import read_mptvc, write_mptvc
     from mptvc_latents.video import read_video, write_video
 
     model, source = _load_model(ckpt)
@@ -156,12 +166,21 @@ def run_one(width: int, height: int, frames: int, ckpt: str | None, repeats: int
     s.setdefault("hyper_nets", 0.0)
     size = sum(compressed.level_bytes())
     return {
-        "width": width, "height": height, "frames": frames, "codec": source,
-        "torch_threads": torch.get_num_threads(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
-        "repeats": repeats, "all_totals": [round(t, 4) for t, _ in runs],
-        "seconds": {k: round(v, 4) for k, v in s.items()}, "total_seconds": round(total, 4),
-        "entropy_share": entropy / total, "rans_share": rans / total, "hyper_nets_share": s["hyper_nets"] / total,
-        "payload_bytes": size, "bpp": 8 * size / (frames * width * height),
+        "width": width,
+        "height": height,
+        "frames": frames,
+        "codec": source,
+        "torch_threads": torch.get_num_threads(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "repeats": repeats,
+        "all_totals": [round(t, 4) for t, _ in runs],
+        "seconds": {k: round(v, 4) for k, v in s.items()},
+        "total_seconds": round(total, 4),
+        "entropy_share": entropy / total,
+        "rans_share": rans / total,
+        "hyper_nets_share": s["hyper_nets"] / total,
+        "payload_bytes": size,
+        "bpp": 8 * size / (frames * width * height),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "rss_before_pipeline_mb": rss_before,
     }
@@ -175,8 +194,10 @@ def _load_average() -> list[float]:
 
 
 def markdown(rows: list[dict]) -> str:
-    head = ("| resolution | total s | read video | model | entropy | of which f64 hyper nets | of which rANS "
-            "| container w+r | write video | entropy share | rANS share | peak RSS MB (before the pipeline) | load avg |")
+    head = (
+        "| resolution | total s | read video | model | entropy | of which f64 hyper nets | of which rANS "
+        "| container w+r | write video | entropy share | rANS share | peak RSS MB (before the pipeline) | load avg |"
+    )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         s = r["seconds"]
@@ -212,14 +233,29 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     report = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
-                    "torch": torch.__version__, "load_average_start": _load_average()},
-        "frames": args.frames, "rows": [],
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "torch": torch.__version__,
+            "load_average_start": _load_average(),
+        },
+        "frames": args.frames,
+        "rows": [],
     }
     for size in args.sizes.split(","):
-        cmd = [sys.executable, "-m", "benchmarks.pipeline_bench", "--one", size, "--frames", str(args.frames),
-               "--repeats", str(args.repeats)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "benchmarks.pipeline_bench",
+            "--one",
+            size,
+            "--frames",
+            str(args.frames),
+            "--repeats",
+            str(args.repeats),
+        ]
         if args.ckpt:
             cmd += ["--ckpt", args.ckpt]
         load = _load_average()
@@ -230,14 +266,22 @@ def main(argv: list[str] | None = None) -> None:
         row = json.loads(result.stdout.strip().splitlines()[-1])
         row["load_average_start"], row["load_average_end"] = load, _load_average()
         report["rows"].append(row)
-        log.info("%s: %.1f s, entropy %.2f%%, peak RSS %.0f MB", size, row["total_seconds"], 100 * row["entropy_share"], row["peak_rss_mb"])
+        log.info(
+            "%s: %.1f s, entropy %.2f%%, peak RSS %.0f MB",
+            size,
+            row["total_seconds"],
+            100 * row["entropy_share"],
+            row["peak_rss_mb"],
+        )
     report["machine"]["load_average_end"] = _load_average()
     report["codec"] = report["rows"][0]["codec"] if report["rows"] else None
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\ncodec: {report['codec']}; {args.frames} frames per clip; torch threads "
-          f"{report['rows'][0]['torch_threads'] if report['rows'] else '?'}; {os.cpu_count()} CPUs; "
-          f"load average {report['machine']['load_average_start']} -> {report['machine']['load_average_end']}\n")
+    print(
+        f"\ncodec: {report['codec']}; {args.frames} frames per clip; torch threads "
+        f"{report['rows'][0]['torch_threads'] if report['rows'] else '?'}; {os.cpu_count()} CPUs; "
+        f"load average {report['machine']['load_average_start']} -> {report['machine']['load_average_end']}\n"
+    )
     print(markdown(report["rows"]))
     print(f"\nwritten to {args.out}")
 

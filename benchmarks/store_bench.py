@@ -32,7 +32,9 @@ def make_clips(folder: Path, clips: int, frames: int, width: int, height: int) -
 
     sample = read_video(Path(__file__).parents[1] / "mptvc_latents" / "assets" / "bikes_sample.mp4", max_frames=64)
     if height > sample.frames.shape[1] or width > sample.frames.shape[2] or frames > sample.frames.shape[0]:
-        raise ValueError(f"Clips of {frames} frames of {width}x{height} do not fit in the sample (64 frames of 320x136).")
+        raise ValueError(
+            f"Clips of {frames} frames of {width}x{height} do not fit in the sample (64 frames of 320x136)."
+        )
     paths = []
     for i in range(clips):
         t0 = (7 * i) % (sample.frames.shape[0] - frames + 1)
@@ -67,7 +69,9 @@ def run(workers: list[int], clips: int, frames: int, width: int, height: int, ck
                     "frames_per_s": round(summary.frames_per_s, 2),
                 }
             )
-            print(f"| {n} | {summary.seconds:.2f} | {summary.clips_per_s:.3f} | {summary.frames_per_s:.2f} |", flush=True)
+            print(
+                f"| {n} | {summary.seconds:.2f} | {summary.clips_per_s:.3f} | {summary.frames_per_s:.2f} |", flush=True
+            )
     return {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, {platform.system()}",

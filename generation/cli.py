@@ -89,8 +89,11 @@ def add_command(sub) -> None:
     p.add_argument("--ckpt", type=Path)
     p.add_argument("--max-frames", type=int, default=256)
     p.add_argument("--train-store", type=Path, help="also score a unigram baseline: this store's index histogram")
-    p.add_argument("--coded", action="store_true",
-                   help="also code the tokens with the prior through the rANS coder (real bytes, checked to decode back)")
+    p.add_argument(
+        "--coded",
+        action="store_true",
+        help="also code the tokens with the prior through the rANS coder (real bytes, checked to decode back)",
+    )
     p.add_argument("--json", type=Path, help="write the results as JSON")
     p.set_defaults(func=_evaluate)
 
@@ -140,9 +143,17 @@ def _generate(args: argparse.Namespace) -> None:
     if args.tokens is not None:
         with atomic_output(args.tokens) as tmp:
             np.save(tmp, symbols)
-    log.info("wrote %s%s: %d frames of %dx%d (seed %d, temperature %g, top-k %d)", args.out,
-             f" and {gif}" if gif else "", frames.shape[0], frames.shape[2], frames.shape[1],
-             config.seed, config.temperature, config.top_k)
+    log.info(
+        "wrote %s%s: %d frames of %dx%d (seed %d, temperature %g, top-k %d)",
+        args.out,
+        f" and {gif}" if gif else "",
+        frames.shape[0],
+        frames.shape[2],
+        frames.shape[1],
+        config.seed,
+        config.temperature,
+        config.top_k,
+    )
 
 
 def _tokenize(args: argparse.Namespace) -> None:
@@ -166,8 +177,9 @@ def _train(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     if not args.store.is_dir():
         raise ValueError(f"There is no token store at {str(args.store)!r}; make one with `mptvc prior-tokenize`.")
-    config = prior_config_for(args.store, args.window, dim=args.dim, depth=args.depth, heads=args.heads,
-                              mlp_dim=3 * args.dim)
+    config = prior_config_for(
+        args.store, args.window, dim=args.dim, depth=args.depth, heads=args.heads, mlp_dim=3 * args.dim
+    )
     train = TrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, keep_every=args.keep_every)
     max_seconds = None if args.max_minutes is None else 60 * args.max_minutes
     clips = None
@@ -195,8 +207,9 @@ def _evaluate(args: argparse.Namespace) -> None:
     if missing:
         raise ValueError(f"No video found for {missing[0][0]!r} ({missing[0][1]}).")
     unigram = None if args.train_store is None else unigram_bits_table(args.train_store, prior.config.vocab_size)
-    report = evaluate_prior(prior, codec, [s.path for s in sources], max_frames=args.max_frames, unigram=unigram,
-                            coded=args.coded)
+    report = evaluate_prior(
+        prior, codec, [s.path for s in sources], max_frames=args.max_frames, unigram=unigram, coded=args.coded
+    )
     print(report.format())
     if args.json is not None:
         from mptvc_latents.files import atomic_output

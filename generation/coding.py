@@ -31,9 +31,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mptvc_latents.coder import PRECISION, RangeCoder, StreamDecoder, crc32
 from generation.model import TokenPrior
 from generation.sample import walk
+from mptvc_latents.coder import PRECISION, RangeCoder, StreamDecoder, crc32
 
 __all__ = ["PriorStreamConfig", "compress_indices", "decompress_indices", "prior_digest", "quantized_cdf"]
 
@@ -99,7 +99,9 @@ def compress_indices(prior: TokenPrior, indices: Tensor, config: PriorStreamConf
     _, h, w = prior.config.grid
     window = prior.config.grid[0]
     if indices.ndim != 3 or tuple(indices.shape[1:]) != (h, w) or indices.shape[0] < 1:
-        raise ValueError(f"indices must be (t', {h}, {w}) for this prior's {h}x{w} token grid, got {tuple(indices.shape)}.")
+        raise ValueError(
+            f"indices must be (t', {h}, {w}) for this prior's {h}x{w} token grid, got {tuple(indices.shape)}."
+        )
     flat = indices.reshape(1, -1).to(torch.int64)  # (1, t'*h'*w')
     if bool((flat < 0).any()) or bool((flat >= prior.config.vocab_size).any()):
         raise ValueError(f"indices must lie in [0, {prior.config.vocab_size}), the prior's vocabulary.")
@@ -118,8 +120,9 @@ def compress_indices(prior: TokenPrior, indices: Tensor, config: PriorStreamConf
     for start in range(0, symbols.shape[0], step):
         part = cdfs[start : start + step]
         streams.append(_bank(part).encode(symbols[start : start + step], np.arange(len(part), dtype=np.int32)))
-    header = _HEADER.pack(MAGIC, VERSION, prior_digest(prior), indices.shape[0], h, w, step, len(streams),
-                          _indices_crc(flat))
+    header = _HEADER.pack(
+        MAGIC, VERSION, prior_digest(prior), indices.shape[0], h, w, step, len(streams), _indices_crc(flat)
+    )
     table = b"".join(_ENTRY.pack(len(s), crc32(s)) for s in streams)
     return header + table + b"".join(streams)
 
@@ -140,14 +143,20 @@ def _read(prior: TokenPrior, data: bytes) -> tuple[int, int, int, list[bytes]]:
     if version != VERSION:
         raise ValueError(f"The prior stream has version {version}; this library reads version {VERSION}.")
     if digest != prior_digest(prior):
-        raise ValueError("The prior stream was coded with another prior (its weights digest differs); "
-                         "decode it with the prior that coded it.")
+        raise ValueError(
+            "The prior stream was coded with another prior (its weights digest differs); "
+            "decode it with the prior that coded it."
+        )
     if (h, w) != tuple(prior.config.grid[1:]) or t < prior.config.grid[0] or step < 1:
-        raise ValueError(f"The prior stream's grid ({t} token frames of {h}x{w}, {step} tokens a stream) "
-                         f"does not fit the prior's {prior.config.grid}.")
+        raise ValueError(
+            f"The prior stream's grid ({t} token frames of {h}x{w}, {step} tokens a stream) "
+            f"does not fit the prior's {prior.config.grid}."
+        )
     tokens = t * h * w
     if n != -(-tokens // step):
-        raise ValueError(f"The prior stream holds {n} streams, but {tokens} tokens at {step} a stream need {-(-tokens // step)}.")
+        raise ValueError(
+            f"The prior stream holds {n} streams, but {tokens} tokens at {step} a stream need {-(-tokens // step)}."
+        )
     offset = _HEADER.size + n * _ENTRY.size
     if len(data) < offset:
         raise ValueError(f"The prior stream is truncated: its table of {n} streams runs past its {len(data)} bytes.")
@@ -194,6 +203,8 @@ def decompress_indices(prior: TokenPrior, data: bytes) -> Tensor:
     except ValueError as e:
         raise ValueError(f"The prior stream does not decode with this prior on this machine: {e}") from e
     if _indices_crc(flat) != indices_crc:
-        raise ValueError("The prior stream decoded to other tokens than were coded (CRC32 of the indices differs): "
-                         "the prior's float results differ on this machine; decode where it was coded.")
+        raise ValueError(
+            "The prior stream decoded to other tokens than were coded (CRC32 of the indices differs): "
+            "the prior's float results differ on this machine; decode where it was coded."
+        )
     return flat.view(t, h, w)  # (1, t'*h'*w') -> (t', h', w')

@@ -30,8 +30,16 @@ from mptvc_latents.video import read_video
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FRAME_MULTIPLE", "Grid", "IndexWindows", "fit_frames", "level_fsq", "symbols_to_indices", "indices_to_symbols",
-           "tokenize_fixed"]
+__all__ = [
+    "FRAME_MULTIPLE",
+    "Grid",
+    "IndexWindows",
+    "fit_frames",
+    "level_fsq",
+    "symbols_to_indices",
+    "indices_to_symbols",
+    "tokenize_fixed",
+]
 
 #: Frames are cut to a multiple of this so a clip is whole token frames and whole codec tiles in time.
 FRAME_MULTIPLE = 16

@@ -49,7 +49,9 @@ def run(clip_path: Path, out_dir: Path, seed: int, max_frames: int = 64) -> dict
         write_frames(tmp, video, prior.config.fps)
     with atomic_output(out_dir / "prior_sample.gif") as tmp:
         write_gif(tmp, video, prior.config.fps)
-    log.info("wrote %s and .gif: a %d-frame sample of the prior (seed %d)", out_dir / "prior_sample.mp4", len(video), seed)
+    log.info(
+        "wrote %s and .gif: a %d-frame sample of the prior (seed %d)", out_dir / "prior_sample.mp4", len(video), seed
+    )
     n = clip.tokens
     return {
         "frames": clip.frames, "tokens": n,

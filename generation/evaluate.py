@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mptvc_latents.codec import MPTVC
-from mptvc_latents.video import read_video
 from generation.data import FRAME_MULTIPLE, fit_frames
 from generation.model import TokenPrior
+from mptvc_latents.codec import MPTVC
+from mptvc_latents.video import read_video
 
 __all__ = ["ClipRate", "RateReport", "clip_bits", "evaluate_prior", "unigram_bits_table"]
 
@@ -53,8 +53,14 @@ class RateReport:
     def totals(self) -> dict[str, float]:
         n = sum(c.tokens for c in self.clips)
         total = lambda attr: sum(getattr(c, attr) for c in self.clips) / n  # noqa: E731
-        out = {"tokens": n, "prior_windows": total("prior_windows_bits"), "prior_sliding": total("prior_sliding_bits"),
-               "codec": total("codec_bits"), "codec_y": total("codec_y_bits"), "codec_z": total("codec_z_bits")}
+        out = {
+            "tokens": n,
+            "prior_windows": total("prior_windows_bits"),
+            "prior_sliding": total("prior_sliding_bits"),
+            "codec": total("codec_bits"),
+            "codec_y": total("codec_y_bits"),
+            "codec_z": total("codec_z_bits"),
+        }
         if all(c.unigram_bits is not None for c in self.clips):
             out["unigram"] = total("unigram_bits")
         if all(c.prior_coded_bits is not None for c in self.clips):
@@ -62,19 +68,28 @@ class RateReport:
         return out
 
     def to_dict(self) -> dict:
-        return {"clips": [asdict(c) | {"codec_bits": c.codec_bits} for c in self.clips], "bits_per_token": self.totals()}
+        return {
+            "clips": [asdict(c) | {"codec_bits": c.codec_bits} for c in self.clips],
+            "bits_per_token": self.totals(),
+        }
 
     def format(self) -> str:
         per = lambda bits, c: "" if bits is None else f"{bits / c.tokens:9.3f}"  # noqa: E731
-        rows = ["clip                            frames  tokens  prior/win  prior/slide  codec(y+z)  unigram  prior/coded"]
+        rows = [
+            "clip                            frames  tokens  prior/win  prior/slide  codec(y+z)  unigram  prior/coded"
+        ]
         for c in self.clips:
-            rows.append(f"{c.name[:30]:30s} {c.frames:6d} {c.tokens:7d} {c.prior_windows_bits / c.tokens:10.3f} "
-                        f"{c.prior_sliding_bits / c.tokens:12.3f} {c.codec_bits / c.tokens:11.3f} "
-                        f"{per(c.unigram_bits, c):>9s} {per(c.prior_coded_bits, c):>12s}")
+            rows.append(
+                f"{c.name[:30]:30s} {c.frames:6d} {c.tokens:7d} {c.prior_windows_bits / c.tokens:10.3f} "
+                f"{c.prior_sliding_bits / c.tokens:12.3f} {c.codec_bits / c.tokens:11.3f} "
+                f"{per(c.unigram_bits, c):>9s} {per(c.prior_coded_bits, c):>12s}"
+            )
         t = self.totals()
-        rows.append(f"{'all (bits/token)':30s} {'':6s} {t['tokens']:7d} {t['prior_windows']:10.3f} "
-                    f"{t['prior_sliding']:12.3f} {t['codec']:11.3f} {t.get('unigram', float('nan')):9.3f} "
-                    f"{t.get('prior_coded', float('nan')):12.3f}")
+        rows.append(
+            f"{'all (bits/token)':30s} {'':6s} {t['tokens']:7d} {t['prior_windows']:10.3f} "
+            f"{t['prior_sliding']:12.3f} {t['codec']:11.3f} {t.get('unigram', float('nan')):9.3f} "
+            f"{t.get('prior_coded', float('nan')):12.3f}"
+        )
         return "\n".join(rows)
 
 

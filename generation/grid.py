@@ -1,7 +1,7 @@
 """A PNG grid of samples, one row per seed (the picture in ``docs/generation.md``)::
 
-    python -m generation.grid --out docs/images/generation_samples.png [--prior DIR] [--seeds 0 1 2 3]
-        [--frames 32] [--show 0 8 16 24 31] [--temperature T] [--top-k K]
+python -m generation.grid --out docs/images/generation_samples.png [--prior DIR] [--seeds 0 1 2 3]
+    [--frames 32] [--show 0 8 16 24 31] [--temperature T] [--top-k K]
 """
 
 from __future__ import annotations

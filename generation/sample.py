@@ -21,14 +21,21 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from generation.model import TokenPrior
 from mptvc_latents.codec import MPTVC
 from mptvc_latents.config import ConfigBase
 from mptvc_latents.types import Padding, Tokens, VideoInfo
-from generation.model import TokenPrior
 
 __all__ = [
-    "SampleConfig", "decode_sample", "draw", "sample_indices", "sample_symbols", "sample_videos", "segments",
-    "token_frames_for", "walk",
+    "SampleConfig",
+    "decode_sample",
+    "draw",
+    "sample_indices",
+    "sample_symbols",
+    "sample_videos",
+    "segments",
+    "token_frames_for",
+    "walk",
 ]
 
 
@@ -47,7 +54,9 @@ class SampleConfig(ConfigBase):
         if not isinstance(self.frames, int) or self.frames < 1:
             raise ValueError(f"frames must be a positive number of video frames, got {self.frames!r}.")
         if not self.temperature > 0 or not np.isfinite(self.temperature):
-            raise ValueError(f"temperature must be a positive number (use --top-k 1 for greedy), got {self.temperature}.")
+            raise ValueError(
+                f"temperature must be a positive number (use --top-k 1 for greedy), got {self.temperature}."
+            )
         if not isinstance(self.top_k, int) or self.top_k < 0:
             raise ValueError(f"top_k must be 0 (no limit) or a positive number of indices, got {self.top_k!r}.")
 
@@ -100,7 +109,9 @@ def walk(prior: TokenPrior, token_frames: int, choose: Choose, batch: int = 1) -
     for context, start, stop in segments(prior, token_frames):
         # Prefill BOS + context, then one token at a time on the KV cache.
         bos = prior.bos.expand(batch, 1, -1)
-        embeds = torch.cat([bos, prior.embed_indices(out[:, context:start])], 1) if start > context else bos  # (B, 1+n, D)
+        embeds = (
+            torch.cat([bos, prior.embed_indices(out[:, context:start])], 1) if start > context else bos
+        )  # (B, 1+n, D)
         pos, cache = 0, None
         for i in range(start, stop):
             step = prior.step(embeds, pos, cache)
@@ -132,8 +143,9 @@ def decode_sample(codec: MPTVC, symbols: np.ndarray, frames: int, fps: float) ->
     padded = t * c.patch_t
     if not frames <= padded < frames + c.temporal_multiple or padded % c.temporal_multiple:
         raise ValueError(f"{t} token frames do not make {frames} video frames for this codec.")
-    info = VideoInfo(frames, h * c.patch, w * c.patch, float(fps), Padding(t=padded - frames, h=0, w=0),
-                     np.zeros(padded, np.int32))
+    info = VideoInfo(
+        frames, h * c.patch, w * c.patch, float(fps), Padding(t=padded - frames, h=0, w=0), np.zeros(padded, np.int32)
+    )
     return codec.decode(Tokens([np.ascontiguousarray(symbols)], info), k_max=0)
 
 

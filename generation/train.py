@@ -22,10 +22,10 @@ from pathlib import Path
 
 import torch
 
-from mptvc_latents.config import ConfigBase
-from mptvc_latents.store import TokenStore
 from generation.data import IndexWindows
 from generation.model import PriorConfig, TokenPrior
+from mptvc_latents.config import ConfigBase
+from mptvc_latents.store import TokenStore
 
 log = logging.getLogger(__name__)
 
@@ -131,9 +131,18 @@ def train_prior(
         opt.load_state_dict(state["optimizer"])
         step = state["step"]
         log.info("resumed %s at step %d", run, step)
-    (run / "train_config.json").write_text(json.dumps({"prior": config.to_dict(), "train": train.to_dict(),
-                                                       "store": str(store_path), "windows": len(windows),
-                                                       "clips": sorted({k for k, _ in data.tokens.items})}, indent=2))
+    (run / "train_config.json").write_text(
+        json.dumps(
+            {
+                "prior": config.to_dict(),
+                "train": train.to_dict(),
+                "store": str(store_path),
+                "windows": len(windows),
+                "clips": sorted({k for k, _ in data.tokens.items}),
+            },
+            indent=2,
+        )
+    )
     model.train()
     start, last, tokens = time.time(), time.time(), 0
     with open(run / "log.jsonl", "a") as logf:
@@ -151,11 +160,18 @@ def train_prior(
             tokens += batch.numel()
             if step % train.log_every == 0 or step == train.steps:
                 now = time.time()
-                record = {"step": step, "bits_per_token": loss.item() / math.log(2), "lr": train.lr_at(step - 1),
-                          "tokens_per_s": tokens / (now - last), "elapsed_s": now - start}
+                record = {
+                    "step": step,
+                    "bits_per_token": loss.item() / math.log(2),
+                    "lr": train.lr_at(step - 1),
+                    "tokens_per_s": tokens / (now - last),
+                    "elapsed_s": now - start,
+                }
                 logf.write(json.dumps(record) + "\n")
                 logf.flush()
-                log.info("step %d  %.3f bits/token  %.0f tokens/s", step, record["bits_per_token"], record["tokens_per_s"])
+                log.info(
+                    "step %d  %.3f bits/token  %.0f tokens/s", step, record["bits_per_token"], record["tokens_per_s"]
+                )
                 last, tokens = now, 0
             out_of_time = max_seconds is not None and time.time() - start > max_seconds
             if step % train.save_every == 0 or step == train.steps or out_of_time:

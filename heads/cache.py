@@ -19,10 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from heads.data import Sequence
 from mptvc_latents.codec import MPTVC
 from mptvc_latents.store import ClipMeta, TokenStore
-
-from heads.data import Sequence
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +63,9 @@ def prefix_bpp(level_bytes: list[int], frames: int, height: int, width: int) -> 
     return [8.0 * sum(level_bytes[: k + 1]) / (frames * height * width) for k in range(len(level_bytes))]
 
 
-def cache_sequence(model: MPTVC, seq: Sequence, root: str | Path, key: str | None = None,
-                   decode: bool = True, rate: bool = True) -> CachedSequence:
+def cache_sequence(
+    model: MPTVC, seq: Sequence, root: str | Path, key: str | None = None, decode: bool = True, rate: bool = True
+) -> CachedSequence:
     """Encode ``seq`` with the frozen codec, write its tokens to ``root/tokens.zarr`` and, when
     ``decode``, every prefix decoded back; ``rate`` also entropy-codes it for real bytes per level.
 
@@ -78,7 +78,11 @@ def cache_sequence(model: MPTVC, seq: Sequence, root: str | Path, key: str | Non
         return load_cached(root, key)
     root.mkdir(parents=True, exist_ok=True)
     store_path = root / "tokens.zarr"
-    store = TokenStore.open(store_path, model, writable=True) if store_path.exists() else TokenStore.create(store_path, model)
+    store = (
+        TokenStore.open(store_path, model, writable=True)
+        if store_path.exists()
+        else TokenStore.create(store_path, model)
+    )
     t, h, w, _ = seq.frames.shape
     start = time.perf_counter()
     tokens = model.encode(seq.frames, seq.fps)
@@ -99,7 +103,16 @@ def cache_sequence(model: MPTVC, seq: Sequence, root: str | Path, key: str | Non
         "encode_s": encode_s, "boxes": seq.boxes.tolist(),
     }  # fmt: skip
     meta_path.write_text(json.dumps(meta))
-    log.info("cached %s: %d frames %dx%d, grid %s, encode %.1f s, bytes %s", key, t, w, h, meta["token_grid"], encode_s, level_bytes)
+    log.info(
+        "cached %s: %d frames %dx%d, grid %s, encode %.1f s, bytes %s",
+        key,
+        t,
+        w,
+        h,
+        meta["token_grid"],
+        encode_s,
+        level_bytes,
+    )
     return CachedSequence(root, key, meta)
 
 

@@ -1,9 +1,9 @@
 """``mptvc heads ...``: cache annotated sequences as tokens, train heads, evaluate and track.
 
-    mptvc heads cache --data ../shared/data/tracking --out runs/heads/cache
-    mptvc heads train --cache runs/heads/cache --train pets-x1-d0 pets-x2-d0 --input tokens --k 2 --out runs/heads/tok-k2
-    mptvc heads eval  --cache runs/heads/cache --head runs/heads/tok-k2/head --key tud --out runs/heads/tok-k2
-    mptvc heads bench --cache runs/heads/cache --train pets-x1-d0 pets-x2-d0 --eval tud --steps 400 --out runs/heads/bench
+mptvc heads cache --data ../shared/data/tracking --out runs/heads/cache
+mptvc heads train --cache runs/heads/cache --train pets-x1-d0 pets-x2-d0 --input tokens --k 2 --out runs/heads/tok-k2
+mptvc heads eval  --cache runs/heads/cache --head runs/heads/tok-k2/head --key tud --out runs/heads/tok-k2
+mptvc heads bench --cache runs/heads/cache --train pets-x1-d0 pets-x2-d0 --eval tud --steps 400 --out runs/heads/bench
 """
 
 from __future__ import annotations
@@ -29,11 +29,10 @@ def _threads(args) -> None:
 
 
 def _cache(args) -> None:
-    from mptvc_latents.pretrained import load_codec
-
     from heads.cache import cache_sequence
     from heads.data import box_window, clip_frames, crop, delay, read_mot_sequence, rescale
     from heads.paste import paste_boxes
+    from mptvc_latents.pretrained import load_codec
     from mptvc_latents.video import read_video
 
     _threads(args)
@@ -166,11 +165,21 @@ def add_command(sub) -> None:
     q.add_argument("--eval", default="TUD-Campus")
     q.add_argument("--train-key", default="pets", help="key prefix of the training variants: KEY-x<scale>-d<delay>")
     q.add_argument("--eval-key", default="tud", help="key of the evaluation sequence (KEY-x<scale> when rescaled)")
-    q.add_argument("--eval-scales", type=float, nargs="+", default=[1.0, 0.5], help="scales the evaluation sequence is coded at")
-    q.add_argument("--variants", nargs="+", default=["1:0", "2:0", "1:2"],
-                   help="training variants SCALE:DELAY (rescaled, then delayed by DELAY frames)")
-    q.add_argument("--paste", nargs="*", default=list(PASTE_JOBS),
-                   help="copy-paste jobs KEY:SCALE:START:FRAMES:BACKGROUND (background relative to --backgrounds)")
+    q.add_argument(
+        "--eval-scales", type=float, nargs="+", default=[1.0, 0.5], help="scales the evaluation sequence is coded at"
+    )
+    q.add_argument(
+        "--variants",
+        nargs="+",
+        default=["1:0", "2:0", "1:2"],
+        help="training variants SCALE:DELAY (rescaled, then delayed by DELAY frames)",
+    )
+    q.add_argument(
+        "--paste",
+        nargs="*",
+        default=list(PASTE_JOBS),
+        help="copy-paste jobs KEY:SCALE:START:FRAMES:BACKGROUND (background relative to --backgrounds)",
+    )
     q.add_argument("--backgrounds", default="../shared/data/train", help="folder the paste backgrounds are read from")
     q.add_argument("--ckpt", default=None, help="codec checkpoint (default: the shipped one)")
     q.add_argument("--out", required=True)
@@ -183,7 +192,9 @@ def add_command(sub) -> None:
     q.add_argument("--k", type=int, default=2, help="level prefix: 0 preview, 1 medium, 2 full")
     q.set_defaults(func=_train)
 
-    q = hs.add_parser("eval", help="COCO mAP and HOTA/MOTA/IDF1 of a saved head on a cached sequence; writes MOT tracks")
+    q = hs.add_parser(
+        "eval", help="COCO mAP and HOTA/MOTA/IDF1 of a saved head on a cached sequence; writes MOT tracks"
+    )
     common(q)
     q.add_argument("--head", nargs="+", required=True, help="folders with config.json and model.safetensors")
     q.add_argument("--key", required=True, help="cached sequence to evaluate on")
@@ -194,6 +205,8 @@ def add_command(sub) -> None:
     common(q)
     training(q)
     q.add_argument("--eval", required=True, help="cached sequence key to evaluate on (never trained on)")
-    q.add_argument("--inputs", nargs="+", choices=("tokens", "decoded", "source"), default=["tokens", "decoded", "source"])
+    q.add_argument(
+        "--inputs", nargs="+", choices=("tokens", "decoded", "source"), default=["tokens", "decoded", "source"]
+    )
     q.add_argument("--prefixes", type=int, nargs="+", default=[0, 1, 2])
     q.set_defaults(func=_bench)

@@ -17,7 +17,18 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Sequence", "read_mot_sequence", "read_otb_sequence", "reference_frames", "rescale", "delay", "crop", "box_window", "clip_frames", "boxes_at"]
+__all__ = [
+    "Sequence",
+    "read_mot_sequence",
+    "read_otb_sequence",
+    "reference_frames",
+    "rescale",
+    "delay",
+    "crop",
+    "box_window",
+    "clip_frames",
+    "boxes_at",
+]
 
 #: The video frame (0-based, within its group of ``patch_t`` frames) a token frame is evaluated on.
 REFERENCE_OFFSET = 1

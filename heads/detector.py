@@ -53,7 +53,9 @@ class DetectorConfig:
         if not self.dilations or any(not isinstance(d, int) or d < 1 for d in self.dilations):
             raise ValueError(f"DetectorConfig.dilations must be positive integers, got {self.dilations!r}.")
         if self.in_channels < 1 or self.dim < 8 or self.depth < 1 or self.embed_dim < 2:
-            raise ValueError(f"DetectorConfig needs in_channels >= 1, dim >= 8, depth >= 1, embed_dim >= 2, got {self}.")
+            raise ValueError(
+                f"DetectorConfig needs in_channels >= 1, dim >= 8, depth >= 1, embed_dim >= 2, got {self}."
+            )
         if self.dim % 8:
             raise ValueError(f"DetectorConfig.dim must be a multiple of 8 (GroupNorm groups), got {self.dim}.")
         if self.input not in ("tokens", "decoded", "source"):

@@ -76,7 +76,11 @@ def track_metrics(gt: np.ndarray, tracks: np.ndarray, num_frames: int, seq: str 
         root = Path(tmp)
         gt_rows = np.column_stack([gt[:, :6], np.ones(len(gt))]) if len(gt) else np.zeros((0, 7))
         write_mot(root / "gt" / seq / "gt" / "gt.txt", gt_rows)
-        tr_rows = np.column_stack([tracks[:, :6], tracks[:, 6] if tracks.shape[1] > 6 else np.ones(len(tracks))]) if len(tracks) else np.zeros((0, 7))
+        tr_rows = (
+            np.column_stack([tracks[:, :6], tracks[:, 6] if tracks.shape[1] > 6 else np.ones(len(tracks))])
+            if len(tracks)
+            else np.zeros((0, 7))
+        )
         write_mot(root / "trackers" / "heads" / f"{seq}.txt", tr_rows)
         eval_config = trackeval.Evaluator.get_default_eval_config()
         eval_config.update({"USE_PARALLEL": False, "PRINT_RESULTS": False, "PRINT_CONFIG": False, "TIME_PROGRESS": False,

@@ -13,12 +13,10 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-
-from mptvc_latents.store import TokenStore
 
 from heads.cache import CachedSequence, load_cached
 from heads.data import reference_frames
@@ -29,6 +27,7 @@ from heads.infer import detect
 from heads.mot import write_mot
 from heads.tracker import TrackerConfig, track_sequence
 from heads.train import GridSequence, TrainConfig, train_head
+from mptvc_latents.store import TokenStore
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +67,9 @@ def new_head(cache_root: str | Path, input: str, k: int, **overrides) -> CenterH
     return CenterHead(DetectorConfig(in_channels=in_channels, input=input, k=k, **overrides))
 
 
-def evaluate_head(model: CenterHead, seq: CachedSequence, out_dir: str | Path | None = None,
-                  tracker: TrackerConfig | None = None) -> dict:
+def evaluate_head(
+    model: CenterHead, seq: CachedSequence, out_dir: str | Path | None = None, tracker: TrackerConfig | None = None
+) -> dict:
     """Detection and tracking metrics of ``model`` on a cached sequence; writes MOT tracks to ``out_dir``."""
     cfg = model.config
     gs = grid_sequence(seq, cfg.input, cfg.k)
@@ -88,8 +88,16 @@ def evaluate_head(model: CenterHead, seq: CachedSequence, out_dir: str | Path | 
     return result
 
 
-def run_experiment(cache_root: str | Path, train_keys: list[str], eval_key: str, input: str, k: int,
-                   train: TrainConfig, out_dir: str | Path, tracker: TrackerConfig | None = None) -> dict:
+def run_experiment(
+    cache_root: str | Path,
+    train_keys: list[str],
+    eval_key: str,
+    input: str,
+    k: int,
+    train: TrainConfig,
+    out_dir: str | Path,
+    tracker: TrackerConfig | None = None,
+) -> dict:
     """Train a head on ``train_keys``, save it to ``out_dir/head``, evaluate on ``eval_key``."""
     if eval_key in train_keys:
         raise ValueError(f"The evaluation sequence {eval_key!r} must not be among the training sequences.")

@@ -18,7 +18,16 @@ from torch import Tensor
 from mptvc_latents.config import FSQConfig
 from mptvc_latents.quantization.fsq import FSQ
 
-__all__ = ["token_features", "item_features", "pixel_features", "pixel_patches", "as_input", "token_channels", "PIXEL_CHANNELS", "PREFIX_NAMES"]
+__all__ = [
+    "token_features",
+    "item_features",
+    "pixel_features",
+    "pixel_patches",
+    "as_input",
+    "token_channels",
+    "PIXEL_CHANNELS",
+    "PREFIX_NAMES",
+]
 
 PREFIX_NAMES = ("preview", "medium", "full")
 PATCH, PATCH_T = 8, 4

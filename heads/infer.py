@@ -25,8 +25,14 @@ class Detections:
 
 
 @torch.no_grad()
-def detect(model: CenterHead, features: Tensor, frames: int | None = None, stride: int = 8,
-           top_k: int = 100, threshold: float = 0.01) -> list[Detections]:
+def detect(
+    model: CenterHead,
+    features: Tensor,
+    frames: int | None = None,
+    stride: int = 8,
+    top_k: int = 100,
+    threshold: float = 0.01,
+) -> list[Detections]:
     """Detections of token frames ``0 .. frames - 1`` of ``features (T', C, H', W')``, one at a time."""
     if features.ndim != 4:
         raise ValueError(f"features must be (T', C, H', W'), got shape {tuple(features.shape)}.")
@@ -34,7 +40,9 @@ def detect(model: CenterHead, features: Tensor, frames: int | None = None, strid
     out = []
     for t in range(features.shape[0] if frames is None else frames):
         y = model(as_input(features[t : t + 1]))
-        boxes, scores, cells = decode_boxes(torch.sigmoid(y.heatmap[0, 0]), y.offset[0], y.size[0], stride, top_k, threshold)
+        boxes, scores, cells = decode_boxes(
+            torch.sigmoid(y.heatmap[0, 0]), y.offset[0], y.size[0], stride, top_k, threshold
+        )
         emb = y.embedding[0, :, cells[:, 0], cells[:, 1]].T  # (n, E)
         out.append(Detections(boxes.numpy().astype(np.float64), scores.numpy().astype(np.float64), emb.numpy()))
     return out

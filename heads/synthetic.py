@@ -24,8 +24,14 @@ def _sprite(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     return img.astype(np.uint8)
 
 
-def paste_sprites(frames: np.ndarray, num_objects: int = 3, size: tuple[int, int] = (40, 16),
-                  seed: int = 0, fps: float = 25.0, name: str = "sprites") -> Sequence:
+def paste_sprites(
+    frames: np.ndarray,
+    num_objects: int = 3,
+    size: tuple[int, int] = (40, 16),
+    seed: int = 0,
+    fps: float = 25.0,
+    name: str = "sprites",
+) -> Sequence:
     """Paste ``num_objects`` moving sprites of about ``size = (h, w)`` px onto ``frames (T, H, W, 3)``.
 
     Returns a ``Sequence`` whose boxes ``[frame, id, x, y, w, h]`` are exactly the pasted rectangles

@@ -70,8 +70,9 @@ def encode_targets(boxes: np.ndarray, grid: tuple[int, int], stride: int = 8) ->
     )
 
 
-def decode_boxes(heatmap: Tensor, offset: Tensor, size: Tensor, stride: int = 8, top_k: int = 100,
-                 threshold: float = 0.01) -> tuple[Tensor, Tensor, Tensor]:
+def decode_boxes(
+    heatmap: Tensor, offset: Tensor, size: Tensor, stride: int = 8, top_k: int = 100, threshold: float = 0.01
+) -> tuple[Tensor, Tensor, Tensor]:
     """Peaks of one grid -> boxes.
 
     Args:

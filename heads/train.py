@@ -125,15 +125,18 @@ def _sample(seqs: list[GridSequence], cfg: TrainConfig, rng: np.random.Generator
     return x, targets[0] + targets[1]
 
 
-def train_head(model: CenterHead, seqs: list[GridSequence], cfg: TrainConfig, stride: int = 8,
-               log_every: int = 50) -> list[dict[str, float]]:
+def train_head(
+    model: CenterHead, seqs: list[GridSequence], cfg: TrainConfig, stride: int = 8, log_every: int = 50
+) -> list[dict[str, float]]:
     """Train ``model`` in place for ``cfg.steps`` steps; returns the per-step losses."""
     usable = [s for s in seqs if s.num_frames >= 2]
     if not usable:
         raise ValueError("Training needs at least one sequence with two or more annotated token frames.")
     for s in usable:
         if s.features.shape[1] != model.config.in_channels:
-            raise ValueError(f"Sequence {s.name!r} has {s.features.shape[1]} input channels, the head expects {model.config.in_channels}.")
+            raise ValueError(
+                f"Sequence {s.name!r} has {s.features.shape[1]} input channels, the head expects {model.config.in_channels}."
+            )
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -145,7 +148,10 @@ def train_head(model: CenterHead, seqs: list[GridSequence], cfg: TrainConfig, st
         out = model(x)
         heatmaps = torch.from_numpy(np.stack([tg.heatmap for tg in targets]))  # (2B, ch, cw)
         losses = detection_loss(out, targets, heatmaps)
-        emb = [out.embedding[b, :, torch.from_numpy(tg.centres[:, 0]), torch.from_numpy(tg.centres[:, 1])].T for b, tg in enumerate(targets)]
+        emb = [
+            out.embedding[b, :, torch.from_numpy(tg.centres[:, 0]), torch.from_numpy(tg.centres[:, 1])].T
+            for b, tg in enumerate(targets)
+        ]
         pair_losses = [
             embedding_loss(emb[b], torch.from_numpy(targets[b].ids), emb[b + cfg.batch], torch.from_numpy(targets[b + cfg.batch].ids), cfg.temperature)
             for b in range(cfg.batch)

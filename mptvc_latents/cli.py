@@ -79,8 +79,8 @@ def _load_model(args: argparse.Namespace) -> MPTVC:
 
 
 def _encode(args: argparse.Namespace) -> None:
-    from mptvc_latents.formats.container import write_mptvc
     from mptvc_latents.files import atomic_output
+    from mptvc_latents.formats.container import write_mptvc
     from mptvc_latents.video import read_video
 
     src, dst = _paths(args, "input", "output")
@@ -96,8 +96,8 @@ def _encode(args: argparse.Namespace) -> None:
 
 
 def _decode(args: argparse.Namespace) -> None:
-    from mptvc_latents.formats.container import check_checkpoint, read_mptvc
     from mptvc_latents.files import atomic_output
+    from mptvc_latents.formats.container import check_checkpoint, read_mptvc
     from mptvc_latents.video import write_frames
 
     src, dst = _paths(args, "input", "output")
@@ -128,8 +128,8 @@ def _info(args: argparse.Namespace) -> None:
 
 
 def _truncate(args: argparse.Namespace) -> None:
-    from mptvc_latents.formats.container import truncate_mptvc
     from mptvc_latents.files import atomic_output
+    from mptvc_latents.formats.container import truncate_mptvc
 
     src, dst = _paths(args, "input", "output")
     _require_file(src)
@@ -178,9 +178,7 @@ def _tokenize(args: argparse.Namespace) -> None:
     from mptvc_latents.store import tokenize
 
     model = _load_model(args)
-    summary = tokenize(
-        args.sources, args.out, model, workers=args.workers, levels=args.levels, engine=args.engine
-    )
+    summary = tokenize(args.sources, args.out, model, workers=args.workers, levels=args.levels, engine=args.engine)
     log.info("%s: %s", args.out, summary.format())
 
 
@@ -305,7 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
-        "--init", default=None, help="start from this checkpoint's weights when the run folder has none (e.g. the shipped one)"
+        "--init",
+        default=None,
+        help="start from this checkpoint's weights when the run folder has none (e.g. the shipped one)",
     )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_train)

@@ -94,7 +94,8 @@ class MPTVC(
         self.g_s = nn.ModuleList(LevelSynthesis(config, i) for i in range(k))
         self.fsq = nn.ModuleList(FSQ(FSQConfig(levels=(l.fsq_levels,) * l.latent_channels)) for l in config.levels)
         self.hyperprior = nn.ModuleList(
-            ScaleHyperprior(l.hyperprior, latent_channels=l.latent_channels, fsq_levels=l.fsq_levels) for l in config.levels
+            ScaleHyperprior(l.hyperprior, latent_channels=l.latent_channels, fsq_levels=l.fsq_levels)
+            for l in config.levels
         )
 
     # ------------------------------------------------------------------ bookkeeping
@@ -121,7 +122,11 @@ class MPTVC(
         config, so they could not tell two checkpoints of one preset apart."""
         h = hashlib.sha256()
         for name, buf in sorted(self.state_dict().items()):
-            is_table = buf.dtype in (torch.int32, torch.int64) and name.rsplit(".", 1)[-1] in ("cdfs", "cdf_lengths", "offsets")
+            is_table = buf.dtype in (torch.int32, torch.int64) and name.rsplit(".", 1)[-1] in (
+                "cdfs",
+                "cdf_lengths",
+                "offsets",
+            )
             if is_table or (name.startswith("hyperprior.") and buf.is_floating_point()):
                 h.update(name.encode())
                 h.update(buf.detach().cpu().contiguous().numpy().tobytes())
@@ -168,7 +173,9 @@ class MPTVC(
         if x.ndim != 5 or x.shape[1] != 3:
             raise ValueError(f"The codec expects video of shape (B, 3, T, H, W), got {tuple(x.shape)}.")
         if not x.is_floating_point():
-            raise ValueError(f"The codec expects float video in [-1, 1], got dtype {x.dtype} (encode() converts uint8).")
+            raise ValueError(
+                f"The codec expects float video in [-1, 1], got dtype {x.dtype} (encode() converts uint8)."
+            )
         t, h, w = x.shape[2:]
         if t % c.temporal_multiple or h % c.spatial_multiple or w % c.spatial_multiple:
             raise ValueError(
@@ -290,7 +297,9 @@ class MPTVC(
             t_pos = self._t_pos(chunk.stop - chunk.start, info.scene_ids[chunk])
             grid = slice(chunk.start // pt, chunk.stop // pt)
             symbols = [
-                torch.from_numpy(np.ascontiguousarray(s[grid])).to(self.device).permute(3, 0, 1, 2)[None]  # (1, C_k, T', H', W')
+                torch.from_numpy(np.ascontiguousarray(s[grid]))
+                .to(self.device)
+                .permute(3, 0, 1, 2)[None]  # (1, C_k, T', H', W')
                 for s in tokens.symbols[: k_max + 1]
             ]
             out.append(self._synthesize(symbols, t_pos))

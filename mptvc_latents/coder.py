@@ -52,9 +52,7 @@ def as_int32(name: str, values: npt.ArrayLike) -> np.ndarray:
         raise ValueError(f"The array '{name}' must hold integers, but its dtype is {a.dtype}.")
     lo, hi = int(a.min()), int(a.max())
     if lo < -(2**31) or hi >= 2**31:
-        raise ValueError(
-            f"The array '{name}' holds values in [{lo}, {hi}], which do not fit in 32-bit integers."
-        )
+        raise ValueError(f"The array '{name}' holds values in [{lo}, {hi}], which do not fit in 32-bit integers.")
     return np.ascontiguousarray(a, dtype=np.int32)
 
 

@@ -387,7 +387,10 @@ class HyperpriorConfig(ConfigBase):
         )
         lo_hi = self.z_scale_range
         _require(
-            isinstance(lo_hi, tuple) and len(lo_hi) == 2 and all(_is_number(v) for v in lo_hi) and 0 < lo_hi[0] < lo_hi[1],
+            isinstance(lo_hi, tuple)
+            and len(lo_hi) == 2
+            and all(_is_number(v) for v in lo_hi)
+            and 0 < lo_hi[0] < lo_hi[1],
             f"HyperpriorConfig.z_scale_range must be (low, high) with 0 < low < high, got {lo_hi!r}.",
         )
 
@@ -444,7 +447,9 @@ class CodecConfig(ConfigBase):
 
     def __post_init__(self) -> None:
         _require(
-            isinstance(self.levels, tuple) and len(self.levels) >= 1 and all(isinstance(l, LevelConfig) for l in self.levels),
+            isinstance(self.levels, tuple)
+            and len(self.levels) >= 1
+            and all(isinstance(l, LevelConfig) for l in self.levels),
             f"CodecConfig.levels must be a non-empty tuple of LevelConfig, got {self.levels!r}.",
         )
         for name in ("patch", "patch_t", "chunk_frames"):
@@ -469,7 +474,8 @@ class CodecConfig(ConfigBase):
             )
         m = self.spatial_multiple
         _require(
-            all(t % m == 0 and t > 0 for t in self.tile) and all(o % m == 0 and o < t for o, t in zip(self.tile_overlap, self.tile)),
+            all(t % m == 0 and t > 0 for t in self.tile)
+            and all(o % m == 0 and o < t for o, t in zip(self.tile_overlap, self.tile)),
             f"CodecConfig.tile {self.tile} and tile_overlap {self.tile_overlap} must be multiples of {m} "
             f"with the overlap smaller than the tile.",
         )

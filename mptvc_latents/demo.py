@@ -22,8 +22,8 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from mptvc_latents.formats.container import read_mptvc, truncate_mptvc, write_mptvc  # noqa: E402
 from mptvc_latents.eval.metrics import bpp, psnr_rgb, psnr_y  # noqa: E402
+from mptvc_latents.formats.container import read_mptvc, truncate_mptvc, write_mptvc  # noqa: E402
 from mptvc_latents.pretrained import load_codec  # noqa: E402
 from mptvc_latents.store import TokenStore, tokenize  # noqa: E402
 from mptvc_latents.video import read_video  # noqa: E402

@@ -22,9 +22,15 @@ def _full() -> CodecConfig:
     hp = HyperpriorConfig(hyper_channels=32, hidden=192, sigma_floor=0.3)
     return CodecConfig(
         levels=(
-            LevelConfig(dim=64, heads=2, latent_channels=4, fsq_levels=8, encoder_depth=3, decoder_depth=3, hyperprior=hp),
-            LevelConfig(dim=96, heads=3, latent_channels=12, fsq_levels=8, encoder_depth=3, decoder_depth=3, hyperprior=hp),
-            LevelConfig(dim=128, heads=4, latent_channels=24, fsq_levels=10, encoder_depth=3, decoder_depth=3, hyperprior=hp),
+            LevelConfig(
+                dim=64, heads=2, latent_channels=4, fsq_levels=8, encoder_depth=3, decoder_depth=3, hyperprior=hp
+            ),
+            LevelConfig(
+                dim=96, heads=3, latent_channels=12, fsq_levels=8, encoder_depth=3, decoder_depth=3, hyperprior=hp
+            ),
+            LevelConfig(
+                dim=128, heads=4, latent_channels=24, fsq_levels=10, encoder_depth=3, decoder_depth=3, hyperprior=hp
+            ),
         ),
         tile_overlap=(160, 160),  # 20 tokens > 2 x (3 blocks x radius 3) + 1
         name="mptvc-full",

@@ -41,7 +41,12 @@ def seeds() -> list[bytes]:
 
     rng = np.random.default_rng(0)
     out = []
-    for frames, height, width, levels, chunk in ((5, 20, 30, 3, 8), (17, 16, 16, 2, 8), (1, 1, 1, 1, 16), (40, 33, 17, 3, 16)):
+    for frames, height, width, levels, chunk in (
+        (5, 20, 30, 3, 8),
+        (17, 16, 16, 2, 8),
+        (1, 1, 1, 1, 16),
+        (40, 33, 17, 3, 16),
+    ):
         config = _config_dict(chunk, levels)
         pad = Pad(-frames % 8, -height % 16, -width % 16)
         padded = frames + pad.t
@@ -152,8 +157,16 @@ def _run_atheris(seconds: float, seed: int) -> int:
         data = atheris.Mutate(data, max_size)
         return fix_header_crc(data) if mutation_seed % 2 else data
 
-    argv = [sys.argv[0], f"-max_total_time={int(seconds)}", f"-seed={seed + 1}", "-timeout=20",
-            "-rss_limit_mb=2048", f"-artifact_prefix={corpus}/", "-print_final_stats=1", str(corpus)]
+    argv = [
+        sys.argv[0],
+        f"-max_total_time={int(seconds)}",
+        f"-seed={seed + 1}",
+        "-timeout=20",
+        "-rss_limit_mb=2048",
+        f"-artifact_prefix={corpus}/",
+        "-print_final_stats=1",
+        str(corpus),
+    ]
     atheris.Setup(argv, one_input, custom_mutator=mutator)
     atheris.Fuzz()  # exits the process: 0 when the time is up, non-zero on a failure
     return 1

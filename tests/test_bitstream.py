@@ -171,7 +171,9 @@ def test_every_level_prefix_is_a_valid_file_with_fewer_levels(model, compressed,
         truncate_mptvc(data[: ends[0]], 1)
 
 
-def test_a_cut_at_every_byte_keeps_the_complete_levels_or_raises_the_documented_error(model, compressed, decoded, data, header):
+def test_a_cut_at_every_byte_keeps_the_complete_levels_or_raises_the_documented_error(
+    model, compressed, decoded, data, header
+):
     ends = header.level_ends()
     seen = {}
     for n in range(len(data) + 1):
@@ -369,8 +371,11 @@ def test_arbitrary_bytes_raise_only_bitstream_errors(blob):
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(edits=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=4),
-       cut=st.integers(0, 10**6), restamp=st.booleans())
+@given(
+    edits=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=4),
+    cut=st.integers(0, 10**6),
+    restamp=st.booleans(),
+)
 def test_mutated_files_raise_only_bitstream_errors(data, edits, cut, restamp):
     buf = bytearray(data)
     for pos, value in edits:

@@ -25,9 +25,7 @@ def _pmfs(max_tables=4, max_alphabet=40):
     shapes = st.tuples(st.integers(1, max_tables), st.integers(1, max_alphabet))
     weights = st.one_of(st.just(0.0), st.floats(1e-12, 1.0), st.floats(0.0, 1e6))
     return shapes.flatmap(
-        lambda shape: hnp.arrays(np.float64, shape, elements=weights).filter(
-            lambda a: np.all(a.sum(axis=1) > 0)
-        )
+        lambda shape: hnp.arrays(np.float64, shape, elements=weights).filter(lambda a: np.all(a.sum(axis=1) > 0))
     )
 
 
@@ -88,9 +86,7 @@ def test_quantize_pmf_uniform_ties_at_small_precision(n_symbols, precision):
 
 @FAST
 @given(
-    probs=hnp.arrays(np.float64, st.integers(2, 12), elements=st.floats(0.0, 1.0)).filter(
-        lambda a: a.sum() > 0
-    ),
+    probs=hnp.arrays(np.float64, st.integers(2, 12), elements=st.floats(0.0, 1.0)).filter(lambda a: a.sum() > 0),
     precision=st.integers(4, 9),
 )
 def test_quantize_pmf_matches_exact_greedy(probs, precision):

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mptvc_latents.formats import container as bs
 from mptvc_latents import cli
 from mptvc_latents.files import atomic_output
+from mptvc_latents.formats import container as bs
 from mptvc_latents.pretrained import default_checkpoint_dir, load_codec
 from mptvc_latents.video import read_video, write_video
 from tests._tiny import SAMPLE, tiny_config, tiny_model
@@ -177,7 +177,9 @@ def other_ckpt(work) -> Path:
         ("truncate-k-max", "out of range"),
     ],
 )
-def test_errors_print_one_line_exit_non_zero_and_leave_no_output(case, words, clip, ckpt, other_ckpt, encoded, tmp_path, capsys):
+def test_errors_print_one_line_exit_non_zero_and_leave_no_output(
+    case, words, clip, ckpt, other_ckpt, encoded, tmp_path, capsys
+):
     data = encoded.read_bytes()
     header = bs.parse_header(data)
     src = tmp_path / "in.mptvc"
@@ -185,9 +187,12 @@ def test_errors_print_one_line_exit_non_zero_and_leave_no_output(case, words, cl
     command, _, what = case.partition("-")
     if command == "decode":
         src.write_bytes(
-            {"version": lambda: _damaged(data, header, "version"), "header-crc": lambda: _damaged(data, header, "header"),
-             "segment-crc": lambda: _damaged(data, header, "segment"),
-             "truncated-header": lambda: _damaged(data, header, "cut")}.get(what, lambda: data)()
+            {
+                "version": lambda: _damaged(data, header, "version"),
+                "header-crc": lambda: _damaged(data, header, "header"),
+                "segment-crc": lambda: _damaged(data, header, "segment"),
+                "truncated-header": lambda: _damaged(data, header, "cut"),
+            }.get(what, lambda: data)()
         )
         if what == "not-mptvc":
             src = clip
@@ -202,7 +207,13 @@ def test_errors_print_one_line_exit_non_zero_and_leave_no_output(case, words, cl
         out = tmp_path / "out.mptvc"
         source = tmp_path / "in.mp4"
         source.write_bytes(b"" if what == "empty-video" else b"this is not a video, just some text\n" * 10)
-        argv = ["encode", clip if what in ("missing-checkpoint", "missing-folder", "no-output") else source, out, "--ckpt", ckpt]
+        argv = [
+            "encode",
+            clip if what in ("missing-checkpoint", "missing-folder", "no-output") else source,
+            out,
+            "--ckpt",
+            ckpt,
+        ]
         if what == "missing-input":
             argv[1] = tmp_path / "nope.mp4"
         if what == "missing-checkpoint":
@@ -254,7 +265,9 @@ def test_atomic_output_renames_on_success_and_removes_on_failure(tmp_path):
 def test_a_real_process_prints_one_line_and_no_traceback(clip, tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "mptvc_latents.cli", "decode", str(clip), str(tmp_path / "x.mp4")],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("mptvc: error: The file"), result.stderr

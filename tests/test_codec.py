@@ -15,14 +15,15 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from mptvc_latents.codec import MPTVC
-from mptvc_latents.types import Compressed, Tokens
 from mptvc_latents.config import CodecConfig, HyperpriorConfig, LevelConfig
 from mptvc_latents.tiling import run_tiled, tile_weights
+from mptvc_latents.types import Compressed, Tokens
 from mptvc_latents.video import read_video
 from tests._tiny import SAMPLE
 from tests._tiny import random_video as _uint8_video
 from tests._tiny import tiny_config as _config
 from tests._tiny import tiny_model as _model
+
 K = 3
 
 
@@ -368,7 +369,9 @@ def test_chunks_are_coded_independently(model):
     assert not whole.info.scene_ids.any()
     second = model.encode(clip[8:])
     assert all(np.array_equal(a[2:], b) for a, b in zip(whole.symbols, second.symbols))
-    assert [level[1] for level in model.compress(clip).segments] == [level[0] for level in model.compress(clip[8:]).segments]
+    assert [level[1] for level in model.compress(clip).segments] == [
+        level[0] for level in model.compress(clip[8:]).segments
+    ]
 
 
 def test_encode_accepts_non_contiguous_views(model, video):
@@ -468,7 +471,9 @@ def test_bf16_transformers_decode_close_to_fp32_and_still_code_exactly(video):
     compressed = model.compress(video)
     assert np.array_equal(model.decompress(compressed), model.decode(bf16_tokens))
     for k in range(K):  # the entropy path returns exactly the bf16 encoder's symbols
-        symbols = model.hyperprior[k].decompress(*compressed.segments[k][0], model.latent_shape(k, compressed.info, slice(0, 8)))
+        symbols = model.hyperprior[k].decompress(
+            *compressed.segments[k][0], model.latent_shape(k, compressed.info, slice(0, 8))
+        )
         assert np.array_equal(symbols[0].permute(1, 2, 3, 0).numpy(), bf16_tokens.symbols[k][:2])
 
 

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 import mptvc_latents
-from mptvc_latents.formats.container import truncate_mptvc, write_mptvc
 from mptvc_latents.codec import MPTVC
 from mptvc_latents.config import CodecConfig, HyperpriorConfig, LevelConfig
 from mptvc_latents.eval.cli import add_eval_command, default_clip_dirs
 from mptvc_latents.eval.rd import collect_clips, estimated_container_bytes, evaluate, write_report
+from mptvc_latents.formats.container import truncate_mptvc, write_mptvc
 from mptvc_latents.video import read_video, write_video
 
 SAMPLE = Path(mptvc_latents.__file__).parent / "assets" / "bikes_sample.mp4"
@@ -53,7 +53,9 @@ def clip_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def result(model, clip_dir) -> dict:
-    return evaluate(model, collect_clips([clip_dir]), max_frames=8, baselines=("libx264", "libx265"), curve_crfs=(24, 40))
+    return evaluate(
+        model, collect_clips([clip_dir]), max_frames=8, baselines=("libx264", "libx265"), curve_crfs=(24, 40)
+    )
 
 
 def test_result_has_every_prefix_with_growing_bytes_and_consistent_bpp(result):
@@ -154,7 +156,17 @@ def test_mptvc_eval_writes_the_report_of_a_checkpoint(model, clip_dir, tmp_path,
     model.save_pretrained(tmp_path / "ckpt")
     out = tmp_path / "out"
     args = _parser().parse_args(
-        ["eval", str(clip_dir), "--ckpt", str(tmp_path / "ckpt"), "--max-frames", "8", "--out", str(out), "--no-baselines"]
+        [
+            "eval",
+            str(clip_dir),
+            "--ckpt",
+            str(tmp_path / "ckpt"),
+            "--max-frames",
+            "8",
+            "--out",
+            str(out),
+            "--no-baselines",
+        ]
     )
     assert args.clips == [str(clip_dir)] and args.max_frames == 8 and args.no_baselines
     args.func(args)

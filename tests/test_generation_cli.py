@@ -17,8 +17,9 @@ from mptvc_latents.video import read_video
 def prior_dir(tmp_path_factory, one_torch_thread) -> Path:
     digest = load_codec().weights_digest()
     torch.manual_seed(0)
-    config = PriorConfig(grid=(2, 4, 4), frame_size=(32, 32), fps=10.0, codec_digest=digest, dim=32, depth=1, heads=2,
-                         mlp_dim=64)
+    config = PriorConfig(
+        grid=(2, 4, 4), frame_size=(32, 32), fps=10.0, codec_digest=digest, dim=32, depth=1, heads=2, mlp_dim=64
+    )
     path = tmp_path_factory.mktemp("gen-cli") / "prior"
     TokenPrior(config).save_pretrained(path)
     return path
@@ -26,8 +27,23 @@ def prior_dir(tmp_path_factory, one_torch_thread) -> Path:
 
 def test_generate_writes_a_decodable_mp4_and_gif_with_the_requested_frames(prior_dir, tmp_path):
     out = tmp_path / "sample.mp4"
-    rc = cli.main(["generate", "--prior", str(prior_dir), "--out", str(out), "--frames", "12", "--seed", "3",
-                   "--top-k", "20", "--temperature", "0.9"])
+    rc = cli.main(
+        [
+            "generate",
+            "--prior",
+            str(prior_dir),
+            "--out",
+            str(out),
+            "--frames",
+            "12",
+            "--seed",
+            "3",
+            "--top-k",
+            "20",
+            "--temperature",
+            "0.9",
+        ]
+    )
     assert rc == 0
     video, gif = read_video(out), read_video(tmp_path / "sample.gif")
     assert video.frames.shape == (12, 32, 32, 3) and gif.frames.shape == (12, 32, 32, 3)
@@ -38,8 +54,22 @@ def test_generate_writes_a_decodable_mp4_and_gif_with_the_requested_frames(prior
 def test_a_fixed_seed_reproduces_the_tokens_and_the_frames(prior_dir, tmp_path):
     runs = []
     for name, seed in (("a", 5), ("b", 5), ("c", 6)):
-        rc = cli.main(["generate", "--prior", str(prior_dir), "--out", str(tmp_path / f"{name}.npy"), "--no-gif",
-                       "--tokens", str(tmp_path / f"{name}.tokens.npy"), "--frames", "8", "--seed", str(seed)])
+        rc = cli.main(
+            [
+                "generate",
+                "--prior",
+                str(prior_dir),
+                "--out",
+                str(tmp_path / f"{name}.npy"),
+                "--no-gif",
+                "--tokens",
+                str(tmp_path / f"{name}.tokens.npy"),
+                "--frames",
+                "8",
+                "--seed",
+                str(seed),
+            ]
+        )
         assert rc == 0
         runs.append((np.load(tmp_path / f"{name}.tokens.npy"), np.load(tmp_path / f"{name}.npy")))
     (ta, va), (tb, vb), (tc, _) = runs
@@ -68,7 +98,9 @@ def test_missing_prior_or_a_prior_of_another_codec_is_refused(prior_dir, tmp_pat
     assert cli.main(["generate", "--prior", str(tmp_path / "nope"), "--out", str(tmp_path / "s.mp4")]) == 2
     assert "There is no prior" in capsys.readouterr().err
     other = tmp_path / "other"
-    TokenPrior(PriorConfig(grid=(2, 4, 4), codec_digest="0" * 64, dim=32, depth=1, heads=2, mlp_dim=64)).save_pretrained(other)
+    TokenPrior(
+        PriorConfig(grid=(2, 4, 4), codec_digest="0" * 64, dim=32, depth=1, heads=2, mlp_dim=64)
+    ).save_pretrained(other)
     assert cli.main(["generate", "--prior", str(other), "--out", str(tmp_path / "s.mp4")]) == 2
     assert "another codec checkpoint" in capsys.readouterr().err
     assert cli.main(["generate", "--prior", str(prior_dir), "--out", str(tmp_path / "x.gif")]) == 2

@@ -25,7 +25,6 @@ from mptvc_latents import cli
 from mptvc_latents.video import read_video
 from tests._tiny import SAMPLE
 
-
 # ---------------------------------------------------------------- targets
 
 
@@ -170,7 +169,7 @@ def test_tracker_keeps_identities_through_a_crossing_and_missed_frames():
     assert len(np.unique(rows[:, 1])) == 2, "a new identity was started"
     for tid in np.unique(rows[:, 1]):
         xs = rows[rows[:, 1] == tid][:, 2]
-        assert (np.all(np.diff(xs) > 0) or np.all(np.diff(xs) < 0)), f"track {tid} changed direction: ids swapped"
+        assert np.all(np.diff(xs) > 0) or np.all(np.diff(xs) < 0), f"track {tid} changed direction: ids swapped"
     right_mover = rows[(rows[:, 0] == 1) & (rows[:, 2] == 10), 1][0]
     assert set(rows[rows[:, 1] == right_mover][:, 0].astype(int)) == set(range(1, 13)) - {7, 8}
 
@@ -348,7 +347,9 @@ def test_run_experiment_refuses_to_evaluate_on_training_data(sprite_cache, tmp_p
 def test_run_experiment_writes_a_result(sprite_cache, tmp_path):
     result = run_experiment(sprite_cache, ["train"], "test", "decoded", 0, TrainConfig(steps=3, crop=16), tmp_path)
     saved = json.loads((tmp_path / "result.json").read_text())
-    assert saved["prefix"] == "preview" and saved["bpp"] == pytest.approx(load_cached(sprite_cache, "test").meta["bpp"][0])
+    assert saved["prefix"] == "preview" and saved["bpp"] == pytest.approx(
+        load_cached(sprite_cache, "test").meta["bpp"][0]
+    )
     assert set(saved["tracking"]) == {"bytetrack+emb", "bytetrack-iou"} and result["train"]["steps"] == 3
     assert (tmp_path / "head" / "model.safetensors").is_file()
 
@@ -372,7 +373,23 @@ def test_report_tables_every_run(tmp_path):
 
 
 def test_cli_errors_are_one_line(sprite_cache, tmp_path, capsys):
-    assert cli.main(["heads", "eval", "--cache", str(sprite_cache), "--head", str(tmp_path), "--key", "test", "--out", str(tmp_path)]) == 2
+    assert (
+        cli.main(
+            [
+                "heads",
+                "eval",
+                "--cache",
+                str(sprite_cache),
+                "--head",
+                str(tmp_path),
+                "--key",
+                "test",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 2
+    )
     assert "is not a saved head" in capsys.readouterr().err
     assert cli.main(["heads", "train", "--cache", str(sprite_cache), "--train", "nope", "--out", str(tmp_path)]) == 2
     assert "No cached sequence 'nope'" in capsys.readouterr().err
@@ -392,5 +409,22 @@ def test_cli_train_then_eval(sprite_cache, tmp_path):
     result = json.loads((tmp_path / "eval-test.json").read_text())
     assert 0 <= result["detection"]["mAP"] <= 1 and (tmp_path / "test.bytetrack+emb.txt").is_file()
     head = str(tmp_path / "head")
-    assert cli.main(["heads", "eval", "--cache", str(sprite_cache), "--head", head, head, "--key", "test", "--out", str(tmp_path / "m")]) == 0
+    assert (
+        cli.main(
+            [
+                "heads",
+                "eval",
+                "--cache",
+                str(sprite_cache),
+                "--head",
+                head,
+                head,
+                "--key",
+                "test",
+                "--out",
+                str(tmp_path / "m"),
+            ]
+        )
+        == 0
+    )
     assert "| tokens (frozen) | preview |" in (tmp_path / "m" / "results-test.md").read_text()

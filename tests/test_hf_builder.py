@@ -23,7 +23,6 @@ from mptvc_latents.store import TokenStore, tokenize  # noqa: E402
 from mptvc_latents.video import read_video, write_video  # noqa: E402
 from tests._tiny import SAMPLE, tiny_model  # noqa: E402
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
@@ -38,7 +37,9 @@ def videos(work) -> Path:
     folder.mkdir()
     sample = read_video(SAMPLE, max_frames=16, start=14)
     for i in range(2):
-        write_video(folder / f"clip{i}.mp4", sample.frames[:, 30 + 8 * i : 70 + 8 * i, 60 + 20 * i : 116 + 20 * i], sample.fps)
+        write_video(
+            folder / f"clip{i}.mp4", sample.frames[:, 30 + 8 * i : 70 + 8 * i, 60 + 20 * i : 116 + 20 * i], sample.fps
+        )
     return folder
 
 

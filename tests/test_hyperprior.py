@@ -114,7 +114,7 @@ def test_merge_and_unmerge_are_inverse():
     x = torch.randn(2, 3, 4, 6, 8)
     merged = merge_tokens(x, (2, 3, 4))
     assert merged.shape == (2, 2, 2, 2, 3 * 2 * 3 * 4)
-    assert torch.equal(merged[0, 1, 0, 1, :3 * 24:24], x[0, :, 2, 0, 4])  # channel-major per token
+    assert torch.equal(merged[0, 1, 0, 1, : 3 * 24 : 24], x[0, :, 2, 0, 4])  # channel-major per token
     assert torch.equal(unmerge_tokens(merged, (2, 3, 4)), x)
 
 

@@ -28,7 +28,10 @@ def test_stub_declares_exactly_the_extension_public_names():
     assert declared == public
     for cls in ("CdfTables", "StreamDecoder"):
         stub_methods = {
-            f.name for c in tree.body if isinstance(c, ast.ClassDef) and c.name == cls for f in c.body
+            f.name
+            for c in tree.body
+            if isinstance(c, ast.ClassDef) and c.name == cls
+            for f in c.body
             if isinstance(f, ast.FunctionDef) and not f.name.startswith("__")
         }
         assert stub_methods == {n for n in dir(getattr(_coder, cls)) if not n.startswith("_")}, cls

@@ -12,7 +12,10 @@ def test_one_tiny_size_reports_every_stage_and_a_markdown_row(tmp_path):
     out = tmp_path / "bench.json"
     result = subprocess.run(
         [sys.executable, "-m", "benchmarks.pipeline_bench", "--sizes", "64x48", "--repeats", "1", "--out", str(out)],
-        capture_output=True, text=True, timeout=300, cwd=Path(__file__).parents[1],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).parents[1],
     )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(out.read_text())

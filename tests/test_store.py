@@ -327,7 +327,9 @@ def test_cli_tokenize_two_workers_and_detokenize(store, sources, ckpt, model, tm
 
 def test_cli_tokenize_levels_prefix(sources, ckpt, tmp_path):
     out = tmp_path / "l1.zarr"
-    assert cli.main(["tokenize", str(_videos(sources)[0]), "--out", str(out), "--levels", "1", "--ckpt", str(ckpt)]) == 0
+    assert (
+        cli.main(["tokenize", str(_videos(sources)[0]), "--out", str(out), "--levels", "1", "--ckpt", str(ckpt)]) == 0
+    )
     reader = TokenStore.open(out)
     (key,) = reader.clips()
     assert reader.clip_attrs(key)["levels"] == 1

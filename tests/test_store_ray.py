@@ -50,7 +50,7 @@ def test_ray_engine_equals_local_resumes_and_skips_bad_files(model, work, local_
     summary = tokenize([folder], work / "ray.zarr", model, workers=2, progress=False, engine="ray")
     assert sorted(summary.written) == sorted(local.written) == good and summary.frames == local.frames == 48
     assert summary.skipped == [] and summary.failed == local.failed
-    (bad, reason), = summary.failed
+    ((bad, reason),) = summary.failed
     assert bad == str((folder / "bad.mp4").resolve()) and "could not be opened as a video" in reason
     _assert_same_store(work / "ray.zarr", work / "local.zarr")
     assert TokenStore.open(work / "ray.zarr", model).clips() == good  # the consolidated listing too

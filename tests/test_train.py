@@ -15,7 +15,6 @@ from mptvc_latents.train.export import export_checkpoint
 from tests._tiny import SAMPLE, tiny_config
 
 
-
 def _train_config(tmp_path: Path, **overrides) -> TrainConfig:
     config_path = tmp_path / "codec.json"
     config_path.write_text(json.dumps(tiny_config().to_dict()))
@@ -78,7 +77,9 @@ def test_export_writes_a_half_precision_folder_that_loads_strictly(tmp_path):
     out = export_checkpoint(Path(trainer.config.run_dir) / "checkpoint", tmp_path / "export", tile_overlap=(32, 32))
     loaded = MPTVC.load(out)
     assert loaded.config.tile_overlap == (32, 32)
-    assert (out / "model.safetensors").stat().st_size < (Path(trainer.config.run_dir) / "checkpoint" / "model.safetensors").stat().st_size
+    assert (out / "model.safetensors").stat().st_size < (
+        Path(trainer.config.run_dir) / "checkpoint" / "model.safetensors"
+    ).stat().st_size
     with pytest.raises(ValueError, match="can be changed at export"):
         export_checkpoint(out, tmp_path / "bad", levels=())
 

@@ -56,9 +56,7 @@ __all__ = [
 # Float pmf -> integer CDF.
 
 
-def quantize_pmf(
-    pmf: np.ndarray, tail_mass: np.ndarray | None = None, precision: int = PRECISION
-) -> np.ndarray:
+def quantize_pmf(pmf: np.ndarray, tail_mass: np.ndarray | None = None, precision: int = PRECISION) -> np.ndarray:
     """Turn float pmfs into integer CDF tables whose last symbol is the escape.
 
     Args:
@@ -101,10 +99,7 @@ def quantize_pmf(
     else:
         tail = _check_probabilities(np.asarray(tail_mass), "tail_mass")
         if tail.shape != (n_tables,):
-            raise ValueError(
-                f"tail_mass must have shape ({n_tables},) to match pmf, but it has shape "
-                f"{tail.shape}."
-            )
+            raise ValueError(f"tail_mass must have shape ({n_tables},) to match pmf, but it has shape {tail.shape}.")
         probs = np.concatenate([pmf, tail[:, None]], axis=1)
         _check_row_mass(probs.sum(axis=1), "pmf plus tail_mass")
         freqs = _kl_optimal_frequencies(probs, total)
@@ -187,8 +182,7 @@ def discretized_gaussian_pmf(
         means = np.broadcast_to(np.asarray(means, dtype=np.float64), scales.shape)
     except ValueError:
         raise ValueError(
-            f"means must be a scalar or have the shape of scales {scales.shape}, but it has "
-            f"shape {np.shape(means)}."
+            f"means must be a scalar or have the shape of scales {scales.shape}, but it has shape {np.shape(means)}."
         ) from None
     if not np.all(np.isfinite(means)):
         raise ValueError("Every mean must be finite.")
@@ -265,13 +259,10 @@ def validate_tables(
     n_tables, max_len = cdfs.shape
     for name, arr in (("cdf_lengths", cdf_lengths), ("offsets", offsets)):
         if arr.shape != (n_tables,):
-            raise ValueError(
-                f"{name} must have shape ({n_tables},) to match cdfs, but it has shape {arr.shape}."
-            )
+            raise ValueError(f"{name} must have shape ({n_tables},) to match cdfs, but it has shape {arr.shape}.")
     if np.any(cdf_lengths < 3) or np.any(cdf_lengths > max_len):
         raise ValueError(
-            f"Every cdf_length must be between 3 (one value plus the escape) and the row "
-            f"length {max_len} of cdfs."
+            f"Every cdf_length must be between 3 (one value plus the escape) and the row length {max_len} of cdfs."
         )
     cols = np.arange(max_len)[None, :]
     inside = cols < cdf_lengths[:, None]
@@ -418,8 +409,7 @@ def _check_indexes(indexes, n_tables):
     indexes = _as_int32(indexes, "indexes")
     if indexes.size and (indexes.min() < 0 or indexes.max() >= n_tables):
         raise ValueError(
-            f"Every index must name a table in [0, {n_tables}), but indexes span "
-            f"[{indexes.min()}, {indexes.max()}]."
+            f"Every index must name a table in [0, {n_tables}), but indexes span [{indexes.min()}, {indexes.max()}]."
         )
     return indexes
 
@@ -448,16 +438,13 @@ def _check_probabilities(arr, name):
 def _check_row_mass(mass, what):
     if np.any(mass <= 0):
         raise ValueError(
-            f"Every row of {what} must have positive total probability, but row "
-            f"{int(np.argmin(mass))} sums to 0."
+            f"Every row of {what} must have positive total probability, but row {int(np.argmin(mass))} sums to 0."
         )
 
 
 def _check_precision(precision):
     if not isinstance(precision, (int, np.integer)) or not 1 <= precision <= _MAX_PRECISION:
-        raise ValueError(
-            f"precision must be an integer in [1, {_MAX_PRECISION}], but it is {precision!r}."
-        )
+        raise ValueError(f"precision must be an integer in [1, {_MAX_PRECISION}], but it is {precision!r}.")
 
 
 def _check_alphabet(alphabet):

@@ -186,9 +186,7 @@ class ScaleHyperprior(nn.Module):
             config.sigma_floor, config.sigma_max, config.n_scales,
             (-self.centre, fsq_levels - 1 - self.centre), tail=False, offset=0,
         )  # fmt: skip
-        self.z_tables = GaussianTableBank(
-            z_lo, z_hi, config.n_scales, (-config.z_support, config.z_support), tail=True
-        )
+        self.z_tables = GaussianTableBank(z_lo, z_hi, config.n_scales, (-config.z_support, config.z_support), tail=True)
 
     # ------------------------------------------------------------------ scales
 

@@ -191,4 +191,3 @@ class GaussianTableBank(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         # The buffers now hold the checkpoint's integers; the cached coder holds the old ones.
         self._coder = None
-

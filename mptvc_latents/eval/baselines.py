@@ -186,7 +186,11 @@ class RateSweep:
             decoded, num_bytes = encode_decode(self.frames, self.fps, self.codec, crf, threads=self.threads)
             t, h, w = self.frames.shape[:3]
             self._points[crf] = RatePoint(
-                crf, num_bytes, bits_per_pixel(num_bytes, t, h, w), psnr_y(self.frames, decoded), psnr_rgb(self.frames, decoded)
+                crf,
+                num_bytes,
+                bits_per_pixel(num_bytes, t, h, w),
+                psnr_y(self.frames, decoded),
+                psnr_rgb(self.frames, decoded),
             )
         return self._points[crf]
 

@@ -131,7 +131,9 @@ def _evaluate_ours(model, frames: np.ndarray, fps: float, container_bytes: Conta
     return {"encode_seconds": encode_seconds, "prefixes": prefixes}
 
 
-def _evaluate_baseline(sweep: RateSweep, prefixes: list[dict], matched: Sequence[int], curve_crfs: Sequence[int]) -> dict:
+def _evaluate_baseline(
+    sweep: RateSweep, prefixes: list[dict], matched: Sequence[int], curve_crfs: Sequence[int]
+) -> dict:
     start = time.perf_counter()
     points = []
     for k in matched:
@@ -279,4 +281,3 @@ def evaluate(
         "clips": results,
         "mean": _aggregate(results, levels, baselines, matched),
     }
-

@@ -92,7 +92,9 @@ def markdown_table(result: dict) -> str:
             for c in baselines:
                 point = mean["baselines"][c][i]
                 delta = point["delta_psnr_y"]
-                cells.append(f"{_f(point['psnr_y'])} (n={point['clips']}) | {'—' if delta is None else f'{delta:+.2f}'}")
+                cells.append(
+                    f"{_f(point['psnr_y'])} (n={point['clips']}) | {'—' if delta is None else f'{delta:+.2f}'}"
+                )
             ours = mean["prefixes"][k]
             lines.append(f"| {k} {ours['name']} | {_bpp(ours['bpp'])} | {_f(ours['psnr_y'])} | {' | '.join(cells)} |")
 
@@ -140,7 +142,9 @@ def plot_rd(result: dict, path: str | Path) -> bool:
         ax.plot([p["bpp"] for p in published], [p["psnr_y"] for p in published], "k*:", ms=10, label="published MPT-VC")
 
     def ours(ax, prefixes, label):
-        ax.plot([p["bpp"] for p in prefixes], [p["psnr_y"] for p in prefixes], "o-", color="tab:blue", lw=2, label=label)
+        ax.plot(
+            [p["bpp"] for p in prefixes], [p["psnr_y"] for p in prefixes], "o-", color="tab:blue", lw=2, label=label
+        )
         for p in prefixes:
             ax.annotate(f"k={p['k']}", (p["bpp"], p["psnr_y"]), textcoords="offset points", xytext=(4, -10), fontsize=8)
 
@@ -148,7 +152,9 @@ def plot_rd(result: dict, path: str | Path) -> bool:
         for codec, entry in clip["baselines"].items():
             color, style = styles.get(codec, ("tab:gray", "x--"))
             curve = sorted(entry["curve"], key=lambda p: p["bpp"])
-            ax.plot([p["bpp"] for p in curve], [p["psnr_y"] for p in curve], style, color=color, ms=4, label=_label(codec))
+            ax.plot(
+                [p["bpp"] for p in curve], [p["psnr_y"] for p in curve], style, color=color, ms=4, label=_label(codec)
+            )
             matched = [m for m in entry["matched"] if m["psnr_y"] is not None]
             ax.plot([m["bpp"] for m in matched], [m["psnr_y"] for m in matched], "D", mfc="none", color=color, ms=9)
         ours(ax, clip["prefixes"], "MPT-VC (ours)")
@@ -159,8 +165,15 @@ def plot_rd(result: dict, path: str | Path) -> bool:
     for codec, points in mean["baselines"].items():
         color, _ = styles.get(codec, ("tab:gray", "x--"))
         points = [p for p in points if p["psnr_y"] is not None]
-        ax.plot([p["bpp"] for p in points], [p["psnr_y"] for p in points], "D", mfc="none", color=color, ms=9,
-                label=f"{_label(codec)} at our bpp")
+        ax.plot(
+            [p["bpp"] for p in points],
+            [p["psnr_y"] for p in points],
+            "D",
+            mfc="none",
+            color=color,
+            ms=9,
+            label=f"{_label(codec)} at our bpp",
+        )
     ours(ax, mean["prefixes"], "MPT-VC (ours), mean")
     reference(ax)
     ax.set_title(f"mean over {mean['clips']} clips", fontsize=10)

@@ -33,11 +33,31 @@ from mptvc_latents.config import CodecConfig
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "MAGIC", "VERSION", "BitstreamError", "NotMptvcError", "UnsupportedVersionError", "TruncatedError",
-    "TruncatedHeaderError", "NoCompleteLevelError", "ChecksumError", "HeaderCrcError", "SegmentCrcError",
-    "MalformedHeaderError", "TrailingDataError", "WrongCheckpointError", "Header", "Stream", "StreamInfo",
-    "ReadReport", "Inspection", "write_mptvc", "parse_header", "read_mptvc", "check_checkpoint",
-    "truncate_mptvc", "inspect_mptvc",
+    "MAGIC",
+    "VERSION",
+    "BitstreamError",
+    "NotMptvcError",
+    "UnsupportedVersionError",
+    "TruncatedError",
+    "TruncatedHeaderError",
+    "NoCompleteLevelError",
+    "ChecksumError",
+    "HeaderCrcError",
+    "SegmentCrcError",
+    "MalformedHeaderError",
+    "TrailingDataError",
+    "WrongCheckpointError",
+    "Header",
+    "Stream",
+    "StreamInfo",
+    "ReadReport",
+    "Inspection",
+    "write_mptvc",
+    "parse_header",
+    "read_mptvc",
+    "check_checkpoint",
+    "truncate_mptvc",
+    "inspect_mptvc",
 ]
 
 MAGIC = b"\x89MPTVC\r\n"
@@ -554,16 +574,33 @@ class Inspection:
         for k, (size, end) in enumerate(zip(h.level_sizes(), h.level_ends())):
             z, y = (sum(pair[j] for pair in h.segment_sizes[k]) for j in (0, 1))
             levels.append(
-                {"level": k, "bytes": size, "z_bytes": z, "y_bytes": y, "prefix_bytes": end,
-                 "prefix_bpp": 8 * end / pixels, "complete": k < self.levels_complete}
+                {
+                    "level": k,
+                    "bytes": size,
+                    "z_bytes": z,
+                    "y_bytes": y,
+                    "prefix_bytes": end,
+                    "prefix_bpp": 8 * end / pixels,
+                    "complete": k < self.levels_complete,
+                }
             )
         return {
-            "file": self.name, "file_bytes": self.file_bytes, "version": h.version, "header_bytes": h.size,
-            "width": i.width, "height": i.height, "frames": i.frames, "fps": i.fps,
+            "file": self.name,
+            "file_bytes": self.file_bytes,
+            "version": h.version,
+            "header_bytes": h.size,
+            "width": i.width,
+            "height": i.height,
+            "frames": i.frames,
+            "fps": i.fps,
             "padding": {"t": i.padding.t, "h": i.padding.h, "w": i.padding.w},
-            "scenes": int(len(np.unique(i.scene_ids))), "config_name": h.config.get("name"),
-            "chunks": h.num_chunks, "digest": h.digest, "levels_total": h.num_levels,
-            "levels_complete": self.levels_complete, "truncated": self.file_bytes < h.level_ends()[-1],
+            "scenes": int(len(np.unique(i.scene_ids))),
+            "config_name": h.config.get("name"),
+            "chunks": h.num_chunks,
+            "digest": h.digest,
+            "levels_total": h.num_levels,
+            "levels_complete": self.levels_complete,
+            "truncated": self.file_bytes < h.level_ends()[-1],
             "levels": levels,
         }
 

@@ -88,7 +88,9 @@ class MptvcTokensConfig(datasets.BuilderConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if (self.videos is None) == (self.store is None):
-            raise ValueError("Give either videos (files, folders or globs) or an existing token store, not both or neither.")
+            raise ValueError(
+                "Give either videos (files, folders or globs) or an existing token store, not both or neither."
+            )
         if self.store is not None:
             available = self._resolve_store()
         else:

@@ -69,7 +69,7 @@ def temporal_positions(
             f"scene_ids covers {ids.shape[-1]} frames but {num_tokens_t} temporal tokens of {patch_t} frames "
             f"need at least {needed}."
         )
-    first_frames = ids[..., : needed : patch_t].to(torch.float64)  # (..., T')
+    first_frames = ids[..., :needed:patch_t].to(torch.float64)  # (..., T')
     return tau.to(first_frames.device) + first_frames * theta_jump
 
 

@@ -167,4 +167,3 @@ class FSQ(nn.Module):
         levels = self._per_channel(self.levels, symbols.ndim)
         if bool((symbols.to(torch.int64) < 0).any()) or bool((symbols.to(torch.int64) >= levels).any()):
             raise ValueError(f"symbols must lie in [0, L_c - 1] per channel for levels {self.config.levels}.")
-

@@ -4,8 +4,6 @@
 it back to video, ``TokenStore`` reads and writes clips, ``TokenDataset`` feeds them to torch.
 """
 
-from mptvc_latents.store.dataset import TokenDataset
-from mptvc_latents.store.engine import TokenizeSummary, detokenize, find_sources, tokenize
 from mptvc_latents.formats.token_store import (
     FORMAT,
     VERSION,
@@ -16,6 +14,8 @@ from mptvc_latents.formats.token_store import (
     file_sha256,
     weights_digest,
 )
+from mptvc_latents.store.dataset import TokenDataset
+from mptvc_latents.store.engine import TokenizeSummary, detokenize, find_sources, tokenize
 
 __all__ = [
     "FORMAT",
@@ -32,4 +32,3 @@ __all__ = [
     "tokenize",
     "weights_digest",
 ]
-

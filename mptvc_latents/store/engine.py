@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-
 from mptvc_latents.formats.token_store import ClipMeta, TokenStore, clip_key, file_sha256
 from mptvc_latents.video import VIDEO_SUFFIXES, write_frames
 
@@ -32,7 +31,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 __all__ = ["Source", "TokenizeSummary", "detokenize", "find_sources", "tokenize"]
-
 
 
 @dataclass(frozen=True)
@@ -87,7 +85,9 @@ def find_sources(sources: Iterable[str | Path]) -> tuple[list[Source], list[tupl
         else:
             pairs = []
         if not pairs:
-            missing.append((arg, "no such file or folder" if not glob.has_magic(arg) else "the pattern matches no file"))
+            missing.append(
+                (arg, "no such file or folder" if not glob.has_magic(arg) else "the pattern matches no file")
+            )
         for p, key in pairs:
             found.setdefault(p.resolve(), Source(p.resolve(), key))
     return list(found.values()), missing
@@ -121,7 +121,9 @@ def _tokenize_one(path: str, key: str, sha256: str, levels: int) -> tuple[str, i
     return key, int(clip.frames.shape[0]), None
 
 
-def _run_local(jobs: list[tuple], model: MPTVC, store_path: Path, workers: int) -> Iterator[tuple[str, int, str | None]]:
+def _run_local(
+    jobs: list[tuple], model: MPTVC, store_path: Path, workers: int
+) -> Iterator[tuple[str, int, str | None]]:
     """Results of ``_tokenize_one`` over ``jobs`` as they finish: in this process, or in ``workers`` spawned ones."""
     if workers <= 1:
         _init_worker(model, str(store_path), None)

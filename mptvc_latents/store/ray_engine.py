@@ -29,7 +29,7 @@ import numpy as np
 import ray
 import ray.data
 
-from mptvc_latents.store.engine import _init_worker, _tokenize_one, _WORKER
+from mptvc_latents.store.engine import _WORKER, _init_worker, _tokenize_one
 
 if TYPE_CHECKING:
     from mptvc_latents.codec import MPTVC

@@ -88,7 +88,11 @@ class ClipSampler:
     """
 
     def __init__(self, videos: list[Video], frames: int, height: int, width: int, seed: int = 0) -> None:
-        self.videos = [v for v in videos if v.frames.shape[0] >= frames and v.frames.shape[1] >= height and v.frames.shape[2] >= width]
+        self.videos = [
+            v
+            for v in videos
+            if v.frames.shape[0] >= frames and v.frames.shape[1] >= height and v.frames.shape[2] >= width
+        ]
         if not self.videos:
             raise ValueError(f"No training video is at least {frames} frames of {height}x{width}.")
         self.frames, self.height, self.width = frames, height, width

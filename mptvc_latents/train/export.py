@@ -50,7 +50,9 @@ def export_checkpoint(src: str | Path, dst: str | Path, card: dict | None = None
     if inference:
         allowed = {"tile", "tile_overlap", "chunk_frames"}
         if set(inference) - allowed:
-            raise ValueError(f"Only {sorted(allowed)} can be changed at export, not {sorted(set(inference) - allowed)}.")
+            raise ValueError(
+                f"Only {sorted(allowed)} can be changed at export, not {sorted(set(inference) - allowed)}."
+            )
         tuned = MPTVC(dataclasses.replace(model.config, **inference))
         tuned.load_state_dict(model.state_dict(), strict=True)
         model = tuned
@@ -71,5 +73,10 @@ def export_checkpoint(src: str | Path, dst: str | Path, card: dict | None = None
     shutil.rmtree(dst, ignore_errors=True)
     tmp.rename(dst)
     check = MPTVC.load(dst)  # strict round trip in fp32
-    log.info("exported %s (%d parameters, digest %s)", dst, sum(p.numel() for p in check.parameters()), check.tables_digest()[:12])
+    log.info(
+        "exported %s (%d parameters, digest %s)",
+        dst,
+        sum(p.numel() for p in check.parameters()),
+        check.tables_digest()[:12],
+    )
     return dst

@@ -200,7 +200,9 @@ class Trainer:
         self.model.save_pretrained(tmp)
         seed = int(self.sampler.rng.integers(0, 2**62))
         self.sampler.rng = np.random.default_rng(seed)
-        torch.save({"optimizer": self.optimizer.state_dict(), "step": self.step, "sampler_seed": seed}, tmp / "trainer.pt")
+        torch.save(
+            {"optimizer": self.optimizer.state_dict(), "step": self.step, "sampler_seed": seed}, tmp / "trainer.pt"
+        )
         final = self.run / "checkpoint"
         old = self.run / "checkpoint.old"
         shutil.rmtree(old, ignore_errors=True)
