@@ -10,7 +10,7 @@ PIP := $(PY) -m pip
 FUZZ_SECONDS ?= 20
 RUST_SOURCES := $(wildcard coder_ext/src/*.rs) coder_ext/Cargo.toml pyproject.toml
 
-.PHONY: setup demo test test-rust test-python fuzz bench clean
+.PHONY: setup demo test test-rust lint-rust test-python fuzz bench clean
 
 setup: $(VENV)/.installed
 
@@ -29,6 +29,15 @@ test: setup fuzz test-rust test-python
 
 test-rust:
 	cd coder_ext && cargo test --release --locked
+
+# clippy (warnings are errors) and rustfmt over the crate, with and without the Python
+# bindings, and over the fuzz targets (their own workspace).
+lint-rust:
+	cd coder_ext && cargo fmt --check
+	cd coder_ext && cargo clippy --locked --all-targets -- -D warnings
+	cd coder_ext && cargo clippy --locked --all-targets --features python -- -D warnings
+	cd coder_ext/fuzz && cargo fmt --check
+	cd coder_ext/fuzz && cargo clippy --locked --all-targets -- -D warnings
 
 # atheris drives tests/fuzz_bitstream.py (run by tests/test_bitstream.py); without it the script
 # falls back to pure-Python mutations, so a failed install does not stop the tests.

@@ -24,7 +24,11 @@ fn main() {
         for si in 0..n_scales {
             for mi in 0..n_means {
                 let scale = (0.3f64.ln() + (8.0f64 / 0.3).ln() * si as f64 / (n_scales - 1) as f64).exp();
-                let mean = if n_means == 1 { 0.0 } else { lo as f64 + (alphabet - 1) as f64 * mi as f64 / (n_means - 1) as f64 };
+                let mean = if n_means == 1 {
+                    0.0
+                } else {
+                    lo as f64 + (alphabet - 1) as f64 * mi as f64 / (n_means - 1) as f64
+                };
                 let pmf: Vec<f64> = (lo..lo + alphabet)
                     .map(|v| erf_cdf((v as f64 + 0.5 - mean) / scale) - erf_cdf((v as f64 - 0.5 - mean) / scale))
                     .collect();

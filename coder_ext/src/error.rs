@@ -22,10 +22,9 @@ pub enum CoderError {
 impl fmt::Display for CoderError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CoderError::LengthMismatch { what, expected, got } => write!(
-                f,
-                "The lengths do not match: {what} has {got} entries but {expected} were expected."
-            ),
+            CoderError::LengthMismatch { what, expected, got } => {
+                write!(f, "The lengths do not match: {what} has {got} entries but {expected} were expected.")
+            }
             CoderError::IndexOutOfRange { position, index, n_tables } => write!(
                 f,
                 "The table index {index} at position {position} is out of range: the bank has \

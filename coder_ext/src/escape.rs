@@ -26,7 +26,7 @@ pub fn to_raw(v: i64, max_value: u32) -> u64 {
 #[inline]
 pub fn from_raw(raw: u64, max_value: u32) -> i64 {
     if raw & 1 == 1 {
-        -(((raw + 1) / 2) as i64)
+        -(raw.div_ceil(2) as i64)
     } else {
         (raw / 2) as i64 + max_value as i64
     }

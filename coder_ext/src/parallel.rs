@@ -24,9 +24,10 @@ fn with_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> Result<R>
         match pools.get(&threads) {
             Some(p) => p.clone(),
             None => {
-                let p = ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| CoderError::InvalidArgument {
-                    reason: format!("A pool of {threads} threads could not be started: {e}."),
-                })?;
+                let p =
+                    ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| CoderError::InvalidArgument {
+                        reason: format!("A pool of {threads} threads could not be started: {e}."),
+                    })?;
                 let p = Arc::new(p);
                 pools.insert(threads, p.clone());
                 p
@@ -92,19 +93,14 @@ pub fn decode_streams(
         rest = tail;
     }
     with_pool(threads, || {
-        parts
-            .into_par_iter()
-            .zip(ranges)
-            .zip(streams.par_iter())
-            .enumerate()
-            .try_for_each(|(k, ((part, r), data))| {
-                rans::decode_into(tables, data, &indexes[r], part).map_err(|e| match e {
-                    CoderError::Truncated { .. } | CoderError::Corrupt { .. } => CoderError::Corrupt {
-                        reason: format!("stream {k} could not be decoded ({e})"),
-                    },
-                    other => other,
-                })
+        parts.into_par_iter().zip(ranges).zip(streams.par_iter()).enumerate().try_for_each(|(k, ((part, r), data))| {
+            rans::decode_into(tables, data, &indexes[r], part).map_err(|e| match e {
+                CoderError::Truncated { .. } | CoderError::Corrupt { .. } => {
+                    CoderError::Corrupt { reason: format!("stream {k} could not be decoded ({e})") }
+                }
+                other => other,
             })
+        })
     })??;
     Ok(out)
 }

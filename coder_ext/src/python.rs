@@ -46,7 +46,8 @@ fn to_sizes(sizes: Vec<i64>) -> PyResult<Vec<usize>> {
     sizes
         .into_iter()
         .map(|s| {
-            usize::try_from(s).map_err(|_| PyValueError::new_err(format!("A stream size is negative ({s}); sizes count symbols.")))
+            usize::try_from(s)
+                .map_err(|_| PyValueError::new_err(format!("A stream size is negative ({s}); sizes count symbols.")))
         })
         .collect()
 }
@@ -103,8 +104,7 @@ impl PyCdfTables {
     ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
         let sizes = to_sizes(stream_sizes)?;
         let (s, ix) = (flat(&symbols), flat(&indexes));
-        let streams =
-            py.detach(|| parallel::encode_streams(&self.inner, &s, &ix, &sizes, num_threads)).map_err(err)?;
+        let streams = py.detach(|| parallel::encode_streams(&self.inner, &s, &ix, &sizes, num_threads)).map_err(err)?;
         Ok(streams.iter().map(|b| PyBytes::new(py, b)).collect())
     }
 
@@ -121,8 +121,7 @@ impl PyCdfTables {
         let sizes = to_sizes(stream_sizes)?;
         let ix = flat(&indexes);
         let views: Vec<&[u8]> = streams.iter().map(|b| &b[..]).collect();
-        let out =
-            py.detach(|| parallel::decode_streams(&self.inner, &views, &ix, &sizes, num_threads)).map_err(err)?;
+        let out = py.detach(|| parallel::decode_streams(&self.inner, &views, &ix, &sizes, num_threads)).map_err(err)?;
         Ok(out.into_pyarray(py))
     }
 
@@ -159,9 +158,8 @@ impl PyStreamDecoder {
     /// Decode the next symbol with table `index` of `tables`; on an error nothing is consumed.
     fn decode(&mut self, tables: PyRef<'_, PyCdfTables>, index: i64) -> PyResult<i32> {
         let position = self.inner.position();
-        let index = i32::try_from(index).map_err(|_| {
-            err(CoderError::IndexOutOfRange { position, index, n_tables: tables.inner.len() })
-        })?;
+        let index = i32::try_from(index)
+            .map_err(|_| err(CoderError::IndexOutOfRange { position, index, n_tables: tables.inner.len() }))?;
         self.inner.decode(&tables.inner, index).map_err(err)
     }
 

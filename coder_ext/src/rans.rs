@@ -113,7 +113,9 @@ pub(crate) fn split_stream(data: &[u8]) -> Result<(&[u8], &[u8])> {
     }
     let (payload, words) = rest.split_at(n_escape as usize);
     if words.len() % 4 != 0 {
-        return Err(CoderError::Corrupt { reason: format!("the rANS part has {} bytes, not whole 32-bit words", words.len()) });
+        return Err(CoderError::Corrupt {
+            reason: format!("the rANS part has {} bytes, not whole 32-bit words", words.len()),
+        });
     }
     Ok((payload, words))
 }
@@ -170,7 +172,8 @@ impl<'a> Decoder<'a> {
             return Ok(s as i32 + meta.offset);
         }
         let v = from_raw(self.escapes.get_gamma()?, meta.max_value) + meta.offset as i64;
-        i32::try_from(v).map_err(|_| CoderError::Corrupt { reason: format!("an escaped value {v} does not fit in 32 bits") })
+        i32::try_from(v)
+            .map_err(|_| CoderError::Corrupt { reason: format!("an escaped value {v} does not fit in 32 bits") })
     }
 
     /// After the last symbol: every state back at `2^31`, every word read, every escape
@@ -180,7 +183,9 @@ impl<'a> Decoder<'a> {
             return Err(CoderError::Corrupt { reason: "the decoder did not end in the initial state".into() });
         }
         if self.pos != self.n_words {
-            return Err(CoderError::Corrupt { reason: format!("{} rANS words were left unread", self.n_words - self.pos) });
+            return Err(CoderError::Corrupt {
+                reason: format!("{} rANS words were left unread", self.n_words - self.pos),
+            });
         }
         if !self.escapes.all_used() {
             return Err(CoderError::Corrupt { reason: "escape payload bytes were left unread".into() });
@@ -217,7 +222,9 @@ fn decode_into_generic(tables: &CdfTables, data: &[u8], indexes: &[i32], out: &m
     let [mut x0, mut x1, mut x2, mut x3] = dec.initial_states()?;
     let n = indexes.len();
     let n_full = n - n % N_STATES;
-    for ((b, ix), o) in (0..n_full).step_by(N_STATES).zip(indexes.chunks_exact(N_STATES)).zip(out.chunks_exact_mut(N_STATES)) {
+    for ((b, ix), o) in
+        (0..n_full).step_by(N_STATES).zip(indexes.chunks_exact(N_STATES)).zip(out.chunks_exact_mut(N_STATES))
+    {
         o[0] = dec.get(tables, &mut x0, b, ix[0])?;
         o[1] = dec.get(tables, &mut x1, b + 1, ix[1])?;
         o[2] = dec.get(tables, &mut x2, b + 2, ix[2])?;

@@ -48,7 +48,8 @@ impl StepDecoder {
         };
         let words_start = data.len() - n_words_bytes;
         let payload_start = words_start - payload_len;
-        let mut dec = StepDecoder { data, payload_start, words_start, word_pos: 0, escape_bit: 0, x: [0; N_STATES], position: 0 };
+        let mut dec =
+            StepDecoder { data, payload_start, words_start, word_pos: 0, escape_bit: 0, x: [0; N_STATES], position: 0 };
         let mut inner = dec.decoder();
         let x = inner.initial_states()?;
         dec.word_pos = inner.pos;

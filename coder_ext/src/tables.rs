@@ -93,7 +93,7 @@ pub struct CdfTables {
 
 impl EncSymbol {
     fn new(start: u32, freq: u32) -> Self {
-        debug_assert!(freq >= 1 && freq <= TOTAL && start + freq <= TOTAL);
+        debug_assert!((1..=TOTAL).contains(&freq) && start + freq <= TOTAL);
         let cmpl_freq = (TOTAL - freq) as u16;
         if freq == 1 {
             // mulhi(x, 2^64 - 1) = x - 1 for x >= 1, so x' = x + start + TOTAL - 1 + (x - 1)(TOTAL - 1)
@@ -147,7 +147,10 @@ impl CdfTables {
             }
             let row = &cdfs[t * max_len..t * max_len + len as usize];
             if row[0] != 0 {
-                return Err(CoderError::InvalidCdf { table: t, reason: format!("it starts at {} instead of 0", row[0]) });
+                return Err(CoderError::InvalidCdf {
+                    table: t,
+                    reason: format!("it starts at {} instead of 0", row[0]),
+                });
             }
             if row[row.len() - 1] != TOTAL as i32 {
                 return Err(CoderError::InvalidCdf {
@@ -194,7 +197,8 @@ impl CdfTables {
                 enc.push(EncSymbol::new(start, freq));
                 dec.push(DecSymbol::new(start, freq));
             }
-            let lanes: Vec<u16> = std::iter::repeat_n(0, n_pad).chain(row[1..n_sym].iter().map(|&c| c as u16)).collect();
+            let lanes: Vec<u16> =
+                std::iter::repeat_n(0, n_pad).chain(row[1..n_sym].iter().map(|&c| c as u16)).collect();
             search.extend(lanes.chunks_exact(LANES).map(|c| <[u16; LANES]>::try_from(c).unwrap()));
         }
         CdfTables { meta, enc, dec, search, cdfs }

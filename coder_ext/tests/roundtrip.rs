@@ -174,10 +174,14 @@ proptest! {
     }
 }
 
+/// A bank that `CdfTables::new` must refuse: cdfs, row width, lengths, offsets and a
+/// phrase the error must contain.
+type BadBank = (Vec<i32>, usize, Vec<i32>, Vec<i32>, &'static str);
+
 #[test]
 fn invalid_input_is_a_clear_error() {
     let ok = [0, 10, 65536];
-    let cases: Vec<(Vec<i32>, usize, Vec<i32>, Vec<i32>, &str)> = vec![
+    let cases: Vec<BadBank> = vec![
         (vec![0, 10, 65535], 3, vec![3], vec![0], "ends at 65535"),
         (vec![1, 10, 65536], 3, vec![3], vec![0], "starts at 1"),
         (vec![0, 10, 10, 65536], 4, vec![4], vec![0], "not strictly increasing"),

@@ -11,8 +11,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     // Two tables: a skewed 6-symbol one (escape last) and one that is only the escape.
-    let tables = CdfTables::new(&[0, 3, 30000, 50000, 65000, 65534, 65536, 0, 65536, 0, 0, 0, 0, 0], 7, &[7, 2], &[-2, 5])
-        .unwrap();
+    let tables =
+        CdfTables::new(&[0, 3, 30000, 50000, 65000, 65534, 65536, 0, 65536, 0, 0, 0, 0, 0], 7, &[7, 2], &[-2, 5])
+            .unwrap();
     let n = data[0] as usize * 4 + (data[1] as usize & 3);
     let indexes: Vec<i32> = (0..n).map(|i| ((i * 7 + data[1] as usize) % 3 == 0) as i32).collect();
     let stream = &data[2..];
