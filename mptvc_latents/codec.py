@@ -4,12 +4,15 @@ Data flow of one chunk of ``chunk_frames`` frames (K pyramid levels, Burt & Adel
 FSQ, Mentzer et al. 2023; scale hyperprior, Ballé et al. 2018)::
 
     uint8 (T, H, W, 3) -> x in [-1, 1] (1, 3, T, H, W), padded -> Gaussian levels G_0 .. G_{K-1}
-    for k in 0 .. K-1:                                 (context_k = up(x_hat_{k-1}), none for k = 0)
+    for k in 0 .. K-1:   levels[k] is a PyramidLevel (level.py)    (context_k = up(x_hat_{k-1}))
         y_k      = g_a^k(G_k - context_k, context_k)    (1, C_k, T', H', W')
         symbols  = FSQ_k(y_k)                            uint8 in [0, L_k)      -> tokens / zarr
         z_k, scales_hat_k = hyperprior_k(y_k)            -> rANS segments (z, y) -> .mptvc
         x_hat_k  = context_k + g_s^k(codes_k, context_k, h_{k-1})
     decode(k_max) runs g_s^0 .. g_s^{k_max} and upsamples x_hat_{k_max} to full resolution.
+
+One loop (``_code_chunk``) walks the levels for every inference path: the encoder takes each
+level's symbols from ``analyze``, the decoder from the tokens or from ``decompress``.
 
 Level k's encoder codes what the decoder of the levels below it got wrong (closed loop),
 so any prefix of levels decodes on its own: the Matryoshka property. Frames larger than
@@ -19,10 +22,9 @@ partition of unity (``tiling.py``). Chunks are independent.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import logging
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -30,22 +32,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from huggingface_hub import PyTorchModelHubMixin
 from torch import Tensor, nn
 
-from mptvc_latents.config import CodecConfig, FSQConfig, PyramidConfig
-from mptvc_latents.entropy.hyperprior import ScaleHyperprior
+from mptvc_latents.config import CodecConfig
+from mptvc_latents.hub import StrictHubMixin
 from mptvc_latents.layers.rope3d import temporal_positions
-from mptvc_latents.level import LevelAnalysis, LevelSynthesis
-from mptvc_latents.pyramid import LaplacianPyramid, up, upsample
-from mptvc_latents.quantization.fsq import FSQ
+from mptvc_latents.level import LevelDecoded, PyramidLevel, Runner
+from mptvc_latents.pretrained import default_checkpoint_dir
+from mptvc_latents.pyramid import LaplacianPyramid, upsample
 from mptvc_latents.scenes import detect_scene_cuts
 from mptvc_latents.tiling import run_tiled
 from mptvc_latents.types import Compressed, Padding, Tokens, VideoInfo
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MPTVC", "CodecOutput", "VideoInfo", "Tokens", "Compressed"]
+__all__ = ["MPTVC", "CodecOutput", "format1_name", "format2_name"]
 
 
 @dataclass
@@ -60,6 +61,8 @@ class CodecOutput:
 
 
 Progress = Callable[[int], object]
+SymbolSource = Callable[[int, LevelDecoded | None], Tensor]
+"""Gives level k's symbols ``(1, C_k, T', H', W')`` of a chunk, knowing the decoded level below."""
 
 
 def _ticking(chunks: list[slice], progress: Progress | None) -> Iterator[slice]:
@@ -74,29 +77,50 @@ def _encode_config(config: CodecConfig) -> dict:
     return config.to_dict()
 
 
+# Checkpoint names: format 1 (up to 0.1.0) kept a level in four parallel ModuleLists
+# (``g_a.0.*``, ``fsq.0.*``, ``hyperprior.0.*``, ``g_s.0.*``); format 2 keeps one module per level
+# (``levels.0.g_a.*``, ...). Old checkpoints load through this map; the digests name tensors
+# by their format-1 names so that files and stores written before keep their digests.
+_PARTS = "g_a|g_s|fsq|hyperprior"
+_FORMAT1_KEY = re.compile(rf"^({_PARTS})\.(\d+)\.(.+)$")
+_FORMAT2_KEY = re.compile(rf"^levels\.(\d+)\.({_PARTS})\.(.+)$")
+
+
+def format2_name(name: str) -> str:
+    """The current state-dict name of a tensor saved under a format-1 name (others unchanged)."""
+    m = _FORMAT1_KEY.match(name)
+    return f"levels.{m[2]}.{m[1]}.{m[3]}" if m else name
+
+
+def format1_name(name: str) -> str:
+    """The format-1 name of a current state-dict name (the inverse of :func:`format2_name`)."""
+    m = _FORMAT2_KEY.match(name)
+    return f"{m[2]}.{m[1]}.{m[3]}" if m else name
+
+
 class MPTVC(
     nn.Module,
-    PyTorchModelHubMixin,
+    StrictHubMixin,
     library_name="mptvc-latents",
     tags=["video", "compression", "tokenizer"],
     coders={CodecConfig: (_encode_config, CodecConfig.from_dict)},
 ):
-    """The MPT-VC codec. Build it from a :class:`CodecConfig` (see ``presets.py``)."""
+    """The MPT-VC codec: K :class:`PyramidLevel` modules. Build it from a :class:`CodecConfig`
+    (see ``presets.py``), or load one with ``MPTVC.from_pretrained(folder)`` (default: the
+    checkpoint shipped in the package)."""
 
     def __init__(self, config: CodecConfig) -> None:
         super().__init__()
         if isinstance(config, dict):
             config = CodecConfig.from_dict(config)
         self.config = config
-        k = config.num_levels
-        self.pyramid = LaplacianPyramid(PyramidConfig(levels=k))
-        self.g_a = nn.ModuleList(LevelAnalysis(config, i) for i in range(k))
-        self.g_s = nn.ModuleList(LevelSynthesis(config, i) for i in range(k))
-        self.fsq = nn.ModuleList(FSQ(FSQConfig(levels=(l.fsq_levels,) * l.latent_channels)) for l in config.levels)
-        self.hyperprior = nn.ModuleList(
-            ScaleHyperprior(l.hyperprior, latent_channels=l.latent_channels, fsq_levels=l.fsq_levels)
-            for l in config.levels
-        )
+        self.pyramid = LaplacianPyramid(config.pyramid)
+        self.levels = nn.ModuleList(PyramidLevel(config, k) for k in range(config.num_levels))
+        self._register_load_state_dict_pre_hook(_rename_format1_keys)
+
+    @classmethod
+    def default_checkpoint_dir(cls) -> Path:
+        return default_checkpoint_dir()
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -111,9 +135,13 @@ class MPTVC(
 
     def parameter_counts(self) -> dict[str, int]:
         """Trainable parameters of the backbone (g_a, g_s) and the entropy model (hyperpriors)."""
-        backbone = sum(p.numel() for m in (self.g_a, self.g_s) for p in m.parameters())
-        entropy = sum(p.numel() for p in self.hyperprior.parameters())
+        backbone = sum(p.numel() for level in self.levels for m in (level.g_a, level.g_s) for p in m.parameters())
+        entropy = sum(p.numel() for level in self.levels for p in level.hyperprior.parameters())
         return {"backbone": backbone, "entropy": entropy, "total": backbone + entropy}
+
+    def _named_tensors(self) -> list[tuple[str, Tensor]]:
+        """The state dict under format-1 names, sorted: what the digests are computed over."""
+        return sorted((format1_name(name), t) for name, t in self.state_dict().items())
 
     def tables_digest(self) -> str:
         """sha256 of everything that decides how symbols are entropy-coded: every integer CDF
@@ -121,7 +149,7 @@ class MPTVC(
         decodes only with a checkpoint of the same digest; the tables alone are fixed by the
         config, so they could not tell two checkpoints of one preset apart."""
         h = hashlib.sha256()
-        for name, buf in sorted(self.state_dict().items()):
+        for name, buf in self._named_tensors():
             is_table = buf.dtype in (torch.int32, torch.int64) and name.rsplit(".", 1)[-1] in (
                 "cdfs",
                 "cdf_lengths",
@@ -136,7 +164,7 @@ class MPTVC(
         """sha256 over every tensor (names, dtypes and bytes): identifies the checkpoint that made
         a set of tokens, since the symbols depend on the encoder's weights too."""
         h = hashlib.sha256()
-        for name, tensor in sorted(self.state_dict().items()):
+        for name, tensor in self._named_tensors():
             h.update(name.encode())
             h.update(str(tensor.dtype).encode())
             h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
@@ -148,19 +176,17 @@ class MPTVC(
         Only the weights are cast: ``Module.to`` would also cast the RoPE's float64 frequency
         buffers, which must stay float64 (``layers/rope3d.py``).
         """
-        for module in (*self.g_a, *self.g_s):
-            for param in module.transformer.parameters():
-                param.data = param.data.to(dtype)
+        for level in self.levels:
+            for transform in (level.g_a, level.g_s):
+                for param in transform.transformer.parameters():
+                    param.data = param.data.to(dtype)
         return self
 
-    def _runner(self):
+    def _runner(self) -> Runner:
         c = self.config
         tile = (c.tile[0] // c.patch, c.tile[1] // c.patch)
         overlap = (c.tile_overlap[0] // c.patch, c.tile_overlap[1] // c.patch)
-        # How far a transformer sees along y and x: tokens that close to a cut tile edge get no weight.
-        depth = max(max(l.encoder_depth, l.decoder_depth) for l in c.levels)
-        margin = (depth * c.radius[1], depth * c.radius[2])
-        return partial(run_tiled, tile=tile, overlap=overlap, margin=margin)
+        return partial(run_tiled, tile=tile, overlap=overlap, margin=c.reach)
 
     def _t_pos(self, frames: int, scene_ids: Tensor | np.ndarray | None) -> Tensor:
         t_pos = temporal_positions(
@@ -191,54 +217,53 @@ class MPTVC(
         k_max = self._check_k_max(k_max, self.num_levels)
         t_pos = self._t_pos(x.shape[2], scene_ids)
         targets = self.pyramid.gaussian(x)
-        out = CodecOutput([], [], [], [])
-        context = coarser = None
+        out = CodecOutput([], targets[: k_max + 1], [], [])
+        coarser: LevelDecoded | None = None
         for k in range(k_max + 1):
-            target = targets[k] if k == 0 else targets[k] - context
-            y = self.g_a[k](target, context, t_pos)
-            q = self.fsq[k](y)
-            hp = self.hyperprior[k](self.fsq[k].bound(y), q.symbols)
-            residual, coarser = self.g_s[k](q.codes, context, coarser, t_pos)
-            recon = residual if k == 0 else context + residual
-            out.recon.append(recon)
-            out.targets.append(targets[k])
-            out.bits_y.append(hp.bits_y)
-            out.bits_z.append(hp.bits_z)
-            context = up(recon)
+            level_out = self.levels[k](targets[k], coarser, t_pos)
+            coarser = level_out.decoded
+            out.recon.append(coarser.x_hat)
+            out.bits_y.append(level_out.bits_y)
+            out.bits_z.append(level_out.bits_z)
         return out
 
     # ------------------------------------------------------------------ inference on one chunk
 
     @torch.no_grad()
-    def _analyze(self, x: Tensor, t_pos: Tensor, levels: int) -> tuple[list[Tensor], list[Tensor]]:
-        """Closed-loop analysis of a padded chunk: per level the uint8 symbols and bounded y."""
+    def _code_chunk(
+        self, t_pos: Tensor, levels: int, symbols_of: SymbolSource, reconstruct: bool = True
+    ) -> Tensor | None:
+        """Walk levels ``0 .. levels-1`` of one padded chunk: ``symbols_of(k, coarser)`` gives
+        level k's symbols (the encoder analyzes, the decoder reads them), and each level is
+        decoded for the next one. With ``reconstruct`` the last level is decoded too and the
+        chunk is returned at full resolution ``(1, 3, T, H, W)``; without, nothing is returned."""
         runner = self._runner()
-        targets = self.pyramid.gaussian(x)
-        symbols, bounds = [], []
-        context = coarser = None
+        coarser: LevelDecoded | None = None
         for k in range(levels):
-            target = targets[k] if k == 0 else targets[k] - context
-            y = self.g_a[k](target, context, t_pos, runner)
-            q = self.fsq[k](y)
-            symbols.append(q.symbols)
-            bounds.append(self.fsq[k].bound(y))
-            if k + 1 < levels:
-                residual, coarser = self.g_s[k](q.codes, context, coarser, t_pos, runner)
-                context = up(residual if k == 0 else context + residual)
-        return symbols, bounds
+            symbols = symbols_of(k, coarser)
+            if k + 1 < levels or reconstruct:
+                coarser = self.levels[k].synthesize(symbols, coarser, t_pos, runner)
+        if not reconstruct:
+            return None
+        assert coarser is not None
+        return upsample(coarser.x_hat, self.num_levels - levels)
 
-    @torch.no_grad()
-    def _synthesize(self, symbols: list[Tensor], t_pos: Tensor) -> Tensor:
-        """Reconstruct a padded chunk at full resolution from the symbols of levels 0 .. len(symbols)-1."""
+    def _analyze(self, x: Tensor, t_pos: Tensor) -> tuple[list[Tensor], list[Tensor]]:
+        """Closed-loop analysis of one padded chunk ``x (1, 3, T, H, W)``: per level the uint8
+        symbols and the bounded latents the entropy model reads, ``(1, C_k, T', H', W')``."""
+        targets = self.pyramid.gaussian(x)
         runner = self._runner()
-        context = coarser = recon = None
-        for k, s in enumerate(symbols):
-            codes = self.fsq[k].symbols_to_codes(s)
-            residual, coarser = self.g_s[k](codes, context, coarser, t_pos, runner)
-            recon = residual if k == 0 else context + residual
-            context = up(recon)
-        assert recon is not None
-        return upsample(recon, self.num_levels - len(symbols))
+        symbols: list[Tensor] = []
+        bounds: list[Tensor] = []
+
+        def analyze(k: int, coarser: LevelDecoded | None) -> Tensor:
+            s, b = self.levels[k].analyze(targets[k], coarser, t_pos, runner)
+            symbols.append(s)
+            bounds.append(b)
+            return s
+
+        self._code_chunk(t_pos, self.num_levels, analyze, reconstruct=False)
+        return symbols, bounds
 
     # ------------------------------------------------------------------ whole videos
 
@@ -282,9 +307,9 @@ class MPTVC(
         per_level: list[list[np.ndarray]] = [[] for _ in range(self.num_levels)]
         for chunk in _ticking(self._chunks(info), progress):
             t_pos = self._t_pos(chunk.stop - chunk.start, info.scene_ids[chunk])
-            symbols, _ = self._analyze(x[:, :, chunk], t_pos, self.num_levels)
+            symbols, _ = self._analyze(x[:, :, chunk], t_pos)
             for k, s in enumerate(symbols):
-                per_level[k].append(s[0].permute(1, 2, 3, 0).cpu().numpy())  # (T', H', W', C_k)
+                per_level[k].append(s[0].permute(1, 2, 3, 0).cpu().numpy())  # (C_k, T', H', W') -> (T', H', W', C_k)
         return Tokens([np.concatenate(chunks) for chunks in per_level], info)
 
     @torch.no_grad()
@@ -296,13 +321,12 @@ class MPTVC(
         for chunk in _ticking(self._chunks(info), progress):
             t_pos = self._t_pos(chunk.stop - chunk.start, info.scene_ids[chunk])
             grid = slice(chunk.start // pt, chunk.stop // pt)
-            symbols = [
-                torch.from_numpy(np.ascontiguousarray(s[grid]))
-                .to(self.device)
-                .permute(3, 0, 1, 2)[None]  # (1, C_k, T', H', W')
-                for s in tokens.symbols[: k_max + 1]
-            ]
-            out.append(self._synthesize(symbols, t_pos))
+
+            def stored(k: int, coarser: LevelDecoded | None, grid: slice = grid) -> Tensor:
+                s = np.ascontiguousarray(tokens.symbols[k][grid])  # (T', H', W', C_k)
+                return torch.from_numpy(s).to(self.device).permute(3, 0, 1, 2)[None]  # (1, C_k, T', H', W')
+
+            out.append(self._code_chunk(t_pos, k_max + 1, stored))
         return self._finish(torch.cat(out, dim=2), info)
 
     @torch.no_grad()
@@ -312,9 +336,9 @@ class MPTVC(
         segments: list[list[tuple[bytes, bytes]]] = [[] for _ in range(self.num_levels)]
         for chunk in _ticking(self._chunks(info), progress):
             t_pos = self._t_pos(chunk.stop - chunk.start, info.scene_ids[chunk])
-            symbols, bounds = self._analyze(x[:, :, chunk], t_pos, self.num_levels)
-            for k in range(self.num_levels):
-                segments[k].append(self.hyperprior[k].compress(bounds[k], symbols[k]))
+            symbols, bounds = self._analyze(x[:, :, chunk], t_pos)
+            for k, level in enumerate(self.levels):
+                segments[k].append(level.compress(bounds[k], symbols[k]))
         return Compressed(segments, info)
 
     def latent_shape(self, k: int, info: VideoInfo, chunk: slice) -> tuple[int, int, int, int]:
@@ -333,11 +357,11 @@ class MPTVC(
         out = []
         for c, chunk in enumerate(_ticking(self._chunks(info), progress)):
             t_pos = self._t_pos(chunk.stop - chunk.start, info.scene_ids[chunk])
-            symbols = [
-                self.hyperprior[k].decompress(*compressed.segments[k][c], self.latent_shape(k, info, chunk))
-                for k in range(k_max + 1)
-            ]
-            out.append(self._synthesize(symbols, t_pos))
+
+            def decoded(k: int, coarser: LevelDecoded | None, c: int = c, chunk: slice = chunk) -> Tensor:
+                return self.levels[k].decompress(compressed.segments[k][c], self.latent_shape(k, info, chunk))
+
+            out.append(self._code_chunk(t_pos, k_max + 1, decoded))
         return self._finish(torch.cat(out, dim=2), info)
 
     def _check_k_max(self, k_max: int | None, available: int) -> int:
@@ -349,25 +373,10 @@ class MPTVC(
             )
         return k_max
 
-    # ------------------------------------------------------------------ loading
 
-    @classmethod
-    def load(cls, path: str | Path, map_location: str = "cpu") -> MPTVC:
-        """Load a hub-style folder (config.json + model.safetensors) from disk, strictly, never unpickling."""
-        path = Path(path)
-        if not (path / "model.safetensors").is_file() or not (path / "config.json").is_file():
-            raise ValueError(
-                f"{str(path)!r} is not a checkpoint folder: it needs config.json and model.safetensors "
-                f"(save one with MPTVC.save_pretrained)."
-            )
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):  # huggingface_hub prints "Loading weights ..."
-                return cls.from_pretrained(str(path), strict=True, map_location=map_location)
-        except RuntimeError as e:  # missing or unexpected tensors, wrong shapes
-            raise ValueError(f"The checkpoint {str(path)!r} does not match its config: {e}".rstrip(".") + ".") from e
-
-    @classmethod
-    def _from_pretrained(cls, *, strict: bool = True, **kwargs) -> MPTVC:
-        """Make ``from_pretrained`` strict by default too (the mixin's default is ``strict=False``,
-        which would leave missing weights at their random init and ignore unknown ones)."""
-        return super()._from_pretrained(strict=strict, **kwargs)
+def _rename_format1_keys(state_dict: dict[str, Tensor], prefix: str, *args: object) -> None:
+    """``load_state_dict`` pre-hook: rename format-1 tensors (parallel per-part lists) in place."""
+    for name in [n for n in state_dict if n.startswith(prefix)]:
+        new = prefix + format2_name(name[len(prefix) :])
+        if new != name:
+            state_dict[new] = state_dict.pop(name)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -41,6 +42,14 @@ def _require(condition: bool, message: str) -> None:
 
 def _require_positive_int(name: str, value: Any) -> None:
     _require(_is_int(value) and value > 0, f"{name} must be a positive integer, got {value!r}.")
+
+
+def _built(owner: str, fields: str, build: Callable[[], Any]) -> Any:
+    """Build a component config; its ValueError is re-raised naming the owner's fields that caused it."""
+    try:
+        return build()
+    except ValueError as e:
+        raise ValueError(f"{owner} with {fields} cannot build its components: {e}") from None
 
 
 def _require_radius(name: str, value: Any) -> None:
@@ -283,18 +292,6 @@ class AxialTransformerConfig(ConfigBase):
 
 
 @dataclass(frozen=True)
-class PatchConfig(ConfigBase):
-    """Non-overlapping space-time patches: ``patch`` pixels square, ``patch_t`` frames deep."""
-
-    patch: int = 8
-    patch_t: int = 4
-
-    def __post_init__(self) -> None:
-        _require_positive_int("PatchConfig.patch", self.patch)
-        _require_positive_int("PatchConfig.patch_t", self.patch_t)
-
-
-@dataclass(frozen=True)
 class PyramidConfig(ConfigBase):
     """Spatial Laplacian pyramid (Burt & Adelson 1983) with ``levels`` levels (K)."""
 
@@ -412,13 +409,17 @@ class LevelConfig(ConfigBase):
         for name in ("dim", "heads", "latent_channels", "encoder_depth", "decoder_depth"):
             _require_positive_int(f"LevelConfig.{name}", getattr(self, name))
         _require(
-            self.dim % self.heads == 0,
-            f"LevelConfig.dim ({self.dim}) must be divisible by heads ({self.heads}).",
+            isinstance(self.hyperprior, HyperpriorConfig),
+            f"LevelConfig.hyperprior must be a HyperpriorConfig, got {self.hyperprior!r}.",
         )
-        _require(
-            _is_int(self.fsq_levels) and 2 <= self.fsq_levels <= 256,
-            f"LevelConfig.fsq_levels must be an integer in [2, 256], got {self.fsq_levels!r}.",
-        )
+        # The component configs check the rest (FSQ range, head size for the RoPE) with their own rules.
+        _built("LevelConfig", f"fsq_levels={self.fsq_levels!r}", lambda: self.fsq)
+        _built("LevelConfig", f"dim={self.dim}, heads={self.heads}", lambda: AttentionConfig(self.dim, self.heads))
+
+    @property
+    def fsq(self) -> FSQConfig:
+        """The level's quantizer: ``latent_channels`` channels of ``fsq_levels`` values each."""
+        return FSQConfig(levels=(self.fsq_levels,) * self.latent_channels)
 
 
 @dataclass(frozen=True)
@@ -449,7 +450,7 @@ class CodecConfig(ConfigBase):
         _require(
             isinstance(self.levels, tuple)
             and len(self.levels) >= 1
-            and all(isinstance(l, LevelConfig) for l in self.levels),
+            and all(isinstance(level, LevelConfig) for level in self.levels),
             f"CodecConfig.levels must be a non-empty tuple of LevelConfig, got {self.levels!r}.",
         )
         for name in ("patch", "patch_t", "chunk_frames"):
@@ -475,25 +476,65 @@ class CodecConfig(ConfigBase):
         m = self.spatial_multiple
         _require(
             all(t % m == 0 and t > 0 for t in self.tile)
-            and all(o % m == 0 and o < t for o, t in zip(self.tile_overlap, self.tile)),
+            and all(o % m == 0 and o < t for o, t in zip(self.tile_overlap, self.tile, strict=True)),
             f"CodecConfig.tile {self.tile} and tile_overlap {self.tile_overlap} must be multiples of {m} "
             f"with the overlap smaller than the tile.",
         )
+
+        _require(
+            _is_number(self.mlp_ratio) and self.mlp_ratio > 0,
+            f"CodecConfig.mlp_ratio must be a positive number, got {self.mlp_ratio!r}.",
+        )
+        for k, level in enumerate(self.levels):
+            fields = (
+                f"levels[{k}] (dim={level.dim}, heads={level.heads}), radius={self.radius}, "
+                f"theta_base={self.theta_base!r} and theta_jump={self.theta_jump!r}"
+            )
+            _built("CodecConfig", fields, lambda k=k: self.transformer(k, "encoder"))
 
     @property
     def num_levels(self) -> int:
         return len(self.levels)
 
+    @property
+    def pyramid(self) -> PyramidConfig:
+        """The Laplacian pyramid of ``num_levels`` levels."""
+        return PyramidConfig(levels=self.num_levels)
+
     def level_patch(self, k: int) -> int:
         """Spatial patch size of level ``k`` at its own resolution."""
         return self.patch // 2 ** (self.num_levels - 1 - k)
 
+    def rope(self, k: int) -> RoPEConfig:
+        """The 3D RoPE of level ``k``'s attention heads (with the scene phase jump)."""
+        level = self.levels[k]
+        return RoPEConfig(head_dim=level.dim // level.heads, theta_base=self.theta_base, theta_jump=self.theta_jump)
+
+    def transformer(self, k: int, side: str) -> AxialTransformerConfig:
+        """The axial transformer of level ``k``'s ``"encoder"`` (g_a) or ``"decoder"`` (g_s)."""
+        if side not in ("encoder", "decoder"):
+            raise ValueError(f"side must be 'encoder' or 'decoder', got {side!r}.")
+        level = self.levels[k]
+        block = BlockConfig(
+            dim=level.dim, heads=level.heads, mlp_ratio=self.mlp_ratio, radius=self.radius, rope=self.rope(k)
+        )
+        return AxialTransformerConfig(
+            block=block, depth=level.encoder_depth if side == "encoder" else level.decoder_depth
+        )
+
+    @property
+    def reach(self) -> tuple[int, int]:
+        """How far (y, x) in tokens the deepest transformer sees: tokens that close to a cut tile
+        edge get no weight when tiles are blended."""
+        depth = max(max(level.encoder_depth, level.decoder_depth) for level in self.levels)
+        return depth * self.radius[1], depth * self.radius[2]
+
     @property
     def spatial_multiple(self) -> int:
         """Frames are padded to a multiple of this in height and width (patch times hyper merge)."""
-        return self.patch * max(max(l.hyperprior.merge[1:]) for l in self.levels)
+        return self.patch * max(max(level.hyperprior.merge[1:]) for level in self.levels)
 
     @property
     def temporal_multiple(self) -> int:
         """Chunks are padded to a multiple of this many frames."""
-        return self.patch_t * max(l.hyperprior.merge[0] for l in self.levels)
+        return self.patch_t * max(level.hyperprior.merge[0] for level in self.levels)

@@ -1,51 +1,80 @@
-"""The analysis and synthesis transforms of one Matryoshka pyramid level (g_a, g_s).
+"""ONE level of the Matryoshka pyramid: its transforms g_a and g_s, FSQ and its entropy model.
 
-Level k works at resolution 1 / 2^(K-1-k) with spatial patch p_k = p / 2^(K-1-k) and
-temporal patch p_t, so every level has the same token grid (T/p_t, H/p, W/p). Level 0
-codes the coarsest Gaussian level G_0; level k > 0 codes the residual of G_k against
-the upsampled reconstruction of the levels below it (closed loop: the decoder's own
-reconstruction), and both its transforms see that upsampled reconstruction as context:
+Level k works at resolution 1 / 2^(K-1-k) with spatial patch p_k = p / 2^(K-1-k) and temporal
+patch p_t, so every level has the same token grid (T/p_t, H/p, W/p). Level 0 codes the coarsest
+Gaussian level G_0; level k > 0 codes the residual of G_k against the upsampled reconstruction
+of the levels below it (closed loop: the decoder's own reconstruction), and both its transforms
+see that upsampled reconstruction as context::
 
-    g_a:  [patchify(G_k - up(x_hat_{k-1})), patchify(up(x_hat_{k-1}))] -> embed -> AxialTransformer -> y_k
-    g_s:  codes_k -> embed (+ context embed + h_{k-1}) -> AxialTransformer -> h_k -> pixels -> residual_hat_k
-          x_hat_k = up(x_hat_{k-1}) + residual_hat_k
+    context = up(x_hat_{k-1})                                    (none for k = 0)
+    g_a:     [patchify(G_k - context), patchify(context)] -> embed -> AxialTransformer -> y_k
+    FSQ:     y_k -> codes_k in [-1, 1], symbols_k in [0, L_k)
+    entropy: y_k, symbols_k -> bits (training), rANS segments (compress) and back (decompress)
+    g_s:     codes_k -> embed (+ context embed + h_{k-1}) -> AxialTransformer -> h_k -> residual_hat_k
+             x_hat_k = context + residual_hat_k
 
-Token grids are channels-last ``(B, T', H', W', D)`` inside; tensors at the boundaries are
-``(B, C, T, H, W)``.
+Like a CompressAI latent codec, :class:`PyramidLevel` has ``forward`` (training: reconstruction
+and the coder's bits with straight-through gradients), ``analyze`` / ``synthesize`` (symbols and
+pixels, no entropy coding) and ``compress`` / ``decompress`` (symbols <-> bytes). What one level
+hands to the next is a :class:`LevelDecoded`. Token grids are channels-last ``(B, T', H', W', D)``
+inside; tensors at the boundaries are ``(B, C, T, H, W)``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from mptvc_latents.config import AxialTransformerConfig, BlockConfig, CodecConfig, RoPEConfig
+from mptvc_latents.config import CodecConfig
+from mptvc_latents.entropy.hyperprior import ScaleHyperprior
 from mptvc_latents.layers.blocks import AxialTransformer
 from mptvc_latents.patching import patchify, unpatchify
+from mptvc_latents.pyramid import up
+from mptvc_latents.quantization.fsq import FSQ
 
-__all__ = ["LevelAnalysis", "LevelSynthesis", "transformer_config"]
+__all__ = ["LevelAnalysis", "LevelDecoded", "LevelOutput", "LevelSynthesis", "PyramidLevel", "Runner"]
 
 Runner = Callable[[Callable[[Tensor], Tensor], Tensor], Tensor]
+"""Runs a shape-preserving function over a ``(B, T', H', W', D)`` token grid (whole, or in tiles)."""
 
 
 def _direct(fn: Callable[[Tensor], Tensor], grid: Tensor) -> Tensor:
     return fn(grid)
 
 
-def transformer_config(config: CodecConfig, k: int, depth: int) -> AxialTransformerConfig:
-    """The axial transformer of level ``k`` with ``depth`` blocks."""
-    level = config.levels[k]
-    rope = RoPEConfig(head_dim=level.dim // level.heads, theta_base=config.theta_base, theta_jump=config.theta_jump)
-    block = BlockConfig(dim=level.dim, heads=level.heads, mlp_ratio=config.mlp_ratio, radius=config.radius, rope=rope)
-    return AxialTransformerConfig(block=block, depth=depth)
-
-
 def _run(transformer: AxialTransformer, h: Tensor, t_pos: Tensor, runner: Runner) -> Tensor:
     """Run the transformer (in its own dtype, e.g. bf16) over ``h`` and return fp32."""
     dtype = next(transformer.parameters()).dtype
     return runner(lambda g: transformer(g.to(dtype), t_pos).float(), h)
+
+
+@dataclass
+class LevelDecoded:
+    """What the decoder of level k knows and hands to level k+1.
+
+    ``x_hat`` is the reconstruction of G_k ``(B, 3, T, H_k, W_k)``; ``h`` the decoder features
+    ``(B, T', H', W', D_k)`` that the next level's g_s reads.
+    """
+
+    x_hat: Tensor
+    h: Tensor
+
+    @property
+    def context(self) -> Tensor:
+        """``up(x_hat)``: the prediction of the next level's Gaussian level."""
+        return up(self.x_hat)
+
+
+@dataclass
+class LevelOutput:
+    """Training forward of one level: what it decoded and the coder's bits ``(B,)`` for y and z."""
+
+    decoded: LevelDecoded
+    bits_y: Tensor
+    bits_z: Tensor
 
 
 class LevelAnalysis(nn.Module):
@@ -58,7 +87,7 @@ class LevelAnalysis(nn.Module):
         features = 3 * self.patch_t * self.patch**2
         self.has_context = k > 0
         self.embed = nn.Linear(features * (2 if self.has_context else 1), level.dim)
-        self.transformer = AxialTransformer(transformer_config(config, k, level.encoder_depth))
+        self.transformer = AxialTransformer(config.transformer(k, "encoder"))
         self.to_y = nn.Linear(level.dim, level.latent_channels)
 
     def forward(self, target: Tensor, context: Tensor | None, t_pos: Tensor, runner: Runner = _direct) -> Tensor:
@@ -84,7 +113,7 @@ class LevelSynthesis(nn.Module):
         if self.has_context:
             self.from_context = nn.Linear(features, level.dim)
             self.from_coarser = nn.Linear(config.levels[k - 1].dim, level.dim)
-        self.transformer = AxialTransformer(transformer_config(config, k, level.decoder_depth))
+        self.transformer = AxialTransformer(config.transformer(k, "decoder"))
         self.to_pixels = nn.Linear(level.dim, features)
         if self.has_context:  # start as "add nothing to the coarser reconstruction"
             nn.init.zeros_(self.to_pixels.weight)
@@ -106,3 +135,83 @@ class LevelSynthesis(nn.Module):
         h = _run(self.transformer, h, t_pos, runner)
         residual = unpatchify(self.to_pixels(h), self.patch, self.patch_t, 3)  # (B, 3, T, H_k, W_k)
         return residual, h
+
+
+class PyramidLevel(nn.Module):
+    """Level ``k`` of the pyramid: ``g_a``, ``fsq``, ``hyperprior`` (its entropy model) and ``g_s``.
+
+    Every method takes the level's Gaussian target ``G_k`` or its symbols, and ``coarser``, the
+    :class:`LevelDecoded` of level k-1 (``None`` for level 0).
+    """
+
+    def __init__(self, config: CodecConfig, k: int) -> None:
+        super().__init__()
+        level = config.levels[k]
+        self.k = k
+        self.g_a = LevelAnalysis(config, k)
+        self.fsq = FSQ(level.fsq)
+        self.hyperprior = ScaleHyperprior(
+            level.hyperprior, latent_channels=level.latent_channels, fsq_levels=level.fsq_levels
+        )
+        self.g_s = LevelSynthesis(config, k)
+
+    def _check_coarser(self, coarser: LevelDecoded | None) -> None:
+        if (coarser is None) != (self.k == 0):
+            raise ValueError(
+                f"Level {self.k} needs {'no coarser level' if self.k == 0 else 'the decoded level below it'}, "
+                f"got {'none' if coarser is None else 'one'}."
+            )
+
+    def _target(self, gaussian: Tensor, coarser: LevelDecoded | None) -> tuple[Tensor, Tensor | None]:
+        """What g_a codes (``G_k`` or its residual against the coarser reconstruction) and the context."""
+        self._check_coarser(coarser)
+        if coarser is None:
+            return gaussian, None
+        context = coarser.context
+        return gaussian - context, context
+
+    def _decode(
+        self, codes: Tensor, coarser: LevelDecoded | None, t_pos: Tensor, runner: Runner = _direct
+    ) -> LevelDecoded:
+        context = None if coarser is None else coarser.context
+        residual, h = self.g_s(codes, context, None if coarser is None else coarser.h, t_pos, runner)
+        return LevelDecoded(residual if context is None else context + residual, h)
+
+    # ------------------------------------------------------------------ training
+
+    def forward(self, gaussian: Tensor, coarser: LevelDecoded | None, t_pos: Tensor) -> LevelOutput:
+        """Training pass: reconstruct ``G_k (B, 3, T, H_k, W_k)`` through FSQ (straight-through) and
+        count the coder's integer-table bits (gradients from the continuous relaxation)."""
+        target, context = self._target(gaussian, coarser)
+        y = self.g_a(target, context, t_pos)
+        q = self.fsq(y)
+        hp = self.hyperprior(self.fsq.bound(y), q.symbols)
+        return LevelOutput(self._decode(q.codes, coarser, t_pos), hp.bits_y, hp.bits_z)
+
+    # ------------------------------------------------------------------ inference
+
+    @torch.no_grad()
+    def analyze(
+        self, gaussian: Tensor, coarser: LevelDecoded | None, t_pos: Tensor, runner: Runner = _direct
+    ) -> tuple[Tensor, Tensor]:
+        """``G_k`` -> ``(symbols, y_bound)``: uint8 symbols ``(B, C_k, T', H', W')`` and the
+        bounded latent the entropy model reads (float32, same shape)."""
+        target, context = self._target(gaussian, coarser)
+        y = self.g_a(target, context, t_pos, runner)
+        return self.fsq(y).symbols, self.fsq.bound(y)
+
+    @torch.no_grad()
+    def synthesize(
+        self, symbols: Tensor, coarser: LevelDecoded | None, t_pos: Tensor, runner: Runner = _direct
+    ) -> LevelDecoded:
+        """uint8 symbols ``(B, C_k, T', H', W')`` -> the decoded level."""
+        self._check_coarser(coarser)
+        return self._decode(self.fsq.symbols_to_codes(symbols), coarser, t_pos, runner)
+
+    def compress(self, y_bound: Tensor, symbols: Tensor) -> tuple[bytes, bytes]:
+        """Entropy-code one chunk's symbols: ``(z_bytes, y_bytes)``."""
+        return self.hyperprior.compress(y_bound, symbols)
+
+    def decompress(self, segment: tuple[bytes, bytes], latent_shape: tuple[int, int, int, int]) -> Tensor:
+        """``(z_bytes, y_bytes)`` of one chunk -> uint8 symbols ``(1, C_k, T', H', W')``."""
+        return self.hyperprior.decompress(*segment, latent_shape)

@@ -32,8 +32,8 @@ def tiny_model(config: CodecConfig | None = None, seed: int = 0) -> MPTVC:
     torch.manual_seed(seed)
     model = MPTVC(config or tiny_config())
     with torch.no_grad():
-        for g_s in model.g_s:
-            g_s.to_pixels.weight.normal_(0.0, 0.02)
+        for level in model.levels:
+            level.g_s.to_pixels.weight.normal_(0.0, 0.02)
     return model.eval()
 
 

@@ -14,7 +14,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from mptvc_latents.codec import MPTVC
+from mptvc_latents.codec import MPTVC, format1_name, format2_name
 from mptvc_latents.config import CodecConfig, HyperpriorConfig, LevelConfig
 from mptvc_latents.tiling import run_tiled, tile_weights
 from mptvc_latents.types import Compressed, Tokens
@@ -87,8 +87,8 @@ def test_shifting_the_video_by_one_patch_shifts_the_latents_of_every_level_by_on
     x = x.permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0  # (1, 3, T, H, W)
     assert max(x.shape[-2:]) < min(model.config.tile), "the frame must fit one tile so tiling is off"
     t_pos = model._t_pos(8, None)
-    symbols, bounds = model._analyze(x[..., :width], t_pos, K)
-    shifted_symbols, shifted_bounds = model._analyze(x[..., 8 : width + 8], t_pos, K)
+    symbols, bounds = model._analyze(x[..., :width], t_pos)
+    shifted_symbols, shifted_bounds = model._analyze(x[..., 8 : width + 8], t_pos)
 
     tokens = width // 8
     inner = slice(margin, tokens - 1 - margin)  # token j of the shifted video is token j + 1 of the original
@@ -168,11 +168,11 @@ def test_estimated_bits_are_within_one_percent_of_the_compressed_size_of_the_sam
     streams = 0
     for c, chunk in enumerate(model._chunks(info)):
         scenes = info.scene_ids[chunk]
-        symbols, bounds = model._analyze(x[:, :, chunk], model._t_pos(chunk.stop - chunk.start, scenes), K)
+        symbols, bounds = model._analyze(x[:, :, chunk], model._t_pos(chunk.stop - chunk.start, scenes))
         with torch.no_grad():
             out = model(x[:, :, chunk], scene_ids=scenes)  # eval mode: the exact float64 coding path
         for k in range(K):
-            bits = model.hyperprior[k].estimate_bits(bounds[k], symbols[k])
+            bits = model.levels[k].hyperprior.estimate_bits(bounds[k], symbols[k])
             assert float(out.bits_y[k] + out.bits_z[k]) == pytest.approx(bits, rel=1e-6)
             estimated += bits
             z_bytes, y_bytes = compressed.segments[k][c]
@@ -398,7 +398,7 @@ def test_save_pretrained_and_load_round_trip_exactly(model, video, tmp_path):
     assert CodecConfig.from_dict(config) == model.config
     assert CodecConfig.from_dict(json.loads(json.dumps(model.config.to_dict()))) == model.config
 
-    loaded = MPTVC.load(tmp_path)
+    loaded = MPTVC.from_pretrained(tmp_path)
     assert isinstance(loaded.config, CodecConfig) and loaded.config == model.config
     assert not loaded.training
     assert loaded.tables_digest() == model.tables_digest()
@@ -410,20 +410,46 @@ def test_save_pretrained_and_load_round_trip_exactly(model, video, tmp_path):
 
 
 @pytest.mark.parametrize("change", ["missing", "extra"])
-@pytest.mark.parametrize("loader", [MPTVC.load, MPTVC.from_pretrained])
-def test_loading_is_strict_about_the_tensors(model, tmp_path, change, loader):
+def test_loading_is_strict_about_the_tensors(model, tmp_path, change):
     model.save_pretrained(tmp_path)
     weights = load_file(str(tmp_path / "model.safetensors"))
     if change == "missing":
-        name = "g_s.1.transformer.norm.weight"
+        name = "levels.1.g_s.transformer.norm.weight"
         del weights[name]
     else:
-        name = "g_s.1.unexpected"
+        name = "levels.1.g_s.unexpected"
         weights[name] = torch.zeros(3)
     save_file(weights, str(tmp_path / "model.safetensors"))
-    # MPTVC.load turns the mixin's RuntimeError into the library's ValueError.
-    with pytest.raises(ValueError if loader == MPTVC.load else RuntimeError, match=name.replace(".", r"\.")):
-        loader(str(tmp_path))
+    with pytest.raises(ValueError, match=name.replace(".", r"\.")):
+        MPTVC.from_pretrained(str(tmp_path))
+
+
+def test_format1_checkpoints_load_with_their_digests(model, tmp_path, video):
+    """Checkpoints saved before a level was one module (``g_a.0.*``, ``hyperprior.0.*``) load into
+    ``levels.0.g_a.*`` ...; the digests name tensors the format-1 way, so .mptvc files and token
+    stores written before keep decoding."""
+    model.save_pretrained(tmp_path)
+    weights = load_file(str(tmp_path / "model.safetensors"))
+    assert all(name.startswith("levels.") for name in weights)
+    old = {format1_name(name): t for name, t in weights.items()}
+    assert not any(name.startswith("levels.") for name in old) and len(old) == len(weights)
+    save_file(old, str(tmp_path / "model.safetensors"))
+    loaded = MPTVC.from_pretrained(tmp_path)
+    assert loaded.weights_digest() == model.weights_digest()
+    assert loaded.tables_digest() == model.tables_digest()
+    assert loaded.compress(video).segments == model.compress(video).segments
+    assert all(format2_name(format1_name(name)) == name for name in weights)
+
+
+def test_the_shipped_checkpoint_loads_every_tensor_of_its_file():
+    from mptvc_latents.pretrained import default_checkpoint_dir
+
+    stored = load_file(str(default_checkpoint_dir() / "model.safetensors"))
+    model = MPTVC.from_pretrained()
+    state = model.state_dict()
+    assert {format2_name(name) for name in stored} == set(state)
+    for name, tensor in stored.items():
+        assert torch.equal(state[format2_name(name)].to(tensor.dtype), tensor), name
 
 
 def test_the_digest_tells_checkpoints_of_one_config_apart(model):
@@ -434,7 +460,7 @@ def test_the_digest_tells_checkpoints_of_one_config_apart(model):
     assert other.tables_digest() != model.tables_digest()
     retrained_decoder = _model()
     with torch.no_grad():
-        retrained_decoder.g_s[0].to_pixels.bias.add_(0.1)  # decoder weights do not enter the digest
+        retrained_decoder.levels[0].g_s.to_pixels.bias.add_(0.1)  # decoder weights do not enter the digest
     assert retrained_decoder.tables_digest() == model.tables_digest()
 
 
@@ -442,8 +468,8 @@ def test_load_without_safetensors_names_the_missing_file(model, tmp_path):
     model.save_pretrained(tmp_path)
     (tmp_path / "model.safetensors").unlink()
     torch.save(model.state_dict(), tmp_path / "pytorch_model.bin")  # never unpickled
-    _raises_sentence(lambda: MPTVC.load(tmp_path), "model.safetensors", "config.json")
-    _raises_sentence(lambda: MPTVC.load(tmp_path / "nowhere"), "model.safetensors")
+    _raises_sentence(lambda: MPTVC.from_pretrained(tmp_path), "model.safetensors")
+    _raises_sentence(lambda: MPTVC.from_pretrained(tmp_path / "nowhere"), "nowhere")
 
 
 # ---------------------------------------------------------------------------- 8. bf16
@@ -454,12 +480,12 @@ def test_bf16_transformers_decode_close_to_fp32_and_still_code_exactly(video):
     tokens = model.encode(video)
     reference = model.decode(tokens)
     model.set_inference_dtype(torch.bfloat16)
-    for g in (*model.g_a, *model.g_s):
+    for g in (t for level in model.levels for t in (level.g_a, level.g_s)):
         assert all(p.dtype == torch.bfloat16 for p in g.transformer.parameters())
         assert all(p.dtype == torch.float32 for n, p in g.named_parameters() if not n.startswith("transformer."))
         ropes = [m for m in g.transformer.modules() if hasattr(m, "inv_freq_t")]
         assert ropes and all(getattr(r, f"inv_freq_{a}").dtype == torch.float64 for r in ropes for a in "tyx")
-    assert all(p.dtype == torch.float32 for p in model.hyperprior.parameters())
+    assert all(p.dtype == torch.float32 for level in model.levels for p in level.hyperprior.parameters())
 
     decoded = model.decode(tokens)
     assert decoded.shape == reference.shape and decoded.dtype == np.uint8
@@ -471,8 +497,8 @@ def test_bf16_transformers_decode_close_to_fp32_and_still_code_exactly(video):
     compressed = model.compress(video)
     assert np.array_equal(model.decompress(compressed), model.decode(bf16_tokens))
     for k in range(K):  # the entropy path returns exactly the bf16 encoder's symbols
-        symbols = model.hyperprior[k].decompress(
-            *compressed.segments[k][0], model.latent_shape(k, compressed.info, slice(0, 8))
+        symbols = model.levels[k].decompress(
+            compressed.segments[k][0], model.latent_shape(k, compressed.info, slice(0, 8))
         )
         assert np.array_equal(symbols[0].permute(1, 2, 3, 0).numpy(), bf16_tokens.symbols[k][:2])
 
@@ -541,10 +567,37 @@ def test_training_forward_gives_per_level_reconstructions_bits_and_finite_gradie
     bits = sum((by + bz).sum() for by, bz in zip(out.bits_y, out.bits_z))
     (mse + 1e-4 * bits).backward()
     for group in ("g_a", "g_s", "hyperprior"):
-        for k, module in enumerate(getattr(model, group)):
+        for k, level in enumerate(model.levels):
+            module = getattr(level, group)
             grads = {name: p.grad for name, p in module.named_parameters()}
             assert all(g is not None and bool(torch.isfinite(g).all()) for g in grads.values()), f"{group}[{k}]"
             assert sum(float(g.norm()) for g in grads.values()) > 0, f"{group}[{k}] gets no gradient"
 
     truncated = model(x, k_max=0)
     assert len(truncated.recon) == 1 and truncated.recon[0].shape == (2, 3, 8, 8, 12)
+
+
+# ---------------------------------------------------------------------------- configs that compose
+
+
+def test_an_impossible_level_fails_at_construction_naming_its_fields():
+    """A head of 4 channels cannot hold a 3D RoPE (two per axis): the level says so itself,
+    not MPTVC() deep inside the RoPE."""
+    message = _raises_sentence(lambda: LevelConfig(dim=8, heads=2, latent_channels=4, fsq_levels=8), "dim=8", "heads=2")
+    assert "RoPEConfig.head_dim" in message
+    _raises_sentence(lambda: LevelConfig(dim=64, heads=2, latent_channels=4, fsq_levels=300), "fsq_levels=300")
+
+
+def test_codec_config_builds_and_validates_every_component():
+    level = LevelConfig(dim=12, heads=2, latent_channels=4, fsq_levels=8)
+    message = _raises_sentence(lambda: CodecConfig(levels=(level,), theta_base=0.5), "theta_base=0.5", "levels[0]")
+    assert "RoPEConfig.theta_base" in message
+    _raises_sentence(lambda: CodecConfig(levels=(level,), mlp_ratio=0), "mlp_ratio")
+    config = CodecConfig(levels=(level, level), radius=(1, 2, 3), theta_jump=7.0)
+    transformer = config.transformer(1, "decoder")
+    assert transformer.block.radius == (1, 2, 3) and transformer.depth == level.decoder_depth
+    assert transformer.block.rope == config.rope(1) and config.rope(1).theta_jump == 7.0
+    assert config.levels[0].fsq.levels == (8,) * 4 and config.pyramid.levels == 2
+    model = MPTVC(config)
+    assert model.levels[1].g_s.transformer.config == transformer
+    _raises_sentence(lambda: config.transformer(0, "middle"), "middle")
