@@ -13,6 +13,10 @@ Example::
     data = coder.encode(symbols, indexes)
     assert (coder.decode(data, indexes) == symbols).all()
 
+The same tables count ideal code lengths (``ideal_bits``, ``ideal_cost``, ``symbol_bits``,
+``bits_table``): the yardstick of the coder's overhead and the exact rate term of training.
+Constructing a :class:`RangeCoder` is the check of the table contract.
+
 An autoregressive prior, whose table for symbol ``i`` depends on symbols ``< i``, encodes
 with one table per symbol and decodes the same bytes step by step::
 
@@ -25,6 +29,7 @@ with one table per symbol and decodes the same bytes step by step::
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -34,7 +39,7 @@ from mptvc_latents import _coder
 PRECISION: int = _coder.PRECISION
 crc32 = _coder.crc32
 
-__all__ = ["PRECISION", "RangeCoder", "StreamDecoder", "as_int32", "crc32"]
+__all__ = ["PRECISION", "IdealCost", "RangeCoder", "StreamDecoder", "as_int32", "crc32"]
 
 
 def as_int32(name: str, values: npt.ArrayLike) -> np.ndarray:
@@ -54,6 +59,26 @@ def as_int32(name: str, values: npt.ArrayLike) -> np.ndarray:
     if lo < -(2**31) or hi >= 2**31:
         raise ValueError(f"The array '{name}' holds values in [{lo}, {hi}], which do not fit in 32-bit integers.")
     return np.ascontiguousarray(a, dtype=np.int32)
+
+
+class IdealCost(NamedTuple):
+    """Ideal cost of a run of values under integer tables.
+
+    Attributes:
+        table_bits: ``16 - log2(freq)`` summed over the coded table symbols, the escape's own
+            frequency included for out-of-range values.
+        n_escapes: how many values fell outside their table's range.
+        escape_bits: the Elias-gamma payload bits of those values (``docs/range_coder.md``).
+    """
+
+    table_bits: float
+    n_escapes: int
+    escape_bits: int
+
+    @property
+    def total_bits(self) -> float:
+        """Table bits plus escape payload bits: what ``RangeCoder.ideal_bits`` returns."""
+        return self.table_bits + self.escape_bits
 
 
 class RangeCoder:
@@ -124,6 +149,21 @@ class RangeCoder:
     def ideal_bits(self, symbols: npt.ArrayLike, indexes: npt.ArrayLike) -> float:
         """Ideal cost in bits under these integer tables, escape payload bits included."""
         return self._tables.ideal_bits(as_int32("symbols", symbols), as_int32("indexes", indexes))
+
+    def ideal_cost(self, symbols: npt.ArrayLike, indexes: npt.ArrayLike) -> IdealCost:
+        """:meth:`ideal_bits` split into table bits, the number of escapes and their payload bits."""
+        return IdealCost(*self._tables.ideal_cost(as_int32("symbols", symbols), as_int32("indexes", indexes)))
+
+    def symbol_bits(self, symbols: npt.ArrayLike, indexes: npt.ArrayLike) -> np.ndarray:
+        """Ideal cost in bits of each value on its own (escape payload included): float64 of the
+        shape of ``indexes``."""
+        ix = as_int32("indexes", indexes)
+        return self._tables.symbol_bits(as_int32("symbols", symbols), ix).reshape(ix.shape)
+
+    def bits_table(self) -> np.ndarray:
+        """``(n_tables, n_symbols)`` float64 bits of every table symbol, the escape last (without
+        its payload); ``inf`` past the escape of a table shorter than the longest."""
+        return self._tables.bits_table()
 
 
 class StreamDecoder:

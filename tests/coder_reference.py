@@ -50,7 +50,7 @@ def encode(symbols: Sequence[int], indexes: Sequence[int], cdfs, cdf_lengths, of
     """Encode one stream exactly as `mptvc_latents._coder.encode_with_indexes`."""
     coded = []  # (start, freq) per symbol
     bits = []
-    for sym, t in zip(symbols, indexes):
+    for sym, t in zip(symbols, indexes, strict=True):
         cdf, max_value, offset = _table(cdfs, cdf_lengths, offsets, t)
         v = sym - offset
         if 0 <= v < max_value:
@@ -127,14 +127,17 @@ def decode(data: bytes, indexes: Sequence[int], cdfs, cdf_lengths, offsets) -> l
     return out
 
 
+def value_bits(sym: int, t: int, cdfs, cdf_lengths, offsets) -> tuple[float, int]:
+    """Cost of one value under table ``t``: -log2 of its integer probability, and the
+    Elias-gamma payload bits (0 when it is in range)."""
+    cdf, max_value, offset = _table(cdfs, cdf_lengths, offsets, t)
+    v = sym - offset
+    if 0 <= v < max_value:
+        return PRECISION - math.log2(cdf[v + 1] - cdf[v]), 0
+    escape = PRECISION - math.log2(cdf[max_value + 1] - cdf[max_value])
+    return escape, len(_gamma_bits(_zigzag(v, max_value)))
+
+
 def ideal_bits(symbols, indexes, cdfs, cdf_lengths, offsets) -> float:
     """-log2 of the integer probabilities plus Elias-gamma payload bits."""
-    bits = 0.0
-    for sym, t in zip(symbols, indexes):
-        cdf, max_value, offset = _table(cdfs, cdf_lengths, offsets, t)
-        v = sym - offset
-        s = v if 0 <= v < max_value else max_value
-        if s == max_value:
-            bits += len(_gamma_bits(_zigzag(v, max_value)))
-        bits += PRECISION - math.log2(cdf[s + 1] - cdf[s])
-    return bits
+    return sum(sum(value_bits(sym, t, cdfs, cdf_lengths, offsets)) for sym, t in zip(symbols, indexes, strict=True))

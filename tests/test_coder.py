@@ -109,6 +109,36 @@ def test_step_decoder_with_tables_chosen_by_the_previous_symbol(bank):
     dec.finish()
 
 
+@settings(max_examples=60, deadline=None)
+@given(banks())
+def test_ideal_costs_match_reference(bank):
+    cdfs, lengths, offsets, symbols, indexes = bank
+    coder = RangeCoder(np.array(cdfs), lengths, offsets)
+    costs = [ref.value_bits(v, t, cdfs, lengths, offsets) for v, t in zip(symbols, indexes, strict=True)]
+    per_value = coder.symbol_bits(symbols, indexes)
+    assert per_value.dtype == np.float64 and per_value.shape == (len(symbols),)
+    np.testing.assert_allclose(per_value, [bits + payload for bits, payload in costs], rtol=1e-12, atol=1e-12)
+    cost = coder.ideal_cost(symbols, indexes)
+    assert cost.table_bits == pytest.approx(sum(bits for bits, _ in costs), rel=1e-12, abs=1e-9)
+    assert cost.n_escapes == sum(payload > 0 for _, payload in costs)
+    assert cost.escape_bits == sum(payload for _, payload in costs)
+    assert coder.ideal_bits(symbols, indexes) == pytest.approx(cost.total_bits, rel=1e-12, abs=1e-9)
+    table = coder.bits_table()
+    assert table.shape == (len(cdfs), max(lengths) - 1)
+    for t, row in enumerate(cdfs):
+        n_sym = lengths[t] - 1
+        np.testing.assert_array_equal(table[t, :n_sym], 16 - np.log2(np.diff(row[: n_sym + 1])))
+        assert np.all(np.isinf(table[t, n_sym:]))
+
+
+def test_symbol_bits_keep_the_shape_and_count_escape_payloads():
+    coder = RangeCoder(np.array([[0, 16384, 65535, 65536]]), [4], [-1])
+    values = np.array([[-1, 0], [1, -3]])  # in range, in range, escape (raw 0), escape (raw 3)
+    bits = coder.symbol_bits(values, np.zeros_like(values))
+    np.testing.assert_allclose(bits, [[2.0, 16 - np.log2(49151)], [16.0 + 1, 16.0 + 5]], rtol=1e-12)
+    assert coder.ideal_cost(values, np.zeros_like(values)) == (pytest.approx(bits.sum() - 6), 2, 6)
+
+
 def test_step_decoder_errors_are_value_errors_with_sentences():
     coder = _fsq_bank()
     rng = np.random.default_rng(5)
@@ -240,6 +270,13 @@ def test_invalid_coding_arguments_raise_value_error():
         coder.encode_streams([0, 0], [0, 0], [1, 2])
     with pytest.raises(ValueError, match="A stream size is negative"):
         coder.encode_streams([0, 0], [0, 0], [3, -1])
+    for count in (coder.ideal_bits, coder.ideal_cost, coder.symbol_bits):
+        with pytest.raises(ValueError, match="indexes has 1 entries but 2 were expected"):
+            count([0, 0], [0])
+        with pytest.raises(ValueError, match="table index 3 at position 1 is out of range"):
+            count([0, 0], [0, 3])
+        with pytest.raises(ValueError, match="must hold integers"):
+            count([0.5, 0.0], [0, 0])
 
 
 def test_crc32_matches_zlib():

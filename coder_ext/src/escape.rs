@@ -32,6 +32,12 @@ pub fn from_raw(raw: u64, max_value: u32) -> i64 {
     }
 }
 
+/// Length in bits of the Elias-gamma code of `raw + 1`: `2 floor(log2(raw + 1)) + 1`.
+#[inline]
+pub fn gamma_len(raw: u64) -> u32 {
+    2 * (63 - (raw + 1).leading_zeros()) + 1
+}
+
 /// MSB-first bit writer.
 #[derive(Default)]
 pub struct BitWriter {
@@ -155,6 +161,8 @@ mod tests {
             w.put_gamma(r);
         }
         let bytes = w.finish();
+        let total: u32 = raws.iter().map(|&r| gamma_len(r)).sum();
+        assert_eq!(bytes.len(), total.div_ceil(8) as usize, "gamma_len counts the bits put_gamma writes");
         let mut r = BitReader::new(&bytes);
         for &raw in &raws {
             assert_eq!(r.get_gamma().unwrap(), raw);

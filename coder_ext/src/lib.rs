@@ -1,7 +1,8 @@
 //! Bit-exact entropy coder of MPT-VC: interleaved rANS over banks of 16-bit integer
 //! CDF tables, with escapes for out-of-range values, many streams in parallel and
-//! CRC-32 for the container. The core knows nothing of Python; the bindings live in
-//! `python.rs` behind the `python` feature.
+//! CRC-32 for the container. `CdfTables::new` is the one check of the table contract and
+//! `cost` the one count of ideal bits under the tables. The core knows nothing of Python;
+//! the bindings live in `python.rs` behind the `python` feature.
 //!
 //! ```
 //! use mptvc_coder::{CdfTables, encode, decode};
@@ -13,6 +14,7 @@
 //! assert_eq!(decode(&tables, &bytes, &indexes).unwrap(), symbols);
 //! ```
 
+pub mod cost;
 pub mod error;
 pub mod escape;
 pub mod parallel;
@@ -23,9 +25,10 @@ pub mod tables;
 #[cfg(feature = "python")]
 mod python;
 
+pub use cost::{ideal_bits, ideal_cost, IdealCost};
 pub use error::{CoderError, Result};
 pub use parallel::{crc32, decode_streams, encode_streams};
-pub use rans::{decode, decode_into, encode, ideal_bits, N_STATES};
+pub use rans::{decode, decode_into, encode, N_STATES};
 pub use step::StepDecoder;
 pub use tables::{CdfTables, PRECISION, TOTAL};
 

@@ -3,13 +3,14 @@
 
 use std::borrow::Cow;
 
-use numpy::{Element, IntoPyArray, PyArray1, PyReadonlyArray2, PyReadonlyArrayDyn, PyUntypedArrayMethods};
+use numpy::ndarray::{s, Array2, ArrayView1};
+use numpy::{Element, IntoPyArray, PyArray1, PyArray2, PyReadonlyArray2, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::PyBytes;
 
-use crate::{parallel, rans, step, tables, CoderError};
+use crate::{cost, parallel, rans, step, tables, CoderError};
 
 fn err(e: CoderError) -> PyErr {
     PyValueError::new_err(e.to_string())
@@ -133,7 +134,44 @@ impl PyCdfTables {
         indexes: PyReadonlyArrayDyn<'_, i32>,
     ) -> PyResult<f64> {
         let (s, ix) = (flat(&symbols), flat(&indexes));
-        py.detach(|| rans::ideal_bits(&self.inner, &s, &ix)).map_err(err)
+        py.detach(|| cost::ideal_bits(&self.inner, &s, &ix)).map_err(err)
+    }
+
+    /// Ideal cost split as `(table_bits, n_escapes, escape_bits)`.
+    fn ideal_cost(
+        &self,
+        py: Python<'_>,
+        symbols: PyReadonlyArrayDyn<'_, i32>,
+        indexes: PyReadonlyArrayDyn<'_, i32>,
+    ) -> PyResult<(f64, u64, u64)> {
+        let (s, ix) = (flat(&symbols), flat(&indexes));
+        let c = py.detach(|| cost::ideal_cost(&self.inner, &s, &ix)).map_err(err)?;
+        Ok((c.table_bits, c.n_escapes, c.escape_bits))
+    }
+
+    /// Ideal cost in bits of each value (escape payload included), flat float64.
+    fn symbol_bits<'py>(
+        &self,
+        py: Python<'py>,
+        symbols: PyReadonlyArrayDyn<'py, i32>,
+        indexes: PyReadonlyArrayDyn<'py, i32>,
+    ) -> PyResult<Bound<'py, PyArray1<f64>>> {
+        let (s, ix) = (flat(&symbols), flat(&indexes));
+        let mut out = vec![0.0f64; s.len()];
+        py.detach(|| cost::symbol_bits_into(&self.inner, &s, &ix, &mut out)).map_err(err)?;
+        Ok(out.into_pyarray(py))
+    }
+
+    /// Bits of every symbol of every table, `(n_tables, longest table's symbols)` float64, the
+    /// escape last in each row; `inf` past a shorter table's escape (a symbol it cannot code).
+    fn bits_table<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray2<f64>> {
+        let rows: Vec<Vec<f64>> = (0..self.inner.len()).map(|t| cost::table_bits(&self.inner, t)).collect();
+        let width = rows.iter().map(Vec::len).max().unwrap_or(0);
+        let mut table = Array2::from_elem((rows.len(), width), f64::INFINITY);
+        for (mut out, row) in table.rows_mut().into_iter().zip(&rows) {
+            out.slice_mut(s![..row.len()]).assign(&ArrayView1::from(row));
+        }
+        table.into_pyarray(py)
     }
 
     fn __repr__(&self) -> String {

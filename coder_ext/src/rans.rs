@@ -18,7 +18,7 @@
 //! consumed, which catches most damaged or mismatched streams.
 
 use crate::error::{CoderError, Result};
-use crate::escape::{from_raw, to_raw, BitReader, BitWriter};
+use crate::escape::{from_raw, BitReader, BitWriter};
 use crate::tables::{CdfTables, PRECISION, TOTAL};
 
 /// Interleaved states.
@@ -40,13 +40,10 @@ impl Encoder<'_> {
     #[inline(always)]
     fn put(&mut self, x: &mut u64, position: usize, symbol: i32, index: i32) -> Result<()> {
         let meta = self.tables.meta_at(position, index)?;
-        let v = symbol as i64 - meta.offset as i64;
-        let s = if (v as u64) < meta.max_value as u64 {
-            v as u32
-        } else {
-            self.escapes.push(to_raw(v, meta.max_value));
-            meta.max_value
-        };
+        let (s, raw) = meta.symbol_of(symbol);
+        if let Some(raw) = raw {
+            self.escapes.push(raw);
+        }
         let e = self.tables.enc_symbol(meta, s);
         if *x >= (e.freq() as u64) << X_MAX_SHIFT {
             self.words.push(*x as u32);
@@ -246,30 +243,6 @@ pub fn decode(tables: &CdfTables, data: &[u8], indexes: &[i32]) -> Result<Vec<i3
     let mut out = vec![0i32; indexes.len()];
     decode_into(tables, data, indexes, &mut out)?;
     Ok(out)
-}
-
-/// Ideal cost in bits of `symbols` under the integer tables: `-log2(freq / 2^16)` of each
-/// coded symbol plus the Elias-gamma payload bits of each escape. The coder's size
-/// overhead is measured against this.
-pub fn ideal_bits(tables: &CdfTables, symbols: &[i32], indexes: &[i32]) -> Result<f64> {
-    if symbols.len() != indexes.len() {
-        return Err(CoderError::LengthMismatch { what: "indexes", expected: symbols.len(), got: indexes.len() });
-    }
-    let mut bits = 0.0f64;
-    for (i, (&sym, &index)) in symbols.iter().zip(indexes).enumerate() {
-        let meta = tables.meta_at(i, index)?;
-        let v = sym as i64 - meta.offset as i64;
-        let s = if (v as u64) < meta.max_value as u64 {
-            v as u32
-        } else {
-            let raw = to_raw(v, meta.max_value);
-            bits += (2 * (63 - (raw + 1).leading_zeros()) + 1) as f64;
-            meta.max_value
-        };
-        let freq = tables.dec_symbol(meta, s).freq();
-        bits += PRECISION as f64 - (freq as f64).log2();
-    }
-    Ok(bits)
 }
 
 fn write_leb128(out: &mut Vec<u8>, mut v: u64) {

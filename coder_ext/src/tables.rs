@@ -13,6 +13,7 @@
 //! branch-free count that the compiler vectorises.
 
 use crate::error::{CoderError, Result};
+use crate::escape::to_raw;
 
 /// Bits of probability precision: frequencies sum to `1 << PRECISION`.
 pub const PRECISION: u32 = 16;
@@ -79,6 +80,20 @@ pub struct TableMeta {
     pub offset: i32,
 }
 
+impl TableMeta {
+    /// The table symbol that codes `value`, and the zig-zag escape magnitude (see `escape`)
+    /// when the value lies outside `offset..offset + max_value` and is coded as the escape.
+    #[inline(always)]
+    pub fn symbol_of(&self, value: i32) -> (u32, Option<u64>) {
+        let v = value as i64 - self.offset as i64;
+        if (v as u64) < self.max_value as u64 {
+            (v as u32, None)
+        } else {
+            (self.max_value, Some(to_raw(v, self.max_value)))
+        }
+    }
+}
+
 /// A validated, precomputed bank of CDF tables.
 #[derive(Clone, Debug)]
 pub struct CdfTables {
@@ -87,7 +102,7 @@ pub struct CdfTables {
     pub(crate) dec: Vec<DecSymbol>,
     /// Starts of symbols 1.. of each table, preceded by zeros to fill whole chunks.
     pub(crate) search: Vec<[u16; LANES]>,
-    /// The CDFs as given, kept for `ideal_bits` and for inspection.
+    /// The CDFs as given, kept for the per-table costs (`cost::table_bits`) and for inspection.
     cdfs: Vec<Vec<u32>>,
 }
 
