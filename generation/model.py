@@ -16,19 +16,17 @@ table is unused (one row): the embeddings come in through ``inputs_embeds``.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from huggingface_hub import PyTorchModelHubMixin
 from torch import Tensor, nn
 from transformers import LlamaConfig, LlamaModel
 
 from mptvc_latents.config import ConfigBase
+from mptvc_latents.hub import StrictHubMixin
 
 __all__ = ["PriorConfig", "PriorOutput", "TokenPrior"]
 
@@ -81,12 +79,22 @@ def _encode_config(config: PriorConfig) -> dict:
 
 class TokenPrior(
     nn.Module,
-    PyTorchModelHubMixin,
+    StrictHubMixin,
     library_name="mptvc-latents",
     tags=["video", "generation", "token-prior"],
     coders={PriorConfig: (_encode_config, PriorConfig.from_dict)},
 ):
-    """p(index_i | index_<i) over one token grid; ``forward(idx, targets) -> PriorOutput``."""
+    """p(index_i | index_<i) over one token grid; ``forward(idx, targets) -> PriorOutput``.
+
+    ``TokenPrior.from_pretrained(folder)`` loads strictly (default: the prior shipped in
+    ``generation/checkpoints``).
+    """
+
+    @classmethod
+    def default_checkpoint_dir(cls) -> Path:
+        from generation.pretrained import default_prior_dir
+
+        return default_prior_dir()
 
     def __init__(self, config: PriorConfig) -> None:
         super().__init__()
@@ -177,29 +185,3 @@ class TokenPrior(
         positions = torch.arange(start, start + n, device=x.device)[None]  # (1, n)
         out = self.backbone(inputs_embeds=x, position_ids=positions, cache=cache, use_cache=True)
         return PriorOutput(self.head(out.last_hidden_state[:, -1:]).float()[:, 0], cache=cache)  # (B, V)
-
-    # ------------------------------------------------------------------ loading
-
-    @classmethod
-    def load(cls, path: str | Path) -> TokenPrior:
-        """Load a hub-style folder (config.json + model.safetensors) strictly, in eval mode.
-
-        Raises:
-            ValueError: when the folder is missing or does not hold a matching prior.
-        """
-        path = Path(path)
-        if not (path / "model.safetensors").is_file() or not (path / "config.json").is_file():
-            raise ValueError(
-                f"{str(path)!r} is not a prior folder: it needs config.json and model.safetensors "
-                f"(save one with TokenPrior.save_pretrained or `mptvc prior-train`)."
-            )
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):
-                model = cls.from_pretrained(str(path), strict=True, map_location="cpu")
-        except (RuntimeError, KeyError, TypeError) as e:
-            raise ValueError(f"The prior at {str(path)!r} does not match its config: {' '.join(str(e).split())}") from e
-        return model.eval()
-
-    @classmethod
-    def _from_pretrained(cls, *, strict: bool = True, **kwargs) -> TokenPrior:
-        return super()._from_pretrained(strict=strict, **kwargs)  # strict by default, as MPTVC

@@ -19,13 +19,13 @@ loaded strictly.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from mptvc_latents.hub import StrictHubMixin
 
 __all__ = ["DetectorConfig", "CenterHead", "HeadOutput"]
 
@@ -83,11 +83,27 @@ class _Block(nn.Module):
         return x + F.gelu(self.norm(self.conv(x)))
 
 
-class CenterHead(nn.Module):
+def _encode_config(config: DetectorConfig) -> dict:
+    return dataclasses.asdict(config)
+
+
+def _decode_config(data: dict) -> DetectorConfig:
+    return DetectorConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+class CenterHead(
+    nn.Module,
+    StrictHubMixin,
+    library_name="mptvc-latents",
+    tags=["video", "detection", "tokens"],
+    coders={DetectorConfig: (_encode_config, _decode_config)},
+):
     """CenterNet-style head on a token grid; see the module docstring for the shapes."""
 
     def __init__(self, config: DetectorConfig) -> None:
         super().__init__()
+        if isinstance(config, dict):  # from config.json
+            config = _decode_config(config)
         self.config = config
         self.stem = nn.Sequential(nn.Conv2d(config.in_channels, config.dim, 1), nn.GroupNorm(8, config.dim), nn.GELU())
         cycle = config.dilations
@@ -107,24 +123,3 @@ class CenterHead(nn.Module):
             size=y[:, 3:5],
             embedding=F.normalize(y[:, 5:], dim=1),
         )
-
-    def save_pretrained(self, path: str | Path) -> None:
-        from safetensors.torch import save_file
-
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        (path / "config.json").write_text(json.dumps(dataclasses.asdict(self.config), indent=2, sort_keys=True))
-        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(path / "model.safetensors"))
-
-    @classmethod
-    def from_pretrained(cls, path: str | Path) -> CenterHead:
-        """Load a head saved by ``save_pretrained``; every weight must match (strict)."""
-        from safetensors.torch import load_file
-
-        path = Path(path)
-        if not (path / "config.json").is_file() or not (path / "model.safetensors").is_file():
-            raise ValueError(f"{str(path)!r} is not a saved head: it needs config.json and model.safetensors.")
-        config = DetectorConfig(**json.loads((path / "config.json").read_text()))
-        model = cls(config)
-        model.load_state_dict(load_file(str(path / "model.safetensors")), strict=True)
-        return model.eval()

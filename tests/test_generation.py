@@ -17,8 +17,8 @@ from generation.evaluate import clip_bits
 from generation.model import PriorConfig, TokenPrior
 from generation.sample import SampleConfig, decode_sample, draw, sample_indices, sample_symbols
 from generation.train import TrainConfig, prior_config_for, train_prior
+from mptvc_latents.codec import MPTVC
 from mptvc_latents.config import FSQConfig
-from mptvc_latents.pretrained import load_codec
 from mptvc_latents.quantization.fsq import FSQ
 from tests._tiny import SAMPLE
 
@@ -27,7 +27,7 @@ TINY = dict(dim=32, depth=1, heads=2, mlp_dim=64)
 
 @pytest.fixture(scope="module")
 def codec(one_torch_thread):
-    return load_codec()
+    return MPTVC.from_pretrained()
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def test_tokenize_fixed_writes_a_store_of_one_grid_and_resumes(store, codec):
 def test_save_and_load_round_trip_is_exact(tmp_path):
     prior = tiny_prior(seed=1)
     prior.save_pretrained(tmp_path / "p")
-    loaded = TokenPrior.load(tmp_path / "p")
+    loaded = TokenPrior.from_pretrained(tmp_path / "p")
     assert loaded.config == prior.config
     a, b = prior.state_dict(), loaded.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -82,13 +82,13 @@ def test_save_and_load_round_trip_is_exact(tmp_path):
 
 
 def test_load_rejects_missing_folders_and_mismatched_weights(tmp_path):
-    with pytest.raises(ValueError, match="not a prior folder"):
-        TokenPrior.load(tmp_path)
+    with pytest.raises(ValueError, match="not a checkpoint folder"):
+        TokenPrior.from_pretrained(tmp_path)
     tiny_prior().save_pretrained(tmp_path / "p")
     config = json.loads((tmp_path / "p" / "config.json").read_text())
     (tmp_path / "p" / "config.json").write_text(json.dumps({**config, "depth": 2}))
-    with pytest.raises(ValueError, match="does not match its config"):
-        TokenPrior.load(tmp_path / "p")
+    with pytest.raises(ValueError, match="could not be loaded"):
+        TokenPrior.from_pretrained(tmp_path / "p")
 
 
 def test_the_kv_cache_step_matches_the_full_forward():
@@ -166,7 +166,7 @@ def test_training_lowers_the_loss_on_a_tiny_store(store, tmp_path):
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == 40
     assert log[-1]["bits_per_token"] < log[0]["bits_per_token"] - 1.0
-    assert TokenPrior.load(tmp_path / "run" / "prior").config == config
+    assert TokenPrior.from_pretrained(tmp_path / "run" / "prior").config == config
 
 
 def test_a_resumed_run_equals_an_uninterrupted_one(store, tmp_path):
@@ -192,11 +192,11 @@ def test_samples_decode_to_the_requested_frames(codec):
 
 
 def test_the_shipped_prior_loads_and_belongs_to_the_shipped_codec(codec):
-    from generation.pretrained import default_prior_dir, load_prior
+    from generation.pretrained import default_prior_dir
 
     if not default_prior_dir().is_dir():
         pytest.fail(f"The shipped prior is missing from {default_prior_dir()}.")
-    prior = load_prior()
+    prior = TokenPrior.from_pretrained()
     assert prior.config.codec_digest == codec.weights_digest()
     assert prior.config.fsq_levels == tuple(FSQ(FSQConfig(levels=(8,) * 4)).config.levels)
     assert (default_prior_dir() / "model.safetensors").stat().st_size < 8_000_000

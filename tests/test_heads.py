@@ -259,7 +259,7 @@ def test_head_shapes_and_strict_hub_round_trip(tmp_path):
     torch.testing.assert_close(back(torch.ones(1, 16, 4, 4)).heatmap, model.eval()(torch.ones(1, 16, 4, 4)).heatmap)
     with pytest.raises(ValueError, match="features must be"):
         model(torch.randn(1, 15, 4, 4))
-    with pytest.raises(ValueError, match="not a saved head"):
+    with pytest.raises(ValueError, match="not a checkpoint folder"):
         CenterHead.from_pretrained(tmp_path)
     with pytest.raises(ValueError, match="input must be"):
         DetectorConfig(in_channels=4, input="pixels")
@@ -287,12 +287,12 @@ def test_head_receptive_field_spans_a_person(dilations, sees):
 @pytest.fixture(scope="module")
 def sprite_cache(tmp_path_factory):
     """Sprites on the sample clip (two parts, never mixed), tokenized with the shipped codec."""
-    from mptvc_latents.pretrained import load_codec
+    from mptvc_latents.codec import MPTVC
 
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("heads") / "cache"
     clip = read_video(SAMPLE)
-    model = load_codec()
+    model = MPTVC.from_pretrained()
     cache_sequence(model, paste_sprites(clip.frames[:32], 3, seed=0, name="a"), root, "train")
     cache_sequence(model, paste_sprites(clip.frames[32:], 3, seed=1, name="b"), root, "test")
     return root
