@@ -59,9 +59,6 @@ class OursAdapter:
     def decode_parallel(self, streams, w, sizes, threads):
         return self.tables.decode_streams(streams, w.indexes, sizes, num_threads=threads)
 
-    def ideal_bits(self, w):
-        return self.tables.ideal_bits(w.symbols, w.indexes)
-
 
 class CompressaiAdapter:
     """CompressAI's C++ rANS (16-bit, 4-bit bypass chunks for escapes); Python lists in."""

@@ -17,12 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mptvc_latents.entropy.cdf import (
-    discretized_gaussian_pmf,
-    quantize_pmf,
-    sample_from_tables,
-    scale_table,
-)
+from mptvc_latents.entropy.cdf import discretized_gaussian_pmf, quantize_pmf, scale_table
+from tests.table_sampling import sample_from_tables
 
 FULL_SIZES = {
     "fsq8_scales": 8_000_000,

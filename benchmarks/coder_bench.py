@@ -8,8 +8,8 @@ Run from the repository root::
 Every coder codes the same symbols under the same 16-bit integer tables (see
 ``benchmarks/_workloads.py``). Throughput is the median of ``--repeats`` timed runs after
 one warm-up run, whose output is checked to round-trip exactly. Overhead is measured
-against ``ideal_bits`` under those tables plus, for escapes, an Elias-gamma code of the
-zig-zag overflow (what ``mptvc_latents.entropy.cdf.IdealCost.total_bits`` counts).
+against the ideal cost under those tables plus, for escapes, an Elias-gamma code of the
+zig-zag overflow (``RangeCoder.ideal_cost``, ``mptvc_latents.coder.IdealCost.total_bits``).
 
 "core" times only the coder call on inputs in the form the coder wants; "Python API" adds
 the conversion from and to int32 numpy arrays (CompressAI: ``tolist()`` and back;
@@ -35,7 +35,7 @@ import numpy as np
 
 from benchmarks._coders import ADAPTERS
 from benchmarks._workloads import Workload, build_workloads
-from mptvc_latents.entropy.cdf import IdealCost, ideal_bits
+from mptvc_latents.coder import IdealCost, RangeCoder
 
 logger = logging.getLogger("coder_bench")
 
@@ -135,7 +135,6 @@ def _bench_adapter(adapter, name, w, cost, repeats, threads, setup_s) -> dict:
         multi = measure_parallel(adapter, w, repeats, threads)
         multi["overhead_pct"] = _overhead_pct(multi["bytes"], cost)
         result["all_threads"] = multi
-        result["coder_ideal_bits"] = adapter.ideal_bits(w)
     else:
         result["all_threads"] = None
     if not _round_trips(result):
@@ -169,14 +168,14 @@ def run_benchmark(
         "workloads": {},
     }
     for w in build_workloads(size_scale):
-        cost = ideal_bits(w.symbols, w.indexes, w.cdfs, w.cdf_lengths, w.offsets)
+        cost = RangeCoder(w.cdfs, w.cdf_lengths, w.offsets).ideal_cost(w.symbols, w.indexes)
         entry = {
             "description": w.description,
             "n_symbols": w.n_symbols,
             "n_tables": w.n_tables,
-            "ideal_table_bits": cost.bits,
+            "ideal_table_bits": cost.table_bits,
             "n_escapes": cost.n_escapes,
-            "escape_payload_bits": cost.escape_payload_bits,
+            "escape_payload_bits": cost.escape_bits,
             "ideal_bits": cost.total_bits,
             "ideal_bits_per_symbol": cost.total_bits / w.n_symbols,
             "coders": {},

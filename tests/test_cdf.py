@@ -1,4 +1,5 @@
-"""Tests for the integer CDF tables in mptvc_latents.entropy.cdf."""
+"""Tests for building integer CDF tables (mptvc_latents.entropy.cdf) and for the exact
+table sampler the coder benchmark draws its workloads with (tests/table_sampling.py)."""
 
 import heapq
 import math
@@ -9,14 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from mptvc_latents.entropy.cdf import (
-    discretized_gaussian_pmf,
-    ideal_bits,
-    quantize_pmf,
-    sample_from_tables,
-    scale_table,
-    validate_tables,
-)
+from mptvc_latents.coder import RangeCoder
+from mptvc_latents.entropy.cdf import check_alphabet, discretized_gaussian_pmf, quantize_pmf, scale_table
+from tests.table_sampling import sample_from_tables
 
 FAST = settings(max_examples=40, deadline=None)
 
@@ -63,7 +59,7 @@ def test_quantize_pmf_invariants(pmf, with_tail, tail_scale):
     assert np.all(np.diff(cdfs, axis=1) >= 1)
     if not with_tail:
         assert np.all(cdfs[:, -1] - cdfs[:, -2] == 1)
-    validate_tables(cdfs, np.full(n, alphabet + 2), np.zeros(n, dtype=np.int32))
+    assert len(RangeCoder(cdfs, np.full(n, alphabet + 2), np.zeros(n, dtype=np.int32))) == n  # the coder accepts them
 
 
 def test_quantize_pmf_is_deterministic_with_ties():
@@ -138,7 +134,7 @@ def test_scale_table_is_log_spaced():
     np.testing.assert_allclose(ratios, ratios[0])
 
 
-# ------------------------------------------------------------- ideal bits and sampling
+# -------------------------------------------------------------------- exact sampling
 
 
 def _small_bank():
@@ -151,27 +147,6 @@ def _small_bank():
     lengths = np.array([9, 9, 9, 4], dtype=np.int32)
     offsets = np.array([-3, -3, -3, 5], dtype=np.int32)
     return cdfs, lengths, offsets
-
-
-def test_ideal_bits_matches_direct_computation():
-    cdfs, lengths, offsets = _small_bank()
-    rng = np.random.default_rng(1)
-    indexes = rng.integers(0, 4, size=500).astype(np.int32)
-    symbols = rng.integers(-12, 12, size=500).astype(np.int32)
-    expected_bits, escapes, payload = 0.0, 0, 0
-    for v, i in zip(symbols.tolist(), indexes.tolist(), strict=True):
-        d, n_values = v - int(offsets[i]), int(lengths[i]) - 2
-        k = d if 0 <= d < n_values else n_values
-        expected_bits -= math.log2((cdfs[i, k + 1] - cdfs[i, k]) / 2**16)
-        if k == n_values:
-            escapes += 1
-            raw = -2 * d - 1 if d < 0 else 2 * (d - n_values)
-            payload += 2 * (raw + 1).bit_length() - 1
-    cost = ideal_bits(symbols, indexes, cdfs, lengths, offsets)
-    assert cost.bits == pytest.approx(expected_bits, rel=1e-12)
-    assert cost.n_escapes == escapes > 0
-    assert cost.escape_payload_bits == payload
-    assert cost.total_bits == pytest.approx(expected_bits + payload, rel=1e-12)
 
 
 def test_sampling_matches_table_frequencies():
@@ -254,25 +229,23 @@ def test_gaussian_and_scale_table_reject_bad_input():
         scale_table(n=1)
 
 
-def test_table_validation_errors():
+def test_alphabet_must_be_an_ordered_pair_of_integers():
+    assert check_alphabet((-3, 4)) == (-3, 4) and check_alphabet([np.int64(0), 7]) == (0, 7)
+    for bad in [(0.0, 3), (True, 3), (1, 2, 3), 5, "ab"]:
+        with pytest.raises(ValueError, match="pair of integers"):
+            check_alphabet(bad)
+    with pytest.raises(ValueError, match="lo <= hi"):
+        check_alphabet((2, 1))
+
+
+def test_sampling_rejects_bad_input():
     cdfs, lengths, offsets = _small_bank()
-    symbols = np.zeros(3, dtype=np.int32)
-    with pytest.raises(ValueError, match="same number"):
-        ideal_bits(symbols, np.zeros(2, dtype=np.int32), cdfs, lengths, offsets)
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="escape_continue"):
+        sample_from_tables(rng, np.zeros(3, dtype=np.int32), cdfs, lengths, offsets, escape_continue=1.0)
     with pytest.raises(ValueError, match="name a table"):
-        ideal_bits(symbols, np.array([0, 1, 4]), cdfs, lengths, offsets)
-    with pytest.raises(ValueError, match="integer array"):
-        ideal_bits(symbols.astype(float), np.zeros(3, dtype=np.int32), cdfs, lengths, offsets)
+        sample_from_tables(rng, np.array([0, 4]), cdfs, lengths, offsets)
     broken = cdfs.copy()
     broken[0, 3] = broken[0, 2]
-    with pytest.raises(ValueError, match="strictly increasing"):
-        validate_tables(broken, lengths, offsets)
-    broken = cdfs.copy()
-    broken[3, 3] = 65535
-    with pytest.raises(ValueError, match="end at"):
-        validate_tables(broken, lengths, offsets)
-    with pytest.raises(ValueError, match="cdf_length"):
-        validate_tables(cdfs, np.array([9, 9, 9, 2]), offsets)
-    with pytest.raises(ValueError, match="escape_continue"):
-        rng = np.random.default_rng(0)
-        sample_from_tables(rng, symbols, cdfs, lengths, offsets, escape_continue=1.0)
+    with pytest.raises(ValueError, match="not strictly increasing"):
+        sample_from_tables(rng, np.zeros(3, dtype=np.int32), broken, lengths, offsets)

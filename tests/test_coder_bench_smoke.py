@@ -36,7 +36,7 @@ def test_ours_round_trips_and_report_has_expected_keys(tmp_path, capsys):
         assert ours["status"] == "ok"
         assert SINGLE_KEYS <= ours["single_thread"].keys()
         assert ours["single_thread"]["roundtrip"] and ours["all_threads"]["roundtrip"]
-        assert ours["coder_ideal_bits"] == pytest.approx(entry["ideal_bits"], rel=1e-9)
+        assert 8 * ours["single_thread"]["bytes"] >= entry["ideal_bits"] > 0, "no coder beats the ideal cost"
     assert report["workloads"]["hyper_factorized"]["n_escapes"] >= 0
     assert "| fsq8_scales" in capsys.readouterr().out
 

@@ -1,6 +1,6 @@
 """Integer CDF tables for the range coder (16-bit precision, CompressAI contract).
 
-The coder (``mptvc_latents._coder``, same layout as CompressAI's
+The coder (``mptvc_latents.coder.RangeCoder``, same layout as CompressAI's
 ``RansEncoder.encode_with_indexes``) reads a bank of tables::
 
     cdfs        int32 (n_tables, max_len)  row i: 0 = c_0 < c_1 < ... < c_{L_i - 1} = 2**16,
@@ -14,12 +14,15 @@ Symbol ``k`` of table ``i`` has frequency ``c_{k+1} - c_k >= 1``. The last symbo
 coded outside the tables. A table for an alphabet of ``A`` values therefore has
 ``L_i = A + 2``.
 
+This module builds tables from float densities; the integer side lives in the Rust coder:
+constructing a ``RangeCoder`` checks the contract above, and its ``ideal_cost``,
+``symbol_bits`` and ``bits_table`` count bits under the tables.
+
 Data flow (Ballé et al. 2018, "Variational image compression with a scale hyperprior")::
 
     scales, means --discretized_gaussian_pmf--> pmf (n, A), tail (n,)
                   --quantize_pmf--------------> cdfs (n, A + 2) int32
-    symbols, indexes + tables --ideal_bits----> exact cost under the integer tables
-    indexes + tables --sample_from_tables-----> symbols drawn exactly from the tables
+                  --RangeCoder(cdfs, ...)-----> encode / decode / ideal bits
 
 The normal CDF uses ``math.erfc`` through ``np.frompyfunc``: numpy has no erf, the banks
 hold at most a few thousand tables, and this keeps the library free of a scipy
@@ -30,26 +33,19 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+import numbers
+from typing import Any
 
 import numpy as np
 
+from mptvc_latents.coder import PRECISION
+
 logger = logging.getLogger(__name__)
 
-PRECISION = 16
 _MAX_PRECISION = 30  # 2**precision must fit in an int32 CDF entry.
 _BISECTION_STEPS = 100
 
-__all__ = [
-    "PRECISION",
-    "IdealCost",
-    "discretized_gaussian_pmf",
-    "ideal_bits",
-    "quantize_pmf",
-    "sample_from_tables",
-    "scale_table",
-    "validate_tables",
-]
+__all__ = ["PRECISION", "check_alphabet", "discretized_gaussian_pmf", "quantize_pmf", "scale_table"]
 
 
 # --------------------------------------------------------------------------------------
@@ -186,7 +182,7 @@ def discretized_gaussian_pmf(
         ) from None
     if not np.all(np.isfinite(means)):
         raise ValueError("Every mean must be finite.")
-    lo, hi = _check_alphabet(alphabet)
+    lo, hi = check_alphabet(alphabet)
     edges = np.arange(lo, hi + 2, dtype=np.float64) - 0.5  # (A + 1,) interval edges
     z = (edges[None, :] - means[:, None]) / scales[:, None]  # (n, A + 1)
     lower = _normal_lower_tail(z)  # Phi(z)
@@ -203,7 +199,7 @@ _erfc = np.frompyfunc(math.erfc, 1, 1)
 
 def _normal_lower_tail(z: np.ndarray) -> np.ndarray:
     """``Phi(z)``, accurate to double precision relative error in the lower tail."""
-    return 0.5 * _erfc(-z / math.sqrt(2.0)).astype(np.float64)
+    return 0.5 * np.asarray(_erfc(-z / math.sqrt(2.0)), dtype=np.float64)
 
 
 def scale_table(min_scale: float = 0.3, max_scale: float = 8.0, n: int = 64) -> np.ndarray:
@@ -218,210 +214,22 @@ def scale_table(min_scale: float = 0.3, max_scale: float = 8.0, n: int = 64) -> 
 
 
 # --------------------------------------------------------------------------------------
-# Using the integer tables: validation, ideal cost, exact sampling.
+# Input checks.
 
 
-@dataclass(frozen=True)
-class IdealCost:
-    """Ideal cost of a symbol stream under integer tables.
+def check_alphabet(alphabet: Any) -> tuple[int, int]:
+    """``alphabet`` as an inclusive integer range ``(lo, hi)`` with ``lo <= hi``.
 
-    Attributes:
-        bits: sum of ``-log2(freq / 2**precision)`` of the coded table symbol, the escape's
-            own frequency included for out-of-range values.
-        n_escapes: how many values fell outside their table's range.
-        escape_payload_bits: a reference cost for the escape payloads, which the tables do
-            not model: an Elias-gamma code of ``r + 1`` where ``r`` is the zig-zag overflow
-            (``-2 d - 1`` for ``d = v - offset < 0``, ``2 (d - (L - 2))`` above the range).
+    Raises:
+        ValueError: when it is not a pair of integers or ``hi < lo``.
     """
-
-    bits: float
-    n_escapes: int
-    escape_payload_bits: int
-
-    @property
-    def total_bits(self) -> float:
-        return self.bits + self.escape_payload_bits
-
-
-def validate_tables(
-    cdfs: np.ndarray,
-    cdf_lengths: np.ndarray,
-    offsets: np.ndarray,
-    precision: int = PRECISION,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Check the table contract and return the arrays as int32 (``cdfs`` 2-D)."""
-    _check_precision(precision)
-    cdfs = _as_int32(cdfs, "cdfs")
-    cdf_lengths = _as_int32(cdf_lengths, "cdf_lengths")
-    offsets = _as_int32(offsets, "offsets")
-    if cdfs.ndim != 2:
-        raise ValueError(f"cdfs must be 2-D (n_tables, max_len), but it has shape {cdfs.shape}.")
-    n_tables, max_len = cdfs.shape
-    for name, arr in (("cdf_lengths", cdf_lengths), ("offsets", offsets)):
-        if arr.shape != (n_tables,):
-            raise ValueError(f"{name} must have shape ({n_tables},) to match cdfs, but it has shape {arr.shape}.")
-    if np.any(cdf_lengths < 3) or np.any(cdf_lengths > max_len):
-        raise ValueError(
-            f"Every cdf_length must be between 3 (one value plus the escape) and the row length {max_len} of cdfs."
-        )
-    cols = np.arange(max_len)[None, :]
-    inside = cols < cdf_lengths[:, None]
-    if np.any(cdfs[:, 0] != 0):
-        raise ValueError("Every CDF must start at 0.")
-    last = np.take_along_axis(cdfs, (cdf_lengths - 1)[:, None].astype(np.int64), axis=1)
-    if np.any(last != 1 << precision):
-        raise ValueError(f"Every CDF must end at 2**{precision} = {1 << precision}.")
-    steps_inside = inside[:, 1:]
-    if np.any((np.diff(cdfs.astype(np.int64), axis=1) <= 0) & steps_inside):
-        raise ValueError(
-            "Every CDF must be strictly increasing up to its length (each symbol, the "
-            "escape included, needs a frequency of at least 1)."
-        )
-    return cdfs, cdf_lengths, offsets
-
-
-def ideal_bits(
-    symbols: np.ndarray,
-    indexes: np.ndarray,
-    cdfs: np.ndarray,
-    cdf_lengths: np.ndarray,
-    offsets: np.ndarray,
-    precision: int = PRECISION,
-) -> IdealCost:
-    """Exact ideal cost of coding ``symbols[j]`` with table ``indexes[j]``.
-
-    See :class:`IdealCost` for what is and is not counted.
-    """
-    cdfs, cdf_lengths, offsets = validate_tables(cdfs, cdf_lengths, offsets, precision)
-    symbols, indexes = _check_stream(symbols, indexes, len(cdfs))
-    coded, overflow = _table_symbols(symbols, indexes, cdf_lengths, offsets)
-    flat = cdfs.reshape(-1).astype(np.int64)
-    start = indexes.astype(np.int64) * cdfs.shape[1] + coded
-    freq = flat[start + 1] - flat[start]
-    # Sum log2 over distinct frequencies only: exact, and fast for millions of symbols.
-    used, counts = _histogram(freq, 1 << precision)
-    bits = float(np.dot(counts, precision - np.log2(used.astype(np.float64))))
-    escaped = overflow[overflow >= 0]
-    payload = int(np.sum(2 * _floor_log2(escaped + 1) + 1)) if escaped.size else 0
-    return IdealCost(bits=bits, n_escapes=int(escaped.size), escape_payload_bits=payload)
-
-
-def sample_from_tables(
-    rng: np.random.Generator,
-    indexes: np.ndarray,
-    cdfs: np.ndarray,
-    cdf_lengths: np.ndarray,
-    offsets: np.ndarray,
-    *,
-    draw_escapes: bool = False,
-    escape_continue: float = 0.5,
-    precision: int = PRECISION,
-) -> np.ndarray:
-    """Draw one value per entry of ``indexes`` exactly from the integer tables.
-
-    A uniform integer ``u`` is mapped through the inverse CDF of table ``indexes[j]``.
-    With ``draw_escapes=False``, ``u`` is drawn below the escape's interval, i.e. exactly
-    from the tables conditioned on staying in range. With ``draw_escapes=True`` the escape
-    is drawn with its table frequency and replaced by a value outside the range: below or
-    above with probability 1/2 each, at distance ``m >= 1`` from the range with
-    ``P(m) = (1 - q) q**(m - 1)``, ``q = escape_continue``.
-
-    Returns:
-        int32 values of the shape of ``indexes``.
-    """
-    cdfs, cdf_lengths, offsets = validate_tables(cdfs, cdf_lengths, offsets, precision)
-    indexes = _check_indexes(indexes, len(cdfs))
-    if not 0.0 <= escape_continue < 1.0:
-        raise ValueError(f"escape_continue must be in [0, 1), but it is {escape_continue}.")
-    flat_idx = indexes.reshape(-1)
-    n_tables, max_len = cdfs.shape
-    total = 1 << precision
-    escape_start = np.take_along_axis(cdfs, (cdf_lengths - 2)[:, None].astype(np.int64), 1)[:, 0]
-    high = total if draw_escapes else escape_start[flat_idx]
-    u = rng.integers(0, high, size=flat_idx.shape, dtype=np.int64)
-    # One sorted array for all tables: pad each row with its total, shift row r by
-    # r * (total + 1), and search every u in its own row.
-    padded = np.where(np.arange(max_len)[None, :] < cdf_lengths[:, None], cdfs, total)
-    stride = np.int64(total + 1)
-    flat = (padded.astype(np.int64) + stride * np.arange(n_tables)[:, None]).reshape(-1)
-    pos = np.searchsorted(flat, u + stride * flat_idx, side="right")
-    coded = pos - 1 - max_len * flat_idx.astype(np.int64)
-    values = coded + offsets[flat_idx]
-    escaped = coded == cdf_lengths[flat_idx] - 2
-    if np.any(escaped):
-        n_esc = int(escaped.sum())
-        distance = rng.geometric(1.0 - escape_continue, size=n_esc)
-        below = rng.random(n_esc) < 0.5
-        lo = offsets[flat_idx[escaped]].astype(np.int64)
-        hi = lo + cdf_lengths[flat_idx[escaped]] - 3  # largest in-range value
-        values[escaped] = np.where(below, lo - distance, hi + distance)
-    if np.any((values < np.iinfo(np.int32).min) | (values > np.iinfo(np.int32).max)):
-        raise ValueError("Sampled escapes overflow int32; lower escape_continue.")
-    return values.astype(np.int32).reshape(indexes.shape)
-
-
-# --------------------------------------------------------------------------------------
-# Helpers.
-
-
-def _table_symbols(symbols, indexes, cdf_lengths, offsets):
-    """Coded table symbol per value and the zig-zag overflow (-1 where in range)."""
-    d = symbols.astype(np.int64) - offsets[indexes]
-    n_values = (cdf_lengths[indexes] - 2).astype(np.int64)
-    below, above = d < 0, d >= n_values
-    coded = np.where(below | above, n_values, d)
-    overflow = np.where(below, -2 * d - 1, np.where(above, 2 * (d - n_values), -1))
-    return coded, overflow
-
-
-def _histogram(values: np.ndarray, max_value: int) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct nonnegative ints and their counts (bincount when the range is small)."""
-    if max_value <= 1 << 20:
-        counts = np.bincount(values, minlength=1)
-        used = np.nonzero(counts)[0]
-        return used, counts[used]
-    return np.unique(values, return_counts=True)
-
-
-def _floor_log2(x: np.ndarray) -> np.ndarray:
-    """Exact ``floor(log2(x))`` for positive int64 (float log2 rounds near powers of 2)."""
-    x = x.astype(np.int64)
-    out = np.zeros(x.shape, dtype=np.int64)
-    for shift in (32, 16, 8, 4, 2, 1):
-        big = x >= (np.int64(1) << shift)
-        x = np.where(big, x >> shift, x)
-        out += big * shift
-    return out
-
-
-def _check_stream(symbols, indexes, n_tables):
-    symbols = _as_int32(symbols, "symbols").reshape(-1)
-    indexes = _check_indexes(indexes, n_tables).reshape(-1)
-    if symbols.shape != indexes.shape:
-        raise ValueError(
-            f"symbols and indexes must have the same number of entries, but they have "
-            f"{symbols.size} and {indexes.size}."
-        )
-    return symbols, indexes
-
-
-def _check_indexes(indexes, n_tables):
-    indexes = _as_int32(indexes, "indexes")
-    if indexes.size and (indexes.min() < 0 or indexes.max() >= n_tables):
-        raise ValueError(
-            f"Every index must name a table in [0, {n_tables}), but indexes span [{indexes.min()}, {indexes.max()}]."
-        )
-    return indexes
-
-
-def _as_int32(arr, name):
-    arr = np.asarray(arr)
-    if arr.dtype.kind not in "iu":
-        raise ValueError(f"{name} must be an integer array, but its dtype is {arr.dtype}.")
-    info = np.iinfo(np.int32)
-    if arr.size and (arr.min() < info.min or arr.max() > info.max):
-        raise ValueError(f"{name} must fit in int32, but it has values outside that range.")
-    return arr.astype(np.int32, copy=False)
+    pair = alphabet if isinstance(alphabet, (tuple, list)) else ()
+    if len(pair) != 2 or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in pair):
+        raise ValueError(f"alphabet must be a pair of integers (lo, hi), but it is {alphabet!r}.")
+    lo, hi = int(pair[0]), int(pair[1])
+    if hi < lo:
+        raise ValueError(f"alphabet (lo, hi) needs lo <= hi, but it is {alphabet!r}.")
+    return lo, hi
 
 
 def _check_probabilities(arr, name):
@@ -445,15 +253,3 @@ def _check_row_mass(mass, what):
 def _check_precision(precision):
     if not isinstance(precision, (int, np.integer)) or not 1 <= precision <= _MAX_PRECISION:
         raise ValueError(f"precision must be an integer in [1, {_MAX_PRECISION}], but it is {precision!r}.")
-
-
-def _check_alphabet(alphabet):
-    try:
-        lo, hi = alphabet
-    except (TypeError, ValueError):
-        raise ValueError(f"alphabet must be a pair (lo, hi), but it is {alphabet!r}.") from None
-    if int(lo) != lo or int(hi) != hi:
-        raise ValueError(f"alphabet bounds must be integers, but they are {alphabet!r}.")
-    if hi < lo:
-        raise ValueError(f"alphabet (lo, hi) needs lo <= hi, but it is {alphabet!r}.")
-    return int(lo), int(hi)

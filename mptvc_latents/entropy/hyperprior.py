@@ -33,7 +33,6 @@ float64 path, so their bits are exactly what ``compress`` spends before stream o
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import numbers
@@ -315,10 +314,6 @@ class ScaleHyperprior(nn.Module):
             )
         return torch.from_numpy(symbols.astype("uint8")).to(device)
 
-    def digest(self) -> str:
-        """sha256 hex over the digests of the y and z table banks (what the container records)."""
-        return hashlib.sha256(f"{self.y_tables.digest()}:{self.z_tables.digest()}".encode()).hexdigest()
-
     # ------------------------------------------------------------------ validation
 
     def _check_shape(self, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
@@ -328,7 +323,7 @@ class ScaleHyperprior(nn.Module):
         c, t, h, w = (int(s) for s in shape)
         if c != self.latent_channels:
             raise ValueError(f"The latent has {c} channels, but this hyperprior was built for {self.latent_channels}.")
-        if any(n % m for n, m in zip((t, h, w), self.config.merge)):
+        if any(n % m for n, m in zip((t, h, w), self.config.merge, strict=True)):
             raise ValueError(
                 f"The latent grid (T, H, W) = {(t, h, w)} must be divisible by the hyperprior merge "
                 f"{self.config.merge}; pad the latent to a multiple of it."
