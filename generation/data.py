@@ -85,9 +85,7 @@ def tokenize_fixed(
         raise ValueError(f"size must be (height, width), both multiples of 16 and at least 16, got {size!r}.")
     if max_frames < FRAME_MULTIPLE:
         raise ValueError(f"max_frames must be at least {FRAME_MULTIPLE}, got {max_frames}.")
-    found, missing = find_sources(sources)
-    if missing:
-        raise ValueError(f"No video found for {missing[0][0]!r} ({missing[0][1]}).")
+    found, _ = find_sources(sources, skip_missing=False)
     path = Path(store_path)
     store = TokenStore.open(path, model, writable=True) if path.exists() else TokenStore.create(path, model)
     store.sweep()

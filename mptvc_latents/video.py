@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import glob
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -11,10 +13,80 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-__all__ = ["VIDEO_SUFFIXES", "VideoClip", "read_video", "write_frames", "write_video"]
+__all__ = [
+    "VIDEO_SUFFIXES",
+    "FoundVideo",
+    "VideoClip",
+    "VideoSearch",
+    "find_videos",
+    "read_video",
+    "write_frames",
+    "write_video",
+]
 
 #: File endings that count as video when folders are searched (training, tokenizing, evaluation).
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".y4m", ".gif")
+
+
+@dataclass(frozen=True)
+class FoundVideo:
+    """A video file that :func:`find_videos` found."""
+
+    path: Path  # as named or found under its folder argument (not resolved)
+    root: Path | None  # the folder argument it was found in; None when named directly or by a glob
+
+
+@dataclass(frozen=True)
+class VideoSearch:
+    """What :func:`find_videos` found: each file once, and ``(argument, reason)`` per argument that matched nothing."""
+
+    videos: tuple[FoundVideo, ...]
+    unmatched: tuple[tuple[str, str], ...]
+
+    @property
+    def paths(self) -> list[Path]:
+        return [video.path for video in self.videos]
+
+
+def find_videos(sources: Iterable[str | Path], *, skip_missing: bool = False) -> VideoSearch:
+    """The video files that ``sources`` name, in their order: a file as it is (whatever its suffix),
+    a folder searched recursively for files with a suffix in :data:`VIDEO_SUFFIXES` (sorted), a glob
+    pattern (``**`` recurses) by the files it matches (sorted). A file found twice is kept once.
+
+    Args:
+        skip_missing: report an argument that matches nothing in ``VideoSearch.unmatched`` instead
+            of raising (bulk jobs that skip what they cannot read).
+
+    Raises:
+        ValueError: when an argument matches nothing (unless ``skip_missing``), or nothing at all is found.
+    """
+    found: dict[Path, FoundVideo] = {}
+    unmatched: list[tuple[str, str]] = []
+    arguments = [str(source) for source in sources]
+    if not arguments:
+        raise ValueError("No video sources were given: name video files, folders or glob patterns.")
+    for arg in arguments:
+        path = Path(arg)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+            videos = [FoundVideo(p, path) for p in files]
+            reason = f"the folder holds no video files ({', '.join(VIDEO_SUFFIXES)})"
+        elif path.is_file():
+            videos, reason = [FoundVideo(path, None)], ""
+        elif glob.has_magic(arg):
+            files = sorted(Path(p) for p in glob.glob(arg, recursive=True) if Path(p).is_file())
+            videos, reason = [FoundVideo(p, None) for p in files], "the pattern matches no file"
+        else:
+            videos, reason = [], "no such file or folder"
+        if not videos:
+            if not skip_missing:
+                raise ValueError(f"The video source {arg!r} matches nothing: {reason}.")
+            unmatched.append((arg, reason))
+        for video in videos:
+            found.setdefault(video.path.resolve(), video)
+    if not found:
+        raise ValueError("No video was found: " + "; ".join(f"{arg!r}: {reason}" for arg, reason in unmatched) + ".")
+    return VideoSearch(tuple(found.values()), tuple(unmatched))
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import torch
 
 from mptvc_latents.codec import MPTVC
 from mptvc_latents.train import TrainConfig, Trainer
-from mptvc_latents.train.data import ClipSampler, Video, find_videos
+from mptvc_latents.train.data import ClipSampler, Video
 from mptvc_latents.train.export import export_checkpoint
 from tests._tiny import SAMPLE, tiny_config
 
@@ -47,8 +47,10 @@ def test_training_runs_the_curriculum_and_resumes_exactly_where_it_stopped(tmp_p
     assert (run / "checkpoint" / "model.safetensors").is_file() and (run / "checkpoint" / "trainer.pt").is_file()
 
     # Level 0 was frozen after phase 0: its encoder did not change in phase 1.
-    saved = MPTVC.load(run / "checkpoint")
-    assert all(torch.equal(a, b) for a, b in zip(saved.state_dict().values(), trainer.model.state_dict().values()))
+    saved = MPTVC.from_pretrained(run / "checkpoint")
+    assert all(
+        torch.equal(a, b) for a, b in zip(saved.state_dict().values(), trainer.model.state_dict().values(), strict=True)
+    )
 
     # A crash after step 5 left a record of step 6 that no checkpoint holds: resuming drops it.
     with open(run / "log.jsonl", "a") as f:
@@ -75,7 +77,7 @@ def test_export_writes_a_half_precision_folder_that_loads_strictly(tmp_path):
     trainer = Trainer(_train_config(tmp_path))
     trainer.save()
     out = export_checkpoint(Path(trainer.config.run_dir) / "checkpoint", tmp_path / "export", tile_overlap=(32, 32))
-    loaded = MPTVC.load(out)
+    loaded = MPTVC.from_pretrained(out)
     assert loaded.config.tile_overlap == (32, 32)
     assert (out / "model.safetensors").stat().st_size < (
         Path(trainer.config.run_dir) / "checkpoint" / "model.safetensors"
@@ -85,10 +87,8 @@ def test_export_writes_a_half_precision_folder_that_loads_strictly(tmp_path):
 
 
 def test_bad_sources_and_sizes_are_clear_errors(tmp_path):
-    with pytest.raises(ValueError, match="neither a video file nor a folder"):
-        find_videos([tmp_path / "nowhere"])
-    with pytest.raises(ValueError, match="No video files"):
-        find_videos([tmp_path])
+    with pytest.raises(ValueError, match="no such file or folder"):
+        Trainer(_train_config(tmp_path, sources=(str(tmp_path / "nowhere"),)))
     small = Video("small", np.zeros((4, 16, 16, 3), np.uint8), np.zeros(4, np.int32))
     with pytest.raises(ValueError, match="at least 8 frames of 32x32"):
         ClipSampler([small], 8, 32, 32)
@@ -105,7 +105,7 @@ def test_export_command_writes_the_folder_and_its_training_record(tmp_path):
     assert main(["export", trainer.config.run_dir, str(out), "--tile-overlap", "32", "32"]) == 0
     record = json.loads((out / "training.json").read_text())
     assert record["steps"] == 5 and record["last_record"]["step"] == 5 and record["wall_hours"] >= 0
-    assert MPTVC.load(out).config.tile_overlap == (32, 32)
+    assert MPTVC.from_pretrained(out).config.tile_overlap == (32, 32)
     assert main(["export", str(tmp_path / "not-a-run"), str(tmp_path / "x")]) == 2
 
 
@@ -116,7 +116,7 @@ def test_a_new_run_can_start_from_exported_weights_and_continue_the_schedule(tmp
     config = _train_config(tmp_path, run_dir=str(tmp_path / "next"), init=str(shipped), phase_steps=(1, 1, 1, 4))
     trainer = Trainer(config)
     assert trainer.step == 5 and not trainer.optimizer.state_dict()["state"]
-    weights = MPTVC.load(shipped).state_dict()
-    assert all(torch.equal(a, b) for a, b in zip(trainer.model.state_dict().values(), weights.values()))
+    weights = MPTVC.from_pretrained(shipped).state_dict()
+    assert all(torch.equal(a, b) for a, b in zip(trainer.model.state_dict().values(), weights.values(), strict=True))
     trainer.fit(progress=False)
     assert trainer.step == 7

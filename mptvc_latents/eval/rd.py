@@ -33,7 +33,7 @@ import torch
 from mptvc_latents.eval.baselines import OutOfRangeError, RateSweep
 from mptvc_latents.eval.metrics import bpp, psnr_rgb, psnr_y
 from mptvc_latents.eval.report import write_report
-from mptvc_latents.video import VIDEO_SUFFIXES, read_video
+from mptvc_latents.video import find_videos, read_video
 
 log = logging.getLogger(__name__)
 
@@ -84,19 +84,12 @@ def mptvc_file_bytes(model) -> ContainerBytes:
 
 
 def collect_clips(paths: Iterable[str | Path]) -> list[Path]:
-    """Video files among ``paths``; folders are searched recursively, sorted by path."""
-    clips: list[Path] = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
-            if not found:
-                raise ValueError(f"The folder {str(path)!r} holds no video files ({', '.join(VIDEO_SUFFIXES)}).")
-            clips.extend(found)
-        elif path.is_file():
-            clips.append(path)
-        else:
-            raise ValueError(f"The clip or folder {str(path)!r} does not exist.")
-    return clips
+    """Video files among ``paths`` (files, folders searched recursively, globs): :func:`video.find_videos`.
+
+    Raises:
+        ValueError: when a path matches no video.
+    """
+    return find_videos(paths).paths
 
 
 def _prefix_name(k: int, levels: int) -> str:

@@ -3,7 +3,7 @@
 ::
 
     sources (files, folders, globs) -> plan: (path, key, sha256), finished clips skipped
-      -> workers (spawn, one model and one torch thread each): read -> encode -> write_clip(key)
+      -> workers (store/worker.py; spawned, one model and one torch thread each): read -> encode -> write_clip(key)
       -> parent: progress, errors, consolidated metadata, summary
 
 Each clip is written by exactly one worker, as whole arrays into its own subgroup, so no two
@@ -12,7 +12,6 @@ writers ever touch one shard. A file that fails is reported and skipped; the sto
 
 from __future__ import annotations
 
-import glob
 import logging
 import multiprocessing
 import time
@@ -22,8 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mptvc_latents.formats.token_store import ClipMeta, TokenStore, clip_key, file_sha256
-from mptvc_latents.video import VIDEO_SUFFIXES, write_frames
+from mptvc_latents.formats.token_store import TokenStore, clip_key, file_sha256
+from mptvc_latents.store.worker import ClipTokenizer, Job, Result, run_in_process_worker, start_process_worker
+from mptvc_latents.video import VIDEO_SUFFIXES, find_videos, write_frames
 
 if TYPE_CHECKING:
     from mptvc_latents.codec import MPTVC
@@ -65,78 +65,36 @@ class TokenizeSummary:
         )
 
 
-def find_sources(sources: Iterable[str | Path]) -> tuple[list[Source], list[tuple[str, str]]]:
-    """Expand files, folders (recursively, video suffixes only) and globs into sources with their keys.
+def find_sources(
+    sources: Iterable[str | Path], *, skip_missing: bool = True
+) -> tuple[list[Source], list[tuple[str, str]]]:
+    """The videos of ``sources`` (files, folders searched recursively, globs: :func:`video.find_videos`)
+    with their clip keys (a file found in a folder argument is named relative to that folder).
 
-    Returns the sources (sorted per argument, duplicates dropped) and ``(argument, reason)`` for each
-    argument that matched nothing.
+    Returns the sources and ``(argument, reason)`` for each argument that matched nothing.
+
+    Raises:
+        ValueError: when nothing is found, or (``skip_missing=False``) an argument matches nothing.
     """
-    found: dict[Path, Source] = {}
-    missing: list[tuple[str, str]] = []
-    for arg in map(str, sources):
-        path = Path(arg)
-        if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
-            pairs = [(p, clip_key(p, path)) for p in files]
-        elif path.is_file():
-            pairs = [(path, clip_key(path))]
-        elif glob.has_magic(arg):
-            pairs = [(Path(p), clip_key(p)) for p in sorted(glob.glob(arg, recursive=True)) if Path(p).is_file()]
-        else:
-            pairs = []
-        if not pairs:
-            missing.append(
-                (arg, "no such file or folder" if not glob.has_magic(arg) else "the pattern matches no file")
-            )
-        for p, key in pairs:
-            found.setdefault(p.resolve(), Source(p.resolve(), key))
-    return list(found.values()), missing
+    search = find_videos(sources, skip_missing=skip_missing)
+    found = [Source(video.path.resolve(), clip_key(video.path, video.root)) for video in search.videos]
+    return found, list(search.unmatched)
 
 
-# --------------------------------------------------------------------------- the work of one clip
-
-_WORKER: dict = {}
+# --------------------------------------------------------------------------- the engines
 
 
-def _init_worker(model: MPTVC, store_path: str, threads: int | None) -> None:
-    import torch
-
-    if threads:
-        torch.set_num_threads(threads)
-    _WORKER["model"] = model
-    _WORKER["store"] = TokenStore.open(store_path, writable=True)
-
-
-def _tokenize_one(path: str, key: str, sha256: str, levels: int) -> tuple[str, int, str | None]:
-    """Read, encode and write one clip; returns ``(key, frames, error or None)``, never raises on bad input."""
-    from mptvc_latents.video import read_video
-
-    model: MPTVC = _WORKER["model"]
-    try:
-        clip = read_video(path)
-        tokens = model.encode(clip.frames, clip.fps)
-    except Exception as e:  # noqa: BLE001 - whatever a bad file makes the decoder or codec raise, skip it
-        return key, 0, " ".join(str(e).split()) or type(e).__name__
-    _WORKER["store"].write_clip(key, tokens, ClipMeta.build(tokens, path, sha256, levels))
-    return key, int(clip.frames.shape[0]), None
-
-
-def _run_local(
-    jobs: list[tuple], model: MPTVC, store_path: Path, workers: int
-) -> Iterator[tuple[str, int, str | None]]:
-    """Results of ``_tokenize_one`` over ``jobs`` as they finish: in this process, or in ``workers`` spawned ones."""
+def _run_local(jobs: list[Job], model: MPTVC, store_path: Path, workers: int) -> Iterator[Result]:
+    """A :class:`Result` per job as they finish: in this process, or in ``workers`` spawned ones."""
     if workers <= 1:
-        _init_worker(model, str(store_path), None)
-        try:
-            for job in jobs:
-                yield _tokenize_one(*job)
-        finally:
-            _WORKER.clear()
+        tokenizer = ClipTokenizer(model, store_path)
+        for job in jobs:
+            yield tokenizer(job)
         return
     ctx = multiprocessing.get_context("spawn")  # fork would copy torch's thread pool state
-    pool = ProcessPoolExecutor(workers, ctx, initializer=_init_worker, initargs=(model, str(store_path), 1))
+    pool = ProcessPoolExecutor(workers, ctx, initializer=start_process_worker, initargs=(model, str(store_path), 1))
     try:
-        for future in as_completed([pool.submit(_tokenize_one, *job) for job in jobs]):
+        for future in as_completed([pool.submit(run_in_process_worker, job) for job in jobs]):
             yield future.result()
     except BaseException:  # Ctrl-C, a dead worker: drop the queued clips instead of finishing them
         pool.shutdown(wait=True, cancel_futures=True)
@@ -202,9 +160,6 @@ def tokenize(
         raise ValueError(f"levels must lie in 1..{model.num_levels} (a prefix of the codec's levels), got {levels}.")
     start = time.perf_counter()
     found, failed = find_sources(sources)
-    if not found:
-        arg, reason = failed[0] if failed else ("", "no sources were given")
-        raise ValueError(f"Nothing to tokenize: {arg!r}: {reason}." if arg else f"Nothing to tokenize: {reason}.")
     store_path = Path(store_path)
     if store_path.exists():
         store = TokenStore.open(store_path, model, writable=True)
@@ -226,8 +181,8 @@ def tokenize(
         if done is not None and done["sha256"] == sha and done["levels"] >= levels:
             summary.skipped.append(source.key)
         else:
-            jobs.append((str(source.path), source.key, sha, levels))
-    paths = {key: path for path, key, _, _ in jobs}
+            jobs.append(Job(str(source.path), source.key, sha, levels))
+    paths = {job.key: job.path for job in jobs}
     bar = _progress_bar(len(jobs)) if progress else None
     refresh = _Consolidator(store)
     try:

@@ -4,8 +4,9 @@
 
     driver: jobs (path, key, sha256, levels) -> ray.data.from_items, one block per clip
       -> map_batches(_TokenizerActor, batch_size=1, `workers` actors of 1 CPU each):
-           __init__: the model (one ray.put, shared), one torch thread, the store opened writable
-           __call__: read -> encode -> TokenStore.write_clip(key)  ->  row (key, frames, error)
+           __init__: a ClipTokenizer (store/worker.py): the model (one ray.put, shared), one torch
+                     thread, the store opened writable with the model
+           __call__: ClipTokenizer(job): read -> encode -> TokenStore.write_clip(key) -> row (key, frames, error)
       -> driver: the rows as they finish -> the same summary as the local engine
 
 Actors write whole clips into the store themselves, through ``TokenStore.write_clip``, so the
@@ -29,7 +30,7 @@ import numpy as np
 import ray
 import ray.data
 
-from mptvc_latents.store.engine import _WORKER, _init_worker, _tokenize_one
+from mptvc_latents.store.worker import ClipTokenizer, Job, Result
 
 if TYPE_CHECKING:
     from mptvc_latents.codec import MPTVC
@@ -38,24 +39,23 @@ log = logging.getLogger(__name__)
 
 
 class _TokenizerActor:
-    """One Ray Data actor: loads the model once, then tokenizes one clip per batch (batch_size=1)."""
+    """One Ray Data actor: a :class:`ClipTokenizer` made once, then one clip per batch (batch_size=1)."""
 
     def __init__(self, model_ref: ray.ObjectRef, store_path: str) -> None:
-        # One torch thread, as in the local workers: runs must compute the same floats.
-        # The store is opened with the model, so an actor never writes with another checkpoint.
-        model = ray.get(model_ref)
-        _init_worker(model, store_path, 1)
-        _WORKER["store"].check_model(model)
+        # One torch thread, as in the local worker processes: runs must compute the same floats.
+        self.tokenizer = ClipTokenizer(ray.get(model_ref), store_path, threads=1)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         rows = [
-            _tokenize_one(str(path), str(key), str(sha), int(levels))
-            for path, key, sha, levels in zip(batch["path"], batch["key"], batch["sha256"], batch["levels"])
+            self.tokenizer(Job(str(path), str(key), str(sha), int(levels)))
+            for path, key, sha, levels in zip(
+                batch["path"], batch["key"], batch["sha256"], batch["levels"], strict=True
+            )
         ]
         return {
-            "key": np.array([key for key, _, _ in rows], dtype=object),
-            "frames": np.array([frames for _, frames, _ in rows], dtype=np.int64),
-            "error": np.array([error or "" for _, _, error in rows], dtype=object),
+            "key": np.array([row.key for row in rows], dtype=object),
+            "frames": np.array([row.frames for row in rows], dtype=np.int64),
+            "error": np.array([row.error or "" for row in rows], dtype=object),
         }
 
 
@@ -73,15 +73,15 @@ def _connect(workers: int) -> bool:
     return True
 
 
-def run_ray(jobs: list[tuple], model: MPTVC, store_path: Path, workers: int) -> Iterator[tuple[str, int, str | None]]:
-    """``(key, frames, error or None)`` per job as the actors finish them (order not kept)."""
+def run_ray(jobs: list[Job], model: MPTVC, store_path: Path, workers: int) -> Iterator[Result]:
+    """A :class:`Result` per job as the actors finish them (order not kept)."""
     if not jobs:
         return
     started = _connect(workers)
     try:
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False  # tokenize draws its own bar
-        items = [{"path": p, "key": k, "sha256": s, "levels": n} for p, k, s, n in jobs]
+        items = [job._asdict() for job in jobs]
         results = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
             _TokenizerActor,
             fn_constructor_args=(ray.put(model), str(store_path)),
@@ -91,7 +91,7 @@ def run_ray(jobs: list[tuple], model: MPTVC, store_path: Path, workers: int) -> 
             batch_format="numpy",
         )
         for row in results.iter_rows():
-            yield str(row["key"]), int(row["frames"]), str(row["error"]) or None
+            yield Result(str(row["key"]), int(row["frames"]), str(row["error"]) or None)
     finally:
         if started:
             ray.shutdown()

@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 
 from mptvc_latents.scenes import detect_scene_cuts
-from mptvc_latents.video import VIDEO_SUFFIXES
+from mptvc_latents.video import find_videos
 
 log = logging.getLogger(__name__)
 
 
-__all__ = ["Video", "find_videos", "load_videos", "ClipSampler"]
+__all__ = ["Video", "load_videos", "ClipSampler"]
 
 
 @dataclass
@@ -28,21 +28,6 @@ class Video:
     name: str
     frames: np.ndarray  # (T, H, W, 3) uint8
     scene_ids: np.ndarray  # (T,) int32
-
-
-def find_videos(sources: list[str | Path]) -> list[Path]:
-    """Video files named directly or found (recursively) in folders, sorted."""
-    found: list[Path] = []
-    for src in map(Path, sources):
-        if src.is_dir():
-            found += [p for p in sorted(src.rglob("*")) if p.suffix.lower() in VIDEO_SUFFIXES]
-        elif src.is_file():
-            found.append(src)
-        else:
-            raise ValueError(f"The training source {str(src)!r} is neither a video file nor a folder.")
-    if not found:
-        raise ValueError(f"No video files ({', '.join(VIDEO_SUFFIXES)}) were found in {[str(s) for s in sources]}.")
-    return found
 
 
 def _decode(path: Path, max_side: int, max_frames: int) -> np.ndarray:
@@ -67,7 +52,7 @@ def _decode(path: Path, max_side: int, max_frames: int) -> np.ndarray:
 def load_videos(sources: list[str | Path], max_side: int = 480, max_frames: int = 300) -> list[Video]:
     """Decode every video once (longer side at most ``max_side``); unreadable files are skipped with a warning."""
     videos = []
-    for path in find_videos(sources):
+    for path in find_videos(sources).paths:
         try:
             frames = _decode(path, max_side, max_frames)
         except Exception as e:  # noqa: BLE001 - one bad file must not stop training

@@ -1,0 +1,87 @@
+"""The work of one clip, shared by both ``tokenize`` engines: read -> encode -> write into the store.
+
+::
+
+    Job(path, key, sha256, levels) -> ClipTokenizer: read_video -> model.encode -> TokenStore.write_clip(key)
+      -> Result(key, frames, error or None)
+
+``engine.py`` runs one :class:`ClipTokenizer` in this process, or one in each spawned worker process
+(:func:`start_process_worker` is the pool's initializer, :func:`run_in_process_worker` its task);
+``ray_engine.py`` holds one in each Ray Data actor. Each clip is written by exactly one worker.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+from mptvc_latents.formats.token_store import ClipMeta, TokenStore
+from mptvc_latents.runtime import configure_threads
+from mptvc_latents.video import read_video
+
+if TYPE_CHECKING:
+    from mptvc_latents.codec import MPTVC
+
+__all__ = ["ClipTokenizer", "Job", "Result", "run_in_process_worker", "start_process_worker"]
+
+
+class Job(NamedTuple):
+    """One clip to tokenize: its source file, clip key, the file's sha256 and how many levels to store."""
+
+    path: str
+    key: str
+    sha256: str
+    levels: int
+
+
+class Result(NamedTuple):
+    """What became of a job: frames written, or the one-line reason the source was skipped."""
+
+    key: str
+    frames: int
+    error: str | None
+
+
+class ClipTokenizer:
+    """A worker's model and writable store; calling it tokenizes one clip.
+
+    Args:
+        threads: torch threads of the worker's process; None leaves them as they are (the in-process
+            engine). Worker processes and actors use 1, so a clip's tokens are the same floats whatever
+            the number of workers.
+    """
+
+    def __init__(self, model: MPTVC, store_path: str | Path, threads: int | None = None) -> None:
+        if threads is not None:  # a worker process of its own: its thread policy is this worker's to set
+            configure_threads(threads)
+        self.model = model
+        # Opened with the model: a worker never writes into a store of another checkpoint.
+        self.store = TokenStore.open(store_path, model, writable=True)
+
+    def __call__(self, job: Job) -> Result:
+        """Read, encode and write one clip; a source that cannot be read or encoded is reported, not raised."""
+        try:
+            clip = read_video(job.path)
+            tokens = self.model.encode(clip.frames, clip.fps)
+        except Exception as e:  # noqa: BLE001 - whatever a bad file makes the decoder or codec raise, skip it
+            return Result(job.key, 0, " ".join(str(e).split()) or type(e).__name__)
+        self.store.write_clip(job.key, tokens, ClipMeta.build(tokens, job.path, job.sha256, job.levels))
+        return Result(job.key, int(clip.frames.shape[0]), None)
+
+
+# A process pool hands state from its initializer to its tasks only through the worker process's
+# module globals: this one holds the worker's tokenizer, and is set only in spawned worker processes.
+_process_worker: ClipTokenizer | None = None
+
+
+def start_process_worker(model: MPTVC, store_path: str, threads: int) -> None:
+    """Pool initializer: make this worker process's :class:`ClipTokenizer`."""
+    global _process_worker
+    _process_worker = ClipTokenizer(model, store_path, threads)
+
+
+def run_in_process_worker(job: Job) -> Result:
+    """Pool task: one clip with the tokenizer :func:`start_process_worker` made in this process."""
+    if _process_worker is None:
+        raise RuntimeError("run_in_process_worker runs only in a pool started with start_process_worker.")
+    return _process_worker(job)
