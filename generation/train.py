@@ -25,7 +25,9 @@ import torch
 from generation.data import IndexWindows
 from generation.model import PriorConfig, TokenPrior
 from mptvc_latents.config import ConfigBase
+from mptvc_latents.files import atomic_folder, completed_folder
 from mptvc_latents.store import TokenStore
+from mptvc_latents.train.schedule import warmup_cosine
 
 log = logging.getLogger(__name__)
 
@@ -48,15 +50,31 @@ class TrainConfig(ConfigBase):
     save_every: int = 25
     keep_every: int = 0  # also keep the model of every keep_every-th step in RUN/steps/<step> (0: none)
 
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch", "log_every", "save_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}.")
+        for name in ("warmup", "keep_every", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"TrainConfig.{name} must be an integer, 0 or more, got {value!r}.")
+        if not self.lr > 0 or not 0 <= self.min_lr <= self.lr:
+            raise ValueError(
+                f"TrainConfig needs lr > 0 and 0 <= min_lr <= lr, got lr={self.lr} and min_lr={self.min_lr}."
+            )
+        if self.weight_decay < 0 or not self.grad_clip > 0:
+            raise ValueError(
+                f"TrainConfig needs weight_decay >= 0 and grad_clip > 0, got {self.weight_decay} and {self.grad_clip}."
+            )
+
     def lr_at(self, step: int) -> float:
-        if step < self.warmup:
-            return self.lr * (step + 1) / self.warmup
-        progress = min(1.0, (step - self.warmup) / max(1, self.steps - self.warmup))
-        return self.min_lr + 0.5 * (self.lr - self.min_lr) * (1 + math.cos(math.pi * progress))
+        return warmup_cosine(step, self.lr, self.warmup, self.steps, self.min_lr)
 
 
-def prior_config_for(store_path: str | Path, window: int, **shape) -> PriorConfig:
-    """A :class:`PriorConfig` for the level-0 tokens of ``store_path`` in windows of ``window`` token frames."""
+def prior_config_for(store_path: str | Path, window: int | None = None, **shape) -> PriorConfig:
+    """A :class:`PriorConfig` for the level-0 tokens of ``store_path`` in windows of ``window`` token
+    frames (default: the t' of ``PriorConfig``'s grid); ``shape`` sets other fields (dim, depth, ...)."""
     store = TokenStore.open(store_path)
     key = store.clips()[0] if store.clips() else None
     if key is None:
@@ -67,7 +85,7 @@ def prior_config_for(store_path: str | Path, window: int, **shape) -> PriorConfi
     _, h, w, _ = store.level_array(key, 0).shape
     return PriorConfig(
         fsq_levels=(level["fsq_levels"],) * level["latent_channels"],
-        grid=(window, h, w),
+        grid=(PriorConfig().grid[0] if window is None else window, h, w),
         codec_digest=store.attrs["checkpoint"]["digest"],
         frame_size=(meta["height"], meta["width"]),
         fps=float(meta["fps"]),
@@ -76,26 +94,9 @@ def prior_config_for(store_path: str | Path, window: int, **shape) -> PriorConfi
 
 
 def _save_state(run: Path, model: TokenPrior, opt: torch.optim.Optimizer, step: int) -> None:
-    tmp = run / "checkpoint.tmp"
-    tmp.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(tmp)
-    torch.save({"optimizer": opt.state_dict(), "step": step}, tmp / "trainer.pt")
-    final = run / "checkpoint"
-    old = run / "checkpoint.old"
-    if final.exists():
-        final.rename(old)
-    tmp.rename(final)  # a kill between the renames leaves checkpoint.old, which _resume falls back to
-    if old.exists():
-        for f in old.iterdir():
-            f.unlink()
-        old.rmdir()
-
-
-def _resume(run: Path) -> Path | None:
-    for name in ("checkpoint", "checkpoint.old"):
-        if (run / name / "trainer.pt").is_file():
-            return run / name
-    return None
+    with atomic_folder(run / "checkpoint") as tmp:
+        model.save_pretrained(tmp)
+        torch.save({"optimizer": opt.state_dict(), "step": step}, tmp / "trainer.pt")
 
 
 def train_prior(
@@ -122,8 +123,8 @@ def train_prior(
     model = TokenPrior(config)
     opt = torch.optim.AdamW(model.parameters(), lr=train.lr, betas=(0.9, 0.95), weight_decay=train.weight_decay)
     step = 0
-    if (ckpt := _resume(run)) is not None:
-        model = TokenPrior.load(ckpt).train()
+    if (ckpt := completed_folder(run / "checkpoint")) is not None:
+        model = TokenPrior.from_pretrained(ckpt).train()
         if model.config != config:
             raise ValueError(f"The run {str(run)!r} holds a prior with another config; use a new run folder.")
         opt = torch.optim.AdamW(model.parameters(), lr=train.lr, betas=(0.9, 0.95), weight_decay=train.weight_decay)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +38,7 @@ INPUTS = ("tokens", "decoded", "source")
 def codec_levels(cache_root: str | Path) -> tuple[list[int], list[int]]:
     """FSQ level counts and latent channels per level of the codec that filled the cache's store."""
     levels = TokenStore.open(Path(cache_root) / "tokens.zarr").attrs["checkpoint"]["config"]["levels"]
-    return [int(l["fsq_levels"]) for l in levels], [int(l["latent_channels"]) for l in levels]
+    return [int(lv["fsq_levels"]) for lv in levels], [int(lv["latent_channels"]) for lv in levels]
 
 
 def grid_sequence(seq: CachedSequence, input: str, k: int) -> GridSequence:
@@ -111,13 +110,15 @@ def run_experiment(
     result = evaluate_head(model, load_cached(cache_root, eval_key), out_dir, tracker)
     result.update({
         "input": input, "k": k, "prefix": PREFIX_NAMES[k] if input != "source" else "source",
-        "train_keys": train_keys, "eval_key": eval_key, "train": asdict(train), "train_s": train_s,
+        "train_keys": train_keys, "eval_key": eval_key, "train": train.to_dict(), "train_s": train_s,
         "loss_first": float(np.mean([h["total"] for h in history[:20]])),
         "loss_last": float(np.mean([h["total"] for h in history[-20:]])),
         "params": sum(p.numel() for p in model.parameters()),
     })  # fmt: skip
     (out_dir / "result.json").write_text(json.dumps(result, indent=2))
-    log.info("%s k=%d: mAP %.3f AP50 %.3f HOTA %.3f MOTA %.3f IDF1 %.3f (train %.0f s)", input, k,
-             result["detection"]["mAP"], result["detection"]["AP50"], result["tracking"]["bytetrack+emb"]["HOTA"],
-             result["tracking"]["bytetrack+emb"]["MOTA"], result["tracking"]["bytetrack+emb"]["IDF1"], train_s)  # fmt: skip
+    det, trk = result["detection"], result["tracking"]["bytetrack+emb"]
+    log.info(
+        "%s k=%d: mAP %.3f AP50 %.3f HOTA %.3f MOTA %.3f IDF1 %.3f (train %.0f s)",
+        input, k, det["mAP"], det["AP50"], trk["HOTA"], trk["MOTA"], trk["IDF1"], train_s,
+    )  # fmt: skip
     return result

@@ -20,6 +20,8 @@ from torch import Tensor
 from heads.detector import CenterHead, HeadOutput
 from heads.features import as_input
 from heads.targets import Targets, encode_targets
+from mptvc_latents.config import ConfigBase
+from mptvc_latents.train.schedule import warmup_cosine
 
 log = logging.getLogger(__name__)
 
@@ -42,21 +44,38 @@ class GridSequence:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """steps of AdamW at ``lr`` (cosine decay), ``batch`` frame pairs of ``crop`` x ``crop`` cells."""
+class TrainConfig(ConfigBase):
+    """``steps`` of AdamW (linear warm-up to ``lr``, cosine decay to ``min_lr``: ``warmup_cosine``),
+    ``batch`` frame pairs of ``crop`` x ``crop`` cells per step."""
 
     steps: int = 300
     batch: int = 4
     crop: int = 40
     lr: float = 2e-3
+    warmup: int = 30
+    min_lr: float = 0.0
     weight_decay: float = 1e-4
     embed_weight: float = 0.5
     temperature: float = 0.1
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.batch < 1 or self.crop < 4 or self.lr <= 0:
-            raise ValueError(f"TrainConfig needs steps >= 1, batch >= 1, crop >= 4 and lr > 0, got {self}.")
+        for name in ("steps", "batch"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"TrainConfig.{name} must be a positive integer, got {getattr(self, name)!r}.")
+        if not isinstance(self.crop, int) or self.crop < 4:
+            raise ValueError(f"TrainConfig.crop must be an integer of at least 4 token cells, got {self.crop!r}.")
+        if not isinstance(self.warmup, int) or self.warmup < 0:
+            raise ValueError(f"TrainConfig.warmup must be a number of steps, 0 or more, got {self.warmup!r}.")
+        if not self.lr > 0 or not 0 <= self.min_lr <= self.lr:
+            raise ValueError(
+                f"TrainConfig needs 0 <= min_lr <= lr with lr > 0, got lr={self.lr} and min_lr={self.min_lr}."
+            )
+        if self.weight_decay < 0 or self.embed_weight < 0 or self.temperature <= 0:
+            raise ValueError(
+                f"TrainConfig needs weight_decay >= 0, embed_weight >= 0 and temperature > 0, got "
+                f"{self.weight_decay}, {self.embed_weight} and {self.temperature}."
+            )
 
 
 def focal_loss(logits: Tensor, target: Tensor, alpha: float = 2.0, beta: float = 4.0) -> Tensor:
@@ -135,15 +154,17 @@ def train_head(
     for s in usable:
         if s.features.shape[1] != model.config.in_channels:
             raise ValueError(
-                f"Sequence {s.name!r} has {s.features.shape[1]} input channels, the head expects {model.config.in_channels}."
+                f"Sequence {s.name!r} has {s.features.shape[1]} input channels, "
+                f"the head expects {model.config.in_channels}."
             )
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.1)
     history, start = [], time.perf_counter()
     model.train()
     for step in range(cfg.steps):
+        for group in opt.param_groups:
+            group["lr"] = warmup_cosine(step, cfg.lr, cfg.warmup, cfg.steps, cfg.min_lr)
         x, targets = _sample(usable, cfg, rng, stride)
         out = model(x)
         heatmaps = torch.from_numpy(np.stack([tg.heatmap for tg in targets]))  # (2B, ch, cw)
@@ -152,10 +173,11 @@ def train_head(
             out.embedding[b, :, torch.from_numpy(tg.centres[:, 0]), torch.from_numpy(tg.centres[:, 1])].T
             for b, tg in enumerate(targets)
         ]
+        ids = [torch.from_numpy(tg.ids) for tg in targets]  # frame t of pair b at b, frame t+1 at b + batch
         pair_losses = [
-            embedding_loss(emb[b], torch.from_numpy(targets[b].ids), emb[b + cfg.batch], torch.from_numpy(targets[b + cfg.batch].ids), cfg.temperature)
+            embedding_loss(emb[b], ids[b], emb[b + cfg.batch], ids[b + cfg.batch], cfg.temperature)
             for b in range(cfg.batch)
-        ]  # fmt: skip
+        ]
         pair_losses = [p for p in pair_losses if p is not None]
         losses["embedding"] = torch.stack(pair_losses).mean() if pair_losses else out.heatmap.new_zeros(())
         total = losses["heatmap"] + losses["regression"] + cfg.embed_weight * losses["embedding"]
@@ -163,10 +185,18 @@ def train_head(
         total.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         opt.step()
-        sched.step()
         history.append({"step": step, "total": total.item(), **{k: v.item() for k, v in losses.items()}})
         if log_every and (step % log_every == 0 or step == cfg.steps - 1):
-            log.info("step %d/%d loss %.4f (heat %.4f reg %.4f emb %.4f) %.1f s", step + 1, cfg.steps, history[-1]["total"],
-                     history[-1]["heatmap"], history[-1]["regression"], history[-1]["embedding"], time.perf_counter() - start)  # fmt: skip
+            h = history[-1]
+            log.info(
+                "step %d/%d loss %.4f (heat %.4f reg %.4f emb %.4f) %.1f s",
+                step + 1,
+                cfg.steps,
+                h["total"],
+                h["heatmap"],
+                h["regression"],
+                h["embedding"],
+                time.perf_counter() - start,
+            )
     model.eval()
     return history

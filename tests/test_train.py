@@ -120,3 +120,43 @@ def test_a_new_run_can_start_from_exported_weights_and_continue_the_schedule(tmp
     assert all(torch.equal(a, b) for a, b in zip(trainer.model.state_dict().values(), weights.values(), strict=True))
     trainer.fit(progress=False)
     assert trainer.step == 7
+
+
+def test_warmup_cosine_rises_linearly_then_falls_to_the_floor():
+    from mptvc_latents.train.schedule import warmup_cosine
+
+    lrs = [warmup_cosine(step, 1.0, warmup=4, total=12, min_lr=0.1) for step in range(14)]
+    assert lrs[:5] == [0.25, 0.5, 0.75, 1.0, 1.0]
+    assert lrs[8] == pytest.approx(0.55) and lrs[12] == lrs[13] == pytest.approx(0.1)
+    assert all(a >= b for a, b in zip(lrs[4:], lrs[5:], strict=False)) and all(type(lr) is float for lr in lrs)
+    assert warmup_cosine(0, 2.0, warmup=0, total=10) == 2.0
+
+
+def test_atomic_folder_swaps_whole_folders_and_a_crash_between_its_renames_leaves_the_old_one(tmp_path, monkeypatch):
+    from mptvc_latents.files import atomic_folder, completed_folder
+
+    target = tmp_path / "checkpoint"
+    assert completed_folder(target) is None
+    with atomic_folder(target) as tmp:
+        (tmp / "weights").write_text("1")
+    with pytest.raises(RuntimeError), atomic_folder(target) as tmp:
+        (tmp / "weights").write_text("2")
+        raise RuntimeError("a failure while writing")
+    assert (target / "weights").read_text() == "1" and [p.name for p in tmp_path.iterdir()] == ["checkpoint"]
+
+    rename = Path.rename
+
+    def killed_before_the_second_rename(self, target_path):
+        if self.name.endswith(".tmp"):
+            raise KeyboardInterrupt
+        return rename(self, target_path)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Path, "rename", killed_before_the_second_rename)
+        with pytest.raises(KeyboardInterrupt), atomic_folder(target) as tmp:
+            (tmp / "weights").write_text("3")
+    assert not target.exists() and (completed_folder(target) / "weights").read_text() == "1"
+    with atomic_folder(target) as tmp:
+        (tmp / "weights").write_text("4")
+    assert completed_folder(target) == target and (target / "weights").read_text() == "4"
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint"]
