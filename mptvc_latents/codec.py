@@ -182,6 +182,20 @@ class MPTVC(
                     param.data = param.data.to(dtype)
         return self
 
+    def set_training_autocast(self, dtype: torch.dtype | None) -> MPTVC:
+        """Train the transformers under ``torch.autocast`` in ``dtype`` (e.g. bf16; ``None``: off).
+
+        Weights and optimizer state stay fp32; the RoPE rotation, the attention softmax, FSQ, the
+        rate and the entropy model stay fp32 (the hyperprior disables autocast itself). Inference
+        is unaffected by this switch: ``set_inference_dtype`` casts the weights instead.
+        """
+        if dtype is not None and dtype not in (torch.bfloat16, torch.float16):
+            raise ValueError(f"Autocast runs in bfloat16 or float16, got {dtype}.")
+        for level in self.levels:
+            for transform in (level.g_a, level.g_s):
+                transform.transformer.autocast = dtype
+        return self
+
     def _runner(self) -> Runner:
         c = self.config
         tile = (c.tile[0] // c.patch, c.tile[1] // c.patch)

@@ -601,3 +601,22 @@ def test_codec_config_builds_and_validates_every_component():
     model = MPTVC(config)
     assert model.levels[1].g_s.transformer.config == transformer
     _raises_sentence(lambda: config.transformer(0, "middle"), "middle")
+
+
+def test_training_autocast_runs_the_transformers_in_bf16_and_keeps_weights_and_rate_fp32():
+    torch.manual_seed(0)
+    model = _model().train()
+    x = torch.rand(2, 3, 8, 32, 48) * 2 - 1
+    reference = model(x)
+    model.set_training_autocast(torch.bfloat16)
+    out = model(x)
+    for k in range(K):
+        assert out.recon[k].dtype == torch.float32 and out.bits_y[k].dtype == reference.bits_y[k].dtype
+        difference = (out.recon[k] - reference.recon[k]).abs().mean().item()
+        assert 0 < difference < 0.01, f"level {k}: {difference}"  # bf16 really ran, and stays close
+    sum(o.sum() for o in out.recon).backward()
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert all(p.grad is None or bool(torch.isfinite(p.grad).all()) for p in model.parameters())
+    model.set_training_autocast(None)
+    assert torch.equal(model(x).recon[-1], reference.recon[-1])
+    _raises_sentence(lambda: model.set_training_autocast(torch.float64), "float64")

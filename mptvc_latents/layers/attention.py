@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mptvc_latents.config import AXES, AttentionConfig
-from mptvc_latents.layers.rope3d import RoPE3D
+from mptvc_latents.layers.rope3d import RoPE3D, Rotation
 
 _AXIS_DIM = {"t": 1, "y": 2, "x": 3}
 
@@ -113,7 +113,12 @@ class AxialNeighborhoodAttention(nn.Module):
         self.rope = RoPE3D(config.rope)
 
     def forward(
-        self, x: Tensor, axis: str, t_pos: Tensor, return_probs: bool = False
+        self,
+        x: Tensor,
+        axis: str,
+        t_pos: Tensor,
+        return_probs: bool = False,
+        rotation: Rotation | None = None,
     ) -> Tensor | tuple[Tensor, Tensor]:
         """Attend along ``axis`` ("t", "y" or "x").
 
@@ -123,6 +128,8 @@ class AxialNeighborhoodAttention(nn.Module):
             t_pos: temporal coordinates ``(B, T)`` or ``(T,)`` (see ``temporal_positions``);
                 y and x coordinates are the integer grid indices.
             return_probs: also return the attention probabilities.
+            rotation: the grid's RoPE rotation when the caller computed it already
+                (``RoPE3D.grid_rotation``; an ``AxialTransformer`` shares one over its layers).
 
         Returns:
             ``(B, T, H, W, D)``; with ``return_probs`` also ``probs (B, O1, O2, heads, L, 2r+1)``
@@ -133,12 +140,9 @@ class AxialNeighborhoodAttention(nn.Module):
         batch, frames, height, width, dim = x.shape
         heads, head_dim = self.config.heads, self.config.head_dim
         q, k, v = self.qkv(x).view(batch, frames, height, width, 3, heads, head_dim).unbind(dim=4)  # 3 x (B,T,H,W,h,hd)
-
-        y_pos = torch.arange(height, device=x.device).view(1, 1, height, 1)
-        x_pos = torch.arange(width, device=x.device).view(1, 1, 1, width)
-        t_grid = t_pos.expand(batch, frames).reshape(batch, frames, 1, 1)
-        angles = self.rope.angles(t_grid, y_pos, x_pos).unsqueeze(-2)  # (B, T, H, W, 1, hd/2)
-        q, k = self.rope.rotate(q, angles), self.rope.rotate(k, angles)
+        if rotation is None:
+            rotation = self.rope.grid_rotation(t_pos, batch, frames, height, width)  # (B, T, H, W, 1, hd/2)
+        q, k = self.rope.rotate(q, rotation), self.rope.rotate(k, rotation)
 
         grid_dim = _AXIS_DIM[axis]
         # (B, T, H, W, h, hd) -> (B, O1, O2, h, L, hd): attended axis next to head_dim.

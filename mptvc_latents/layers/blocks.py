@@ -14,10 +14,12 @@ Three sublayers of radius r give each block a (2r_t+1) x (2r_y+1) x (2r_x+1) rec
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from mptvc_latents.config import AXES, AxialTransformerConfig, BlockConfig
 from mptvc_latents.layers.attention import AxialNeighborhoodAttention
+from mptvc_latents.layers.rope3d import Rotation
 
 
 class MLP(nn.Module):
@@ -44,10 +46,10 @@ class AxialBlock(nn.Module):
         self.norm_mlp = nn.LayerNorm(config.dim)
         self.mlp = MLP(config.dim, config.mlp_hidden)
 
-    def forward(self, x: Tensor, t_pos: Tensor) -> Tensor:
+    def forward(self, x: Tensor, t_pos: Tensor, rotation: Rotation | None = None) -> Tensor:
         """``x (B, T, H, W, D)``, ``t_pos (B, T)`` or ``(T,)`` -> ``(B, T, H, W, D)``."""
         for axis in AXES:
-            x = x + self.attns[axis](self.norms[axis](x), axis, t_pos)
+            x = x + self.attns[axis](self.norms[axis](x), axis, t_pos, rotation=rotation)
         return x + self.mlp(self.norm_mlp(x))
 
 
@@ -59,9 +61,19 @@ class AxialTransformer(nn.Module):
         self.config = config
         self.blocks = nn.ModuleList(AxialBlock(config.block) for _ in range(config.depth))
         self.norm = nn.LayerNorm(config.block.dim)
+        self.autocast: torch.dtype | None = None  # a run-time switch for training, not saved
 
     def forward(self, x: Tensor, t_pos: Tensor) -> Tensor:
-        """``x (B, T, H, W, D)``, ``t_pos (B, T)`` or ``(T,)`` -> ``(B, T, H, W, D)``."""
-        for block in self.blocks:
-            x = block(x, t_pos)
-        return self.norm(x)
+        """``x (B, T, H, W, D)``, ``t_pos (B, T)`` or ``(T,)`` -> ``(B, T, H, W, D)``.
+
+        The RoPE rotation of the grid is computed once here and shared by every attention layer.
+        With ``autocast`` set (``MPTVC.set_training_autocast``) the blocks run under
+        ``torch.autocast`` in that dtype; the rotation, the softmax and everything outside the
+        transformer stay fp32.
+        """
+        rope = self.blocks[0].attns["t"].rope
+        rotation = rope.grid_rotation(t_pos, *x.shape[:4])
+        with torch.autocast(x.device.type, dtype=self.autocast or torch.bfloat16, enabled=self.autocast is not None):
+            for block in self.blocks:
+                x = block(x, t_pos, rotation)
+        return self.norm(x.float() if self.autocast is not None else x)

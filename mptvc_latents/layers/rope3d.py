@@ -21,6 +21,7 @@ offsets keep their precision.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -73,13 +74,32 @@ def temporal_positions(
     return tau.to(first_frames.device) + first_frames * theta_jump
 
 
+@dataclass(frozen=True)
+class Rotation:
+    """``cos`` and ``sin`` of RoPE angles (fp32), ready to rotate queries and keys."""
+
+    cos: Tensor
+    sin: Tensor
+
+    @classmethod
+    def of(cls, angles: Tensor) -> Rotation:
+        return cls(angles.cos(), angles.sin())
+
+    def apply(self, x: Tensor) -> Tensor:
+        """Turn channel ``i`` with channel ``i + d/2`` of ``x (..., d)``; fp32 inside, ``x.dtype`` out."""
+        xf = x.float()
+        half = xf.shape[-1] // 2
+        a, b = xf[..., :half], xf[..., half:]
+        return torch.cat([a * self.cos - b * self.sin, a * self.sin + b * self.cos], dim=-1).to(x.dtype)
+
+
 class RoPE3D(nn.Module):
     """Axial rotary embedding over (t, y, x); ``x`` has ``head_dim`` channels in its last dim."""
 
     def __init__(self, config: RoPEConfig) -> None:
         super().__init__()
         self.config = config
-        for axis, dim in zip("tyx", config.dims):
+        for axis, dim in zip("tyx", config.dims, strict=True):
             exponents = torch.arange(0, dim, 2, dtype=torch.float64) / dim
             # float64 so the jump offset times the lowest frequency keeps its precision.
             self.register_buffer(f"inv_freq_{axis}", config.theta_base ** (-exponents), persistent=False)
@@ -93,18 +113,24 @@ class RoPE3D(nn.Module):
         shape = torch.broadcast_shapes(*(p.shape[:-1] for p in parts))
         return torch.cat([p.expand(*shape, p.shape[-1]) for p in parts], dim=-1)  # (*S, head_dim/2)
 
-    def rotate(self, x: Tensor, angles: Tensor) -> Tensor:
-        """Rotate ``x (..., head_dim)`` by ``angles`` broadcastable to ``(..., head_dim // 2)``.
+    def grid_rotation(self, t_pos: Tensor, batch: int, frames: int, height: int, width: int) -> Rotation:
+        """The rotation of every token of a ``(B, T, H, W)`` grid, for per-head channels: ``cos`` and
+        ``sin`` of shape ``(B or 1, T, H, W, 1, head_dim // 2)``. Computed once per transformer
+        forward and shared by all its attention layers (they use the same positions)."""
+        device = self.inv_freq_t.device
+        y_pos = torch.arange(height, device=device).view(1, 1, height, 1)
+        x_pos = torch.arange(width, device=device).view(1, 1, 1, width)
+        t_grid = t_pos.to(device).expand(batch, frames).reshape(batch, frames, 1, 1)
+        return Rotation.of(self.angles(t_grid, y_pos, x_pos).unsqueeze(-2))  # (B, T, H, W, 1, hd/2)
 
-        Computed in fp32 and cast back to ``x.dtype``.
+    def rotate(self, x: Tensor, angles: Tensor | Rotation) -> Tensor:
+        """Rotate ``x (..., head_dim)`` by ``angles`` broadcastable to ``(..., head_dim // 2)``
+        (or their precomputed :class:`Rotation`). Computed in fp32 and cast back to ``x.dtype``.
         """
         if x.shape[-1] != self.config.head_dim:
             raise ValueError(f"RoPE3D expects a last dimension of {self.config.head_dim}, got shape {tuple(x.shape)}.")
-        cos, sin = angles.cos(), angles.sin()
-        xf = x.float()
-        half = self.config.head_dim // 2
-        a, b = xf[..., :half], xf[..., half:]
-        return torch.cat([a * cos - b * sin, a * sin + b * cos], dim=-1).to(x.dtype)
+        rotation = angles if isinstance(angles, Rotation) else Rotation.of(angles)
+        return rotation.apply(x)
 
     def forward(self, x: Tensor, t_pos: Tensor, y_pos: Tensor, x_pos: Tensor) -> Tensor:
         """Rotate queries or keys ``x (*S, head_dim)`` at positions broadcastable to ``S``."""

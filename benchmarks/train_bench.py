@@ -1,0 +1,194 @@
+"""Training throughput: pixels and steps per second of one optimizer step, against a baseline revision.
+
+`python -m benchmarks.train_bench [--baseline REV] [--threads 1 2] [--steps 4] [--rounds 3] [--profile]`
+
+One step is what ``mptvc train`` runs in its joint phase: forward of every level of the preset
+(default ``mptvc-cpu``) at the training crop (default batch 8 of 16x64x64, random crops of the
+sample clip), the rate-distortion loss, backward, gradient clipping and AdamW. Each
+configuration runs in its own process (so ``--threads`` applies cleanly), and the
+configurations alternate over ``--rounds`` rounds so that a busy machine slows them alike. The
+table reports medians of wall time and of the process's CPU time (with one thread the CPU time
+is what a step costs, whatever else the machine runs; with two it sums both threads).
+``--baseline REV`` checks the given git revision out into a temporary worktree and measures its
+training step the same way in the same run (fp32 only: older revisions have no autocast),
+which is how "faster than before" is measured.
+``--profile`` writes a torch.profiler table of one step (fp32 and bf16) next to the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+# Runs in a subprocess against whichever tree is on PYTHONPATH; uses only the API every revision
+# has (MPTVC(preset), forward(x, scenes), train.loss.rd_loss).
+_WORKER = r"""
+import json, sys, time
+import numpy as np, torch
+args = json.loads(sys.argv[1])
+torch.set_num_threads(args["threads"])
+torch.manual_seed(0)
+from mptvc_latents.codec import MPTVC
+from mptvc_latents.presets import preset
+from mptvc_latents.train.loss import rd_loss
+from mptvc_latents.video import read_video
+
+model = MPTVC(preset(args["preset"])).train()
+if args["autocast"]:
+    model.set_training_autocast(torch.bfloat16)
+optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01, betas=(0.9, 0.99))
+video = read_video(args["clip"]).frames
+rng = np.random.default_rng(0)
+b, t, h, w = args["batch"], args["frames"], args["crop"], args["crop"]
+
+def batch():
+    clips = []
+    for _ in range(b):
+        t0 = rng.integers(0, video.shape[0] - t + 1)
+        y0 = rng.integers(0, video.shape[1] - h + 1)
+        x0 = rng.integers(0, video.shape[2] - w + 1)
+        clips.append(video[t0 : t0 + t, y0 : y0 + h, x0 : x0 + w])
+    return torch.from_numpy(np.stack(clips)).permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0  # (B, 3, T, H, W)
+
+def step(x):
+    out = model(x)
+    loss = rd_loss(out, (5000.0, 500.0, 100.0), (1.0, 1.0, 1.0), pixels=x[:, 0].numel()).loss
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+
+step(batch())  # warm-up: first calls pay for lazy initialisation
+if args["profile"]:
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU]) as p:
+        step(batch())
+    print(p.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
+    sys.exit(0)
+times, cpu = [], []
+for _ in range(args["steps"]):
+    x = batch()
+    t0, c0 = time.perf_counter(), time.process_time()
+    step(x)
+    times.append(time.perf_counter() - t0)
+    cpu.append(time.process_time() - c0)
+print(json.dumps({"seconds": times, "cpu_seconds": cpu}))
+"""
+
+
+def _worktree(rev: str) -> Path:
+    """Check ``rev`` out into a temporary worktree, with this tree's compiled coder beside it."""
+    path = Path(tempfile.mkdtemp(prefix="mptvc-baseline-"))
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(path), rev], check=True,
+                   capture_output=True)  # fmt: skip
+    for so in (ROOT / "mptvc_latents").glob("_coder*.so"):
+        shutil.copy2(so, path / "mptvc_latents" / so.name)
+    return path
+
+
+def _run(tree: Path, config: dict, profile: bool = False) -> dict | str:
+    env = {**os.environ, "PYTHONPATH": str(tree), "OMP_WAIT_POLICY": "PASSIVE",
+           "OMP_NUM_THREADS": str(config["threads"])}  # fmt: skip
+    payload = json.dumps({**config, "profile": profile})
+    done = subprocess.run([sys.executable, "-c", _WORKER, payload], cwd=tree, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"The training step failed in {tree}: {done.stderr.strip().splitlines()[-1]}")
+    return done.stdout if profile else json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="mptvc-cpu")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--frames", type=int, default=16)
+    parser.add_argument("--crop", type=int, default=64)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--steps", type=int, default=4, help="timed steps per configuration and round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--baseline", help="git revision to measure beside this tree (e.g. the last release)")
+    parser.add_argument("--profile", action="store_true", help="also write a profile of one step")
+    parser.add_argument("--out", type=Path, default=RESULTS / "train_bench.json")
+    args = parser.parse_args()
+
+    from mptvc_latents.demo import SAMPLE
+
+    shape = {"preset": args.preset, "batch": args.batch, "frames": args.frames, "crop": args.crop, "clip": str(SAMPLE)}
+    trees = {"current": ROOT}
+    if args.baseline:
+        trees["baseline"] = _worktree(args.baseline)
+    configs = [("baseline", "fp32")] * bool(args.baseline) + [("current", "fp32"), ("current", "bf16")]
+    samples: dict[str, list[float]] = {}
+    cpu_samples: dict[str, list[float]] = {}
+    try:
+        for _ in range(args.rounds):
+            for threads in args.threads:
+                for tree, dtype in configs:
+                    key = f"{tree} {dtype} {threads} thread(s)"
+                    config = {**shape, "threads": threads, "steps": args.steps, "autocast": dtype == "bf16"}
+                    measured = _run(trees[tree], config)
+                    samples.setdefault(key, []).extend(measured["seconds"])
+                    cpu_samples.setdefault(key, []).extend(measured["cpu_seconds"])
+                    print(f"{key}: {np.median(samples[key]):.3f} s/step, {np.median(cpu_samples[key]):.3f} CPU s/step")
+        profile = ""
+        if args.profile:
+            for dtype in ("fp32", "bf16"):
+                config = {**shape, "threads": 1, "steps": 1, "autocast": dtype == "bf16"}
+                profile += f"== one step, {dtype}, 1 thread ==\n{_run(ROOT, config, profile=True)}\n"
+    finally:
+        if "baseline" in trees:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(trees["baseline"])],
+                           check=False, capture_output=True)  # fmt: skip
+
+    pixels = args.batch * args.frames * args.crop * args.crop
+    rows = {}
+    for key, times in samples.items():
+        seconds = float(np.median(times))
+        rows[key] = {
+            "seconds_per_step": seconds,
+            "steps_per_second": 1 / seconds,
+            "pixels_per_second": pixels / seconds,
+        }
+    for threads in args.threads:
+        base = rows.get(f"baseline fp32 {threads} thread(s)")
+        for dtype in ("fp32", "bf16"):
+            row = rows[f"current {dtype} {threads} thread(s)"]
+            if base:
+                row["speedup_vs_baseline"] = base["seconds_per_step"] / row["seconds_per_step"]
+                row["cpu_speedup_vs_baseline"] = base["cpu_seconds_per_step"] / row["cpu_seconds_per_step"]
+    result = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "load_average_at_end": os.getloadavg(),
+        "baseline": args.baseline,
+        "shape": {k: v for k, v in shape.items() if k != "clip"},
+        "rows": rows,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1))
+    if profile:
+        args.out.with_suffix(".profile.txt").write_text(profile)
+    print(f"{'configuration':34s} {'s/step':>8s} {'CPU s':>8s} {'Mpx/s':>8s} {'speedup':>8s} {'CPU':>8s}")
+    for key, row in rows.items():
+        wall = f"{row['speedup_vs_baseline']:.2f}x" if "speedup_vs_baseline" in row else ""
+        cpu = f"{row['cpu_speedup_vs_baseline']:.2f}x" if "cpu_speedup_vs_baseline" in row else ""
+        print(
+            f"{key:34s} {row['seconds_per_step']:8.3f} {row['cpu_seconds_per_step']:8.3f} "
+            f"{row['pixels_per_second'] / 1e6:8.3f} {wall:>8s} {cpu:>8s}"
+        )
+
+
+if __name__ == "__main__":
+    main()
