@@ -77,16 +77,16 @@ def scene_ids_from_runs(runs: Iterable[tuple[int, int]], frames: int) -> np.ndar
     Raises:
         ValueError: when a run is empty or the runs do not cover exactly ``frames`` frames.
     """
-    runs = [SceneRun(int(i), int(n)) for i, n in runs]
-    if not runs or any(r.length <= 0 for r in runs):
-        raise ValueError(f"Scene runs must be non-empty with positive lengths, got {runs[:4]}.")
-    total = sum(r.length for r in runs)
+    parsed = [SceneRun(int(i), int(n)) for i, n in runs]
+    if not parsed or any(r.length <= 0 for r in parsed):
+        raise ValueError(f"Scene runs must be non-empty with positive lengths, got {parsed[:4]}.")
+    total = sum(r.length for r in parsed)
     if total != frames:
         raise ValueError(f"The scene runs cover {total} frames, but the video has {frames}.")
-    ids = np.array([r.id for r in runs], dtype=np.int64)
+    ids = np.array([r.id for r in parsed], dtype=np.int64)
     if ids.min() < -(2**31) or ids.max() >= 2**31:
         raise ValueError("Scene ids must fit in 32-bit signed integers.")
-    return np.repeat(ids.astype(np.int32), [r.length for r in runs])
+    return np.repeat(ids.astype(np.int32), [r.length for r in parsed])
 
 
 @dataclass(frozen=True, eq=False)

@@ -1,7 +1,7 @@
 """Token stores (``docs/token_store.md``): the layout and its attributes, store -> detokenize equal to
 ``decode(encode(x))``, resume, bad files, a ``kill -9`` mid-run then resume equal to an uninterrupted
-run, one checkpoint per store, the ``mptvc tokenize/detokenize`` commands with two workers, and
-``TokenDataset`` with DataLoader workers.
+run, one checkpoint per store, stores of layout v1 read and resumed in v1, reading without torch, the
+``mptvc tokenize/detokenize`` commands with two workers, and ``TokenDataset`` with DataLoader workers.
 
 Sources are five 16-frame crops of the sample (its hard cut lands at frame 8) of 40x56 pixels,
 so they pad in h and w; the codec is the tiny one of ``tests/_tiny.py``.
@@ -10,6 +10,7 @@ so they pad in h and w; the codec is the tiny one of ``tests/_tiny.py``.
 import json
 import os
 import pickle
+import shutil
 import signal
 import subprocess
 import sys
@@ -105,7 +106,7 @@ def test_store_attributes_name_format_and_checkpoint(store, model):
     root = json.loads((store / "zarr.json").read_text())
     assert root["zarr_format"] == 3 and root["node_type"] == "group"
     attrs = root["attributes"]
-    assert attrs["format"] == FORMAT == "mptvc-token-store" and attrs["version"] == 1
+    assert attrs["format"] == FORMAT == "mptvc-token-store" and attrs["version"] == 2
     assert attrs["checkpoint"] == {
         "digest": weights_digest(model),
         "tables_digest": model.tables_digest(),
@@ -131,7 +132,7 @@ def test_clip_attributes_and_arrays_follow_the_layout(store, sources, model):
         "height": 40,
         "width": 56,
         "padding": {"t": 0, "h": 8, "w": 8},
-        "scene_ids": [[0, 0], [8, 1]],  # the sample's hard cut
+        "scene_ids": [[0, 8], [1, 8]],  # (id, length): the sample's hard cut at frame 8
         "levels": model.num_levels,
         "complete": True,
     }
@@ -300,6 +301,85 @@ def test_opening_what_is_not_a_store_says_so(tmp_path, model):
     with pytest.raises(ValueError, match="No video was found: .*missing.mp4.*no such file or folder"):
         tokenize([tmp_path / "missing.mp4"], tmp_path / "s.zarr", model)
     assert not (tmp_path / "s.zarr").exists()
+
+
+# --------------------------------------------------------------------------- layout v1 and torch
+
+
+def _as_v1(path: Path) -> None:
+    """Turn a v2 store into the store layout v1 wrote: version 1, scene runs as ``[[first_frame, id], ...]``."""
+    root = zarr.open_group(str(path), mode="r+", use_consolidated=False)
+    root.attrs["version"] = 1
+    for _, group in root["clips"].groups():
+        starts, first = [], 0
+        for scene, length in group.attrs["scene_ids"]:
+            starts.append([first, scene])
+            first += length
+        group.attrs["scene_ids"] = starts
+    zarr.consolidate_metadata(root.store)
+
+
+def test_a_v1_store_reads_the_same_tokens_and_scene_ids(store, tmp_path):
+    old = tmp_path / "v1.zarr"
+    shutil.copytree(store, old)
+    _as_v1(old)
+    reader, reference = TokenStore.open(old), TokenStore.open(store)
+    assert reader.version == 1 and reference.version == 2
+    key = reader.clips()[0]
+    assert reader.clip_attrs(key)["scene_ids"] == [[0, 0], [8, 1]]  # what v1 wrote for the sample's cut
+    assert reader.read_tokens(key).info.scene_ids.tolist() == [0] * 8 + [1] * 8
+    for key in reference.clips():
+        ours, theirs = reader.read_tokens(key), reference.read_tokens(key)
+        np.testing.assert_array_equal(ours.info.scene_ids, theirs.info.scene_ids)
+        assert ours.info.scene_ids.dtype == np.int32 and ours.info.padding == theirs.info.padding
+        for a, b in zip(ours.symbols, theirs.symbols, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_resuming_into_a_v1_store_writes_v1_clips(store, sources, model, tmp_path):
+    """A store keeps one layout: the clips a resumed ``tokenize`` adds to a v1 store are written as v1
+    wrote them, so the store stays readable by the mptvc that started it."""
+    expected, resumed = tmp_path / "expected.zarr", tmp_path / "resumed.zarr"
+    shutil.copytree(store, expected)
+    _as_v1(expected)
+    shutil.copytree(expected, resumed)
+    key = TokenStore.open(resumed).clips()[2]
+    shutil.rmtree(resumed / "clips" / key)
+    summary = tokenize([sources], resumed, model, progress=False)
+    assert summary.written == [key] and len(summary.skipped) == CLIPS - 1
+    _assert_same_store(resumed, expected)
+    assert TokenStore.open(resumed, model).version == 1
+
+
+def test_bad_scene_runs_and_unknown_layouts_are_clear_errors(store, tmp_path):
+    copy = tmp_path / "s.zarr"
+    shutil.copytree(store, copy)
+    root = zarr.open_group(str(copy), mode="r+", use_consolidated=False)
+    key = sorted(k for k, _ in root["clips"].groups())[0]
+    root[f"clips/{key}"].attrs["scene_ids"] = [[0, 0], [8, 1]]  # v1 runs in a v2 store: a run of 0 frames
+    zarr.consolidate_metadata(root.store)
+    with pytest.raises(ValueError, match=f"Clip '{key}' .* do not describe its video .*positive lengths"):
+        TokenStore.open(copy).read_tokens(key)
+    root.attrs["version"] = 3
+    zarr.consolidate_metadata(root.store)
+    with pytest.raises(ValueError, match="is token store layout v3; this version of mptvc reads layouts v1, v2 only"):
+        TokenStore.open(copy)
+
+
+def test_a_store_reads_without_torch(store):
+    """The layout module and the types import no torch and no huggingface_hub, and reading a clip
+    pulls in neither: tools that only look at tokens stay light."""
+    code = (
+        "import sys\n"
+        "from mptvc_latents.formats.token_store import TokenStore\n"
+        f"store = TokenStore.open({str(store)!r})\n"
+        "tokens = store.read_tokens(store.clips()[0])\n"
+        "assert tokens.info.scene_ids.tolist() == [0] * 8 + [1] * 8, tokens.info.scene_ids\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'huggingface_hub'))\n"
+        "assert not heavy, heavy[:5]\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
 
 
 # --------------------------------------------------------------------------- the command line

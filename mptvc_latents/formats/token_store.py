@@ -1,16 +1,20 @@
-"""The token store, layout v1 (``docs/token_store.md``): one zarr v3 group of FSQ symbols per clip.
+"""The token store, layout v2 (``docs/token_store.md``): one zarr v3 group of FSQ symbols per clip.
 
 ::
 
     STORE.zarr/                         attrs: format, version, checkpoint {digest, tables_digest, config}
       clips/
         <key>/                          attrs: source, sha256, fps, frames, height, width, padding,
-                                               scene_ids (runs), levels, complete (written last)
+                                               scene_ids ([[id, length], ...]), levels, complete (written last)
           level_0  uint8 (T', H', W', C_0)   chunk: one codec chunk in time x full H', W'; sharded; zstd
           level_1  ...
 
 A clip is written arrays first and marked ``complete: true`` last; readers only ever see complete
 clips, and a writer that finds an incomplete one (a crash) deletes and rewrites it.
+
+Layout v1 differs only in ``scene_ids``, run starts ``[[first_frame, id], ...]``. A v1 store still
+opens and reads, and a store keeps its layout: clips written into a v1 store (a resumed
+``tokenize``) are written in v1. Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -22,12 +26,11 @@ import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from mptvc_latents.codec import Tokens, VideoInfo
-from mptvc_latents.patching import Padding
+from mptvc_latents.types import Padding, SceneRun, Tokens, VideoInfo, scene_ids_from_runs, scene_runs
 
 if TYPE_CHECKING:
     import zarr
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FORMAT",
+    "READABLE_VERSIONS",
     "VERSION",
     "ClipMeta",
     "StoreCheckpointError",
@@ -46,7 +50,8 @@ __all__ = [
 ]
 
 FORMAT = "mptvc-token-store"
-VERSION = 1
+VERSION = 2  # the layout new stores get
+READABLE_VERSIONS = (1, 2)
 ZSTD_LEVEL = 3
 MAX_CHUNKS_PER_SHARD = 64  # a shard holds at most 64 codec chunks in time (2048 frames at 32 a chunk)
 
@@ -80,19 +85,7 @@ def clip_key(path: str | Path, root: str | Path | None = None) -> str:
     return f"{name[:80]}-{hashlib.sha256(str(path).encode()).hexdigest()[:10]}"
 
 
-def _scene_runs(scene_ids: np.ndarray) -> list[list[int]]:
-    """``[[first_frame, id], ...]``: scene ids change only at cuts, so runs are tiny in JSON."""
-    ids = np.asarray(scene_ids)
-    starts = np.concatenate([[0], np.flatnonzero(np.diff(ids)) + 1])
-    return [[int(s), int(ids[s])] for s in starts]
-
-
-def _scene_ids(runs: list[list[int]], frames: int) -> np.ndarray:
-    out = np.empty(frames, np.int32)
-    bounds = [s for s, _ in runs[1:]] + [frames]
-    for (start, value), stop in zip(runs, bounds):
-        out[start:stop] = value
-    return out
+# --------------------------------------------------------------------------- clips
 
 
 class ClipMeta(dict):
@@ -100,6 +93,7 @@ class ClipMeta(dict):
 
     @classmethod
     def build(cls, tokens: Tokens, source: str | Path, sha256: str, levels: int) -> ClipMeta:
+        """The attributes of a clip in the current layout (v2)."""
         info = tokens.info
         return cls(
             source=str(source),
@@ -109,16 +103,21 @@ class ClipMeta(dict):
             height=int(info.height),
             width=int(info.width),
             padding={"t": info.padding.t, "h": info.padding.h, "w": info.padding.w},
-            scene_ids=_scene_runs(info.scene_ids),
+            scene_ids=[[run.id, run.length] for run in scene_runs(info.scene_ids)],
             levels=int(levels),
         )
 
-    def video_info(self) -> VideoInfo:
+    def video_info(self, layout: int = VERSION) -> VideoInfo:
+        """The ``VideoInfo`` of attributes written in store layout ``layout``.
+
+        Raises:
+            ValueError: when ``scene_ids`` does not describe the clip's padded frames.
+        """
         pad = Padding(**self["padding"])
-        return VideoInfo(
-            self["frames"], self["height"], self["width"], self["fps"], pad,
-            _scene_ids(self["scene_ids"], self["frames"] + pad.t),
-        )  # fmt: skip
+        padded = self["frames"] + pad.t
+        runs = self["scene_ids"] if layout >= 2 else _v1_scene_ids_to_runs(self["scene_ids"], padded)
+        scene_ids = scene_ids_from_runs(runs, padded)
+        return VideoInfo(self["frames"], self["height"], self["width"], self["fps"], pad, scene_ids)
 
 
 @contextmanager
@@ -132,15 +131,17 @@ def _quiet() -> Iterator[None]:
 
 
 class TokenStore:
-    """A zarr v3 group of token clips written by one checkpoint (layout v1, ``docs/token_store.md``).
+    """A zarr v3 group of token clips written by one checkpoint (layout v2, ``docs/token_store.md``).
 
-    ``create`` makes a new store for ``model``; ``open`` opens one, and raises
+    ``create`` makes a new store for ``model``; ``open`` opens one (layout v1 or v2), and raises
     :class:`StoreCheckpointError` when ``model`` is given and is not the checkpoint that wrote it.
     Readers (``writable=False``) use the consolidated metadata; writers list the clips from disk.
+    ``version`` is the store's layout, which clips written into it follow.
     """
 
     def __init__(self, path: Path, root: zarr.Group, writable: bool) -> None:
         self.path, self._root, self.writable = path, root, writable
+        self.version = cast(int, root.attrs["version"])  # one of READABLE_VERSIONS: open checked it
 
     # ------------------------------------------------------------------ opening
 
@@ -185,9 +186,10 @@ class TokenStore:
             raise ValueError(
                 f"{str(path)!r} is a zarr group but not an MPT-VC token store (format {attrs.get('format')!r})."
             )
-        if attrs.get("version") != VERSION:
+        if attrs.get("version") not in READABLE_VERSIONS:
             raise ValueError(
-                f"{str(path)!r} is token store layout v{attrs.get('version')}; this version reads v{VERSION} only."
+                f"{str(path)!r} is token store layout v{attrs.get('version')}; this version of mptvc reads layouts "
+                f"{', '.join(f'v{v}' for v in READABLE_VERSIONS)} only; read it with the mptvc that wrote it."
             )
         if writable:
             root.require_group("clips")  # a crash during create can leave the root alone
@@ -222,7 +224,7 @@ class TokenStore:
     # ------------------------------------------------------------------ clips
 
     def _clips_group(self) -> zarr.Group:
-        return self._root["clips"]
+        return cast("zarr.Group", self._root["clips"])
 
     def clip_attrs(self, key: str) -> ClipMeta | None:
         """The attributes of clip ``key``, or None when it is absent, unreadable or not complete."""
@@ -261,9 +263,11 @@ class TokenStore:
     def write_clip(self, key: str, tokens: Tokens, meta: Mapping[str, Any]) -> None:
         """Write clip ``key``: attributes (not complete), every level as a whole array, then ``complete``.
 
-        Anything already under ``key`` (a clip cut short by a crash, or an older version) is deleted first.
+        ``meta`` holds the attributes in the current layout (:meth:`ClipMeta.build`); a v1 store gets
+        ``scene_ids`` in its own layout. Anything already under ``key`` (a clip cut short by a crash, or
+        an older version) is deleted first.
         """
-        import zarr
+        from zarr.codecs import ZstdCodec
 
         if not self.writable:
             raise ValueError(f"The token store {str(self.path)!r} was opened read-only.")
@@ -277,9 +281,12 @@ class TokenStore:
         clips = self._clips_group()
         if key in clips:
             del clips[key]
+        attributes = {**meta, "levels": levels, "complete": False}
+        if self.version == 1:
+            attributes["scene_ids"] = _runs_to_v1_scene_ids(attributes["scene_ids"])
         chunk_t = self._chunk_t()
         with _quiet():
-            group = clips.create_group(key, attributes={**meta, "levels": levels, "complete": False})
+            group = clips.create_group(key, attributes=attributes)
             for k in range(levels):
                 symbols = np.ascontiguousarray(tokens.symbols[k], dtype=np.uint8)  # (T', H', W', C_k)
                 t, h, w, c = symbols.shape
@@ -291,7 +298,7 @@ class TokenStore:
                     dtype="uint8",
                     chunks=chunks,
                     shards=shards,
-                    compressors=zarr.codecs.ZstdCodec(level=ZSTD_LEVEL, checksum=True),
+                    compressors=ZstdCodec(level=ZSTD_LEVEL, checksum=True),
                     fill_value=0,
                     dimension_names=("t", "h", "w", "c"),
                 )
@@ -303,7 +310,8 @@ class TokenStore:
         return config["chunk_frames"] // config["patch_t"]
 
     def level_array(self, key: str, k: int) -> zarr.Array:
-        return self._clips_group()[key][f"level_{k}"]
+        clip = cast("zarr.Group", self._clips_group()[key])
+        return cast("zarr.Array", clip[f"level_{k}"])
 
     def read_tokens(self, key: str, k_max: int | None = None) -> Tokens:
         """Clip ``key``'s symbols of levels ``0 .. k_max`` (default: every level written) and its ``VideoInfo``."""
@@ -314,5 +322,35 @@ class TokenStore:
         k_max = levels - 1 if k_max is None else k_max
         if not 0 <= k_max < levels:
             raise ValueError(f"k_max={k_max} is out of range: clip {key!r} holds levels 0..{levels - 1}.")
-        symbols = [self.level_array(key, k)[...] for k in range(k_max + 1)]
-        return Tokens(symbols, meta.video_info())
+        try:
+            info = meta.video_info(self.version)
+        except (ValueError, TypeError) as e:
+            raise ValueError(
+                f"Clip {key!r} of the token store {str(self.path)!r} has attributes that do not describe its video "
+                f"({str(e).rstrip('.')}); tokenize its source again."
+            ) from e
+        symbols = [np.asarray(self.level_array(key, k)[...]) for k in range(k_max + 1)]
+        return Tokens(symbols, info)
+
+
+# --------------------------------------------------------------------------- layout v1, kept readable
+
+
+def _v1_scene_ids_to_runs(v1_runs: list[list[int]], frames: int) -> list[SceneRun]:
+    """Layout v1's ``scene_ids``, run starts ``[[first_frame, id], ...]``, as the runs of v2.
+
+    Checked by :func:`scene_ids_from_runs` afterwards: starts that are not 0, increasing and below
+    ``frames`` give a run of no frames or runs that do not cover ``frames``.
+    """
+    firsts = [int(first) for first, _ in v1_runs]
+    ends = firsts[1:] + [frames]
+    return [SceneRun(int(i), end - first) for (first, i), end in zip(v1_runs, ends, strict=True)]
+
+
+def _runs_to_v1_scene_ids(runs: list[list[int]]) -> list[list[int]]:
+    """The inverse of :func:`_v1_scene_ids_to_runs`, for clips written into a v1 store."""
+    starts, first = [], 0
+    for i, length in runs:
+        starts.append([first, int(i)])
+        first += int(length)
+    return starts
