@@ -152,7 +152,7 @@ def run_one(width: int, height: int, frames: int, ckpt: str | None, repeats: int
             with clock.stage("container_read"):
                 stream, _, _ = read_mptvc(coded)
             with clock.stage("decompress"):
-                video = cli.decompress_video(model, stream.to_compressed())
+                video = cli.decompress_video(model, stream)
             with clock.stage("write_video"):
                 write_video(out, video, stream.info.fps)
             runs.append((time.perf_counter() - start, clock.seconds))

@@ -112,7 +112,7 @@ def _decode(args: argparse.Namespace) -> None:
         log.warning("%s", report.summary())
     model = _load_model(args)
     check_checkpoint(header, model.tables_digest(), model.config.to_dict(), f"the file {str(src)!r}")
-    frames = decompress_video(model, stream.to_compressed(), k)
+    frames = decompress_video(model, stream, k)
     with atomic_output(dst) as tmp:
         write_frames(tmp, frames, stream.info.fps)
     log.info("%s: %d frames from levels 0..%d", dst, frames.shape[0], k)

@@ -37,7 +37,7 @@ def _config_dict(chunk_frames: int = 8, levels: int = 3) -> dict:
 
 def seeds() -> list[bytes]:
     """Valid files (random payloads: the container does not look inside a segment), whole and cut."""
-    from mptvc_latents.formats.container import Pad, Stream, StreamInfo
+    from mptvc_latents.types import Compressed, Padding, VideoInfo
 
     rng = np.random.default_rng(0)
     out = []
@@ -48,7 +48,7 @@ def seeds() -> list[bytes]:
         (40, 33, 17, 3, 16),
     ):
         config = _config_dict(chunk, levels)
-        pad = Pad(-frames % 8, -height % 16, -width % 16)
+        pad = Padding(-frames % 8, -height % 16, -width % 16)
         padded = frames + pad.t
         ids = np.sort(rng.integers(0, 3, padded)).astype(np.int32)
         chunks = -(-padded // chunk)
@@ -56,7 +56,8 @@ def seeds() -> list[bytes]:
             [(rng.bytes(int(rng.integers(0, 12))), rng.bytes(int(rng.integers(1, 40)))) for _ in range(chunks)]
             for _ in range(levels)
         ]
-        data = _LIB.write_mptvc(Stream(segments, StreamInfo(frames, height, width, 25.0, pad, ids)), config, "ab" * 32)
+        info = VideoInfo(frames, height, width, 25.0, pad, ids)
+        data = _LIB.write_mptvc(Compressed(segments, info), config, "ab" * 32)
         out += [data, data[: len(data) * 3 // 4], data[: len(data) // 3]]
     return out
 

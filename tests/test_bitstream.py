@@ -1,5 +1,6 @@
-"""The .mptvc container (docs/bitstream.md): the exact layout, the level-prefix property, a cut
-at every byte, a flipped bit at every bit, the wrong checkpoint, crafted headers and fuzzing."""
+"""The .mptvc container (docs/bitstream.md): the exact layout, a file of an earlier release read and
+re-written byte for byte, the level-prefix property, a cut at every byte, a flipped bit at every bit,
+the wrong checkpoint, crafted headers, fuzzing, the framing it shares with prior streams, and no torch."""
 
 import dataclasses
 import json
@@ -18,11 +19,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mptvc_latents.formats import container as bs
+from mptvc_latents.formats import framing
 from mptvc_latents.formats.container import read_mptvc, truncate_mptvc, write_mptvc
+from mptvc_latents.types import Compressed, Padding
 from tests._tiny import random_video, tiny_config, tiny_model
 
 K = 3
 FUZZ = Path(__file__).with_name("fuzz_bitstream.py")
+# Written by the `data` fixture's recipe (tiny_model(), 13 frames of 20x30 with a cut at frame 9) at
+# commit ceaa28d, before the container took its types from mptvc_latents.types and its framing from
+# formats.framing: the bytes a release wrote, which every later reader and writer must keep.
+FIXTURE = Path(__file__).parent / "fixtures" / "container" / "tiny_v2.mptvc"
 
 
 @pytest.fixture(scope="module")
@@ -118,11 +125,25 @@ def test_reading_restores_segments_info_and_decoded_video(model, compressed, dec
     assert stream.segments == compressed.segments and not report.truncated and report.dropped_levels == ()
     info = stream.info
     assert (info.frames, info.height, info.width, info.fps) == (13, 30, 20, 29.97)
-    assert tuple(info.padding) == (3, 2, 12) and info.padded_shape == compressed.info.padded_shape
+    assert info.padding == Padding(3, 2, 12) and info.padded_shape == compressed.info.padded_shape
     assert np.array_equal(info.scene_ids, compressed.info.scene_ids) and info.scene_ids.dtype == np.int32
     assert header.config == model.config.to_dict() and header.digest == model.tables_digest()
-    assert np.array_equal(model.decompress(stream.to_compressed()), decoded[-1])
-    assert np.array_equal(model.decompress(stream, 0), decoded[0])  # duck-typed as a Compressed too
+    assert type(stream) is Compressed and header.info is info
+    assert np.array_equal(model.decompress(stream), decoded[-1])
+    assert np.array_equal(model.decompress(stream, 0), decoded[0])
+
+
+def test_a_file_of_an_earlier_release_reads_and_rewrites_to_the_same_bytes():
+    old = FIXTURE.read_bytes()
+    assert len(old) == 1028 and zlib.crc32(old) == 0xDA2DF976  # the fixture itself is intact
+    stream, header, report = read_mptvc(old)
+    assert not report.truncated and header.size == 488 and header.config["name"] == "tiny"
+    assert header.segment_sizes == (((33, 49), (33, 49)), ((33, 65), (33, 49)), ((33, 65), (33, 65)))
+    info = stream.info
+    assert (info.frames, info.height, info.width, info.fps, info.padding) == (13, 30, 20, 29.97, Padding(3, 2, 12))
+    assert info.scene_ids.tolist() == [0] * 9 + [1] * 7
+    assert write_mptvc(stream, header.config, header.digest) == old
+    assert header.level_ends() == [652, 832, 1028] and truncate_mptvc(old, 1) == old[:832]
 
 
 def test_reading_from_a_path_names_the_file_in_errors(data, tmp_path):
@@ -141,7 +162,7 @@ def test_write_refuses_inconsistent_input(model, compressed):
     for bad_digest in ("abc", "zz" * 32, None):
         with pytest.raises(ValueError, match="sha256"):
             write_mptvc(compressed, config, bad_digest)
-    short = bs.Stream(compressed.segments[:2], compressed.info)
+    short = Compressed(compressed.segments[:2], compressed.info)
     with pytest.raises(ValueError, match="3 levels of 2 chunks"):
         write_mptvc(short, config, digest)
     with pytest.raises(ValueError, match="CodecConfig"):
@@ -208,7 +229,7 @@ def test_every_flipped_bit_raises_the_error_of_its_region(data, header):
     owners = []  # (level, chunk, kind) of every payload byte
     for k, level in enumerate(header.segment_sizes):
         for c, pair in enumerate(level):
-            for kind, length in zip(bs.KINDS, pair):
+            for kind, length in zip(bs.KINDS, pair, strict=True):
                 owners += [(k, c, kind)] * length
     assert header.size + len(owners) == len(data)
     for i in range(len(data)):
@@ -355,6 +376,84 @@ def test_inspect_reports_every_prefix(model, data, header):
     json.dumps(d)
     text = bs.inspect_mptvc(data).format()
     assert "20x30, 13 frames at 29.97 fps" in text and model.tables_digest() in text
+
+
+# --------------------------------------------------------------------------- the framing
+
+TOY = framing.Framing(b"TOY", 3, "a toy file", "the toy header", "write it again with this version")
+
+
+def test_a_frame_follows_its_layout_and_each_cut_or_flip_raises_the_error_of_its_region():
+    body = bytes(range(40))
+    data = TOY.frame(body)
+    assert data[:3] == b"TOY" and struct.unpack_from("<HI", data, 3) == (3, 40) and data[9:49] == body
+    assert struct.unpack_from("<I", data, 49)[0] == zlib.crc32(data[:49]) and len(data) == 53
+    assert TOY.unframe(data + b"payloads") == framing.Frame(body, 53)
+    for n in range(len(data)):
+        with pytest.raises(framing.FramingError) as info:
+            TOY.unframe(data[:n])
+        assert type(info.value) is (framing.WrongMagicError if n == 0 else framing.TruncatedError), n
+        _sentence(info.value)
+    for i in range(len(data)):
+        for bit in range(8):
+            flipped = bytearray(data)
+            flipped[i] ^= 1 << bit
+            with pytest.raises(framing.FramingError) as info:
+                TOY.unframe(bytes(flipped))
+            if i < 3:
+                expected = (framing.WrongMagicError,)
+            elif i < 5:
+                expected = (framing.UnsupportedVersionError,)
+            elif i < 9:  # the body length: the CRC moves, or lies past the end
+                expected = (framing.TruncatedError, framing.CrcMismatchError)
+            else:
+                expected = (framing.CrcMismatchError,)
+            assert type(info.value) in expected, (i, bit)
+    with pytest.raises(framing.UnsupportedVersionError, match="version 4, but this library reads only version 3;"):
+        TOY.unframe(b"TOY\x04\x00")
+
+
+def test_the_container_raises_its_own_errors_which_are_framing_errors(data):
+    for case, error in [
+        (b"GIF89a", framing.WrongMagicError),
+        (data[:8] + b"\x01\x00", framing.UnsupportedVersionError),
+        (data[:12], framing.TruncatedError),
+        (data[:20] + bytes([data[20] ^ 1]) + data[21:], framing.CrcMismatchError),
+    ]:
+        with pytest.raises(bs.BitstreamError) as info:
+            read_mptvc(case)
+        assert isinstance(info.value, error)
+
+
+def test_payload_tables_list_lengths_and_crcs_and_splitting_checks_them():
+    payloads = [b"", b"abc", bytes(100)]
+    table = framing.payload_table(payloads)
+    assert table == b"".join(struct.pack("<II", len(p), zlib.crc32(p)) for p in payloads)
+    entries = framing.payload_entries(table)
+    assert entries.tolist() == [[0, 0], [3, zlib.crc32(b"abc")], [100, zlib.crc32(bytes(100))]]
+    data = b"head" + b"".join(payloads)
+    assert framing.split_payloads(data, 4, entries) == payloads
+    with pytest.raises(framing.TruncatedError, match="cut inside payload 2: it needs 100 bytes but only 99") as info:
+        framing.split_payloads(data[:-1], 4, entries)
+    _sentence(info.value)
+    with pytest.raises(framing.PayloadCrcError, match="Payload 1 of the data fails its CRC check") as info:
+        framing.split_payloads(data[:5] + b"X" + data[6:], 4, entries)
+    assert info.value.index == 1
+    with pytest.raises(ValueError, match="multiple of 8 bytes"):
+        framing.payload_entries(table[:-1])
+
+
+def test_the_formats_and_types_import_without_torch():
+    """``mptvc info``, stores read by data loaders and the container stay light: no torch, no hub."""
+    code = (
+        "import sys\n"
+        "import mptvc_latents.formats.container, mptvc_latents.formats.framing\n"
+        "import mptvc_latents.formats.token_store, mptvc_latents.types\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'huggingface_hub'))\n"
+        "assert not heavy, heavy[:5]\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=FIXTURE.parents[2])
+    assert result.returncode == 0, result.stderr[-2000:]
 
 
 # --------------------------------------------------------------------------- fuzzing

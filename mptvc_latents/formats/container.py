@@ -7,9 +7,11 @@ Specified byte for byte in ``docs/bitstream.md``::
 
 Because the segments are ordered by level, the bytes up to the end of level k are a valid
 file with k + 1 levels, and a file cut anywhere decodes every level complete before the cut
-(``read_mptvc`` says which levels it dropped). Pure Python plus ``crc32``: no torch, so
-``mptvc info`` is instant. ``read_mptvc`` returns a :class:`Stream`, which
-``MPTVC.decompress`` takes like a ``Compressed``.
+(``read_mptvc`` says which levels it dropped). The header is a frame of ``formats.framing``
+(magic, version, length, body, CRC) whose body ends with the payload table of the segments.
+Pure Python plus ``crc32``: no torch, so ``mptvc info`` is instant. ``write_mptvc`` takes the
+:class:`~mptvc_latents.types.Compressed` of ``MPTVC.compress``; ``read_mptvc`` returns one for
+``MPTVC.decompress``.
 """
 
 from __future__ import annotations
@@ -23,12 +25,13 @@ import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple, NoReturn
+from typing import Any, NoReturn
 
 import numpy as np
 
-from mptvc_latents.coder import crc32
 from mptvc_latents.config import CodecConfig
+from mptvc_latents.formats import framing
+from mptvc_latents.types import Compressed, Padding, VideoInfo, scene_ids_from_runs, scene_runs
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +51,6 @@ __all__ = [
     "TrailingDataError",
     "WrongCheckpointError",
     "Header",
-    "Stream",
-    "StreamInfo",
     "ReadReport",
     "Inspection",
     "write_mptvc",
@@ -67,13 +68,11 @@ MAX_SIDE = 65535
 MAX_FRAMES = 1 << 24
 MAX_CONFIG = 1 << 16  # bytes of config JSON after inflating
 
-_FIXED = struct.Struct("<8sHI")  # magic, version, body_len
+FRAMING = framing.Framing(MAGIC, VERSION, "an mptvc file", "the mptvc header", "re-encode the video with this version")
 _GEOMETRY = struct.Struct("<IIId3I32sI")  # width, height, frames, fps, padding t/h/w, digest, config_len
 _COUNT = struct.Struct("<I")
 _RUN = struct.Struct("<iI")  # scene id, run length
 _TABLE_HEAD = struct.Struct("<BI")  # num_levels, num_chunks
-_ENTRY = struct.Struct("<II")  # length, crc32
-_CRC = struct.Struct("<I")
 
 
 # --------------------------------------------------------------------------- errors
@@ -83,11 +82,11 @@ class BitstreamError(ValueError):
     """An .mptvc file could not be read; the message says what is wrong and what to do."""
 
 
-class NotMptvcError(BitstreamError):
+class NotMptvcError(BitstreamError, framing.WrongMagicError):
     """The data are empty or do not start with the .mptvc magic."""
 
 
-class UnsupportedVersionError(BitstreamError):
+class UnsupportedVersionError(BitstreamError, framing.UnsupportedVersionError):
     """The file is an .mptvc file of another version."""
 
 
@@ -95,7 +94,7 @@ class TruncatedError(BitstreamError):
     """The file ends too early to decode anything."""
 
 
-class TruncatedHeaderError(TruncatedError):
+class TruncatedHeaderError(TruncatedError, framing.TruncatedError):
     """The file ends inside the header."""
 
 
@@ -107,7 +106,7 @@ class ChecksumError(BitstreamError):
     """A CRC-32 does not match: the bytes are damaged."""
 
 
-class HeaderCrcError(ChecksumError):
+class HeaderCrcError(ChecksumError, framing.CrcMismatchError):
     """The header's CRC-32 does not match."""
 
 
@@ -131,31 +130,16 @@ class WrongCheckpointError(BitstreamError):
     """The file was written by a codec with other tables or another configuration."""
 
 
+# The framing checks the header's signature, length and CRC; its errors become the container's.
+_FRAME_ERRORS: dict[type[framing.FramingError], type[BitstreamError]] = {
+    framing.WrongMagicError: NotMptvcError,
+    framing.UnsupportedVersionError: UnsupportedVersionError,
+    framing.TruncatedError: TruncatedHeaderError,
+    framing.CrcMismatchError: HeaderCrcError,
+}
+
+
 # --------------------------------------------------------------------------- data
-
-
-class Pad(NamedTuple):
-    """End padding in (t, h, w), field-compatible with ``patching.Padding``."""
-
-    t: int
-    h: int
-    w: int
-
-
-@dataclass(frozen=True, eq=False)
-class StreamInfo:
-    """The fields of ``codec.VideoInfo``, without importing torch."""
-
-    frames: int
-    height: int
-    width: int
-    fps: float
-    padding: Pad
-    scene_ids: np.ndarray = field(repr=False)  # (frames + padding.t,) int32
-
-    @property
-    def padded_shape(self) -> tuple[int, int, int]:
-        return self.frames + self.padding.t, self.height + self.padding.h, self.width + self.padding.w
 
 
 @dataclass(frozen=True, eq=False)
@@ -163,7 +147,7 @@ class Header:
     """Everything before the segments. ``segment_sizes[k][c] = (z_len, y_len)``."""
 
     version: int
-    info: StreamInfo
+    info: VideoInfo
     config: dict[str, Any]
     digest: str  # sha256 hex of MPTVC.tables_digest(): the integer tables and the hyperprior weights
     segment_sizes: tuple[tuple[tuple[int, int], ...], ...] = field(repr=False)
@@ -184,26 +168,6 @@ class Header:
     def level_ends(self) -> list[int]:
         """File offset just after each level: the size of the prefix file with levels 0 .. k."""
         return [self.size + int(s) for s in np.cumsum(self.level_sizes())]
-
-
-@dataclass
-class Stream:
-    """The segments of the complete levels; ``MPTVC.decompress`` takes it like a ``Compressed``."""
-
-    segments: list[list[tuple[bytes, bytes]]]
-    info: StreamInfo
-
-    def level_bytes(self) -> list[int]:
-        return [sum(len(z) + len(y) for z, y in level) for level in self.segments]
-
-    def to_compressed(self):
-        """The same data as a ``codec.Compressed`` (imports torch)."""
-        from mptvc_latents.codec import Compressed, VideoInfo
-        from mptvc_latents.patching import Padding
-
-        i = self.info
-        info = VideoInfo(i.frames, i.height, i.width, i.fps, Padding(*i.padding), i.scene_ids)
-        return Compressed(self.segments, info)
 
 
 @dataclass(frozen=True)
@@ -236,11 +200,11 @@ class ReadReport:
 # --------------------------------------------------------------------------- writing
 
 
-def write_mptvc(compressed: Any, config: Mapping[str, Any], digest: str) -> bytes:
+def write_mptvc(compressed: Compressed, config: Mapping[str, Any], digest: str) -> bytes:
     """The bytes of an .mptvc file.
 
     Args:
-        compressed: a ``Compressed`` (or :class:`Stream`): ``segments[k][c] = (z, y)`` and ``info``.
+        compressed: ``MPTVC.compress``'s result (or ``read_mptvc``'s): ``segments[k][c] = (z, y)`` and ``info``.
         config: ``model.config.to_dict()``.
         digest: ``model.tables_digest()``, 64 hex digits.
 
@@ -260,8 +224,7 @@ def write_mptvc(compressed: Any, config: Mapping[str, Any], digest: str) -> byte
         )
     codec = _codec_config(json.loads(config_json), _invalid_config)
     packed_config = zlib.compress(config_json, 9)
-    info = compressed.info
-    pad = Pad(*(int(p) for p in (info.padding.t, info.padding.h, info.padding.w)))
+    info, pad = compressed.info, compressed.info.padding
     frames, height, width, fps = int(info.frames), int(info.height), int(info.width), float(info.fps)
     problem = _geometry_problem(codec, frames, height, width, fps, pad)
     if problem:
@@ -269,6 +232,7 @@ def write_mptvc(compressed: Any, config: Mapping[str, Any], digest: str) -> byte
     ids = np.asarray(info.scene_ids)
     if ids.shape != (frames + pad.t,):
         raise ValueError(f"scene_ids must have one entry per padded frame ({frames + pad.t}), got shape {ids.shape}.")
+    runs = scene_runs(ids)
     chunks = -(-(frames + pad.t) // codec.chunk_frames)
     segments = compressed.segments
     if len(segments) != codec.num_levels or any(len(level) != chunks for level in segments):
@@ -277,26 +241,13 @@ def write_mptvc(compressed: Any, config: Mapping[str, Any], digest: str) -> byte
             f"{[len(level) for level in segments]} chunks per level."
         )
     payloads = [bytes(s) for level in segments for pair in level for s in pair]
-    if any(len(p) >= 2**32 for p in payloads):
-        raise ValueError("A segment is 4 GiB or larger, which the container cannot hold.")
 
-    body = bytearray(_GEOMETRY.pack(width, height, frames, fps, *pad, raw_digest, len(packed_config)))
+    body = bytearray(_GEOMETRY.pack(width, height, frames, fps, pad.t, pad.h, pad.w, raw_digest, len(packed_config)))
     body += packed_config
-    runs = _run_lengths(ids)
-    body += _COUNT.pack(len(runs)) + b"".join(_RUN.pack(i, n) for i, n in runs)
+    body += _COUNT.pack(len(runs)) + b"".join(_RUN.pack(*run) for run in runs)
     body += _TABLE_HEAD.pack(codec.num_levels, chunks)
-    body += b"".join(_ENTRY.pack(len(p), crc32(p)) for p in payloads)
-    head = _FIXED.pack(MAGIC, VERSION, len(body)) + bytes(body)
-    return head + _CRC.pack(crc32(head)) + b"".join(payloads)
-
-
-def _run_lengths(ids: np.ndarray) -> list[tuple[int, int]]:
-    ids = ids.astype(np.int64)
-    if ids.min() < -(2**31) or ids.max() >= 2**31:
-        raise ValueError("Scene ids must fit in 32-bit signed integers.")
-    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
-    lengths = np.diff(np.r_[starts, len(ids)])
-    return [(int(ids[s]), int(n)) for s, n in zip(starts, lengths)]
+    body += framing.payload_table(payloads)
+    return FRAMING.frame(bytes(body)) + b"".join(payloads)
 
 
 # --------------------------------------------------------------------------- reading
@@ -304,39 +255,11 @@ def _run_lengths(ids: np.ndarray) -> list[tuple[int, int]]:
 
 def parse_header(data: bytes, name: str = "the data") -> Header:
     """Parse and check the header (steps 1-4 of docs/bitstream.md); segments are not read."""
-    n = len(data)
-    if n == 0:
-        raise NotMptvcError(f"{_cap(name)} is empty, so it is not an mptvc file.")
-    if data[: len(MAGIC)] != MAGIC[: min(n, len(MAGIC))]:
-        raise NotMptvcError(
-            f"{_cap(name)} is not an mptvc file: it does not start with the .mptvc magic bytes "
-            f"(it starts with {bytes(data[:8])!r})."
-        )
-    if n < _FIXED.size:
-        if n >= 10 and int.from_bytes(data[8:10], "little") != VERSION:
-            _unsupported(int.from_bytes(data[8:10], "little"), name)
-        raise TruncatedHeaderError(f"{_cap(name)} is cut inside the mptvc header: it has only {n} bytes.")
-    _, version, body_len = _FIXED.unpack_from(data)
-    if version != VERSION:
-        _unsupported(version, name)
-    size = _FIXED.size + body_len + _CRC.size
-    if n < size:
-        raise TruncatedHeaderError(
-            f"{_cap(name)} is cut inside the mptvc header: the header needs {size} bytes but the file has {n}."
-        )
-    (stored,) = _CRC.unpack_from(data, size - _CRC.size)
-    if crc32(bytes(data[: size - _CRC.size])) != stored:
-        raise HeaderCrcError(
-            f"The header of {name} fails its CRC check: the file is damaged (re-encode or re-download it)."
-        )
-    return _parse_body(bytes(data[_FIXED.size : size - _CRC.size]), version, size, name)
-
-
-def _unsupported(version: int, name: str) -> None:
-    raise UnsupportedVersionError(
-        f"{_cap(name)} is an mptvc file of version {version}, but this mptvc reads only version {VERSION}; "
-        f"re-encode the video with this version."
-    )
+    try:
+        frame = FRAMING.unframe(data, name)
+    except framing.FramingError as e:
+        raise _FRAME_ERRORS[type(e)](str(e)) from None
+    return _parse_body(frame.body, VERSION, frame.size, name)
 
 
 class _Body:
@@ -363,7 +286,7 @@ def _parse_body(data: bytes, version: int, size: int, name: str) -> Header:
     width, height, frames, fps, pad_t, pad_h, pad_w, digest, config_len = body.unpack(_GEOMETRY, "geometry")
     config_dict = _json_object(body.take(config_len, "codec config"), body)
     codec = _codec_config(config_dict, body.fail)
-    pad = Pad(pad_t, pad_h, pad_w)
+    pad = Padding(pad_t, pad_h, pad_w)
     problem = _geometry_problem(codec, frames, height, width, fps, pad)
     if problem:
         body.fail(problem.rstrip("."))
@@ -373,9 +296,10 @@ def _parse_body(data: bytes, version: int, size: int, name: str) -> Header:
     if not 1 <= n_runs <= padded_t:
         body.fail(f"{n_runs} scene runs cannot cover {padded_t} frames")
     runs = np.frombuffer(body.take(n_runs * _RUN.size, "scene runs"), dtype=np.dtype([("id", "<i4"), ("n", "<u4")]))
-    if runs["n"].min() == 0 or int(runs["n"].astype(np.int64).sum()) != padded_t:
+    try:
+        scene_ids = scene_ids_from_runs(zip(runs["id"].tolist(), runs["n"].tolist(), strict=True), padded_t)
+    except ValueError:
         body.fail(f"the scene runs must be non-empty and cover exactly {padded_t} frames")
-    scene_ids = np.repeat(runs["id"].astype(np.int32), runs["n"].astype(np.int64))
 
     levels, chunks = body.unpack(_TABLE_HEAD, "segment table size")
     if levels != codec.num_levels or chunks != -(-padded_t // codec.chunk_frames):
@@ -383,11 +307,11 @@ def _parse_body(data: bytes, version: int, size: int, name: str) -> Header:
             f"the segment table has {levels} levels of {chunks} chunks, but the config and frame count need "
             f"{codec.num_levels} levels of {-(-padded_t // codec.chunk_frames)}"
         )
-    table = np.frombuffer(body.take(levels * chunks * 2 * _ENTRY.size, "segment table"), dtype="<u4")
+    table = framing.payload_entries(body.take(levels * chunks * 2 * framing.ENTRY.size, "segment table"))
     if body.pos != len(data):
         body.fail(f"{len(data) - body.pos} unexpected bytes follow the segment table")
-    table = table.reshape(levels, chunks, 2, 2)  # (level, chunk, kind, [length, crc])
-    info = StreamInfo(frames, height, width, fps, pad, scene_ids)
+    table = table.reshape(levels, chunks, 2, 2)  # (segments, [length, crc]) -> (level, chunk, kind, [length, crc])
+    info = VideoInfo(frames, height, width, fps, pad, scene_ids)
     return Header(version, info, config_dict, digest.hex(), _nested(table[..., 0]), _nested(table[..., 1]), size)
 
 
@@ -433,7 +357,7 @@ def _invalid_config(problem: str) -> NoReturn:
     raise ValueError(f"The video cannot be written: {problem}.")
 
 
-def _geometry_problem(codec: CodecConfig, frames: int, height: int, width: int, fps: float, pad: Pad) -> str | None:
+def _geometry_problem(codec: CodecConfig, frames: int, height: int, width: int, fps: float, pad: Padding) -> str | None:
     """What is wrong with this geometry for this codec, as a sentence, or None."""
     if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE and 1 <= frames <= MAX_FRAMES):
         return (
@@ -442,10 +366,16 @@ def _geometry_problem(codec: CodecConfig, frames: int, height: int, width: int, 
         )
     if not (math.isfinite(fps) and fps > 0):
         return f"the frame rate must be a positive finite number, got {fps!r}."
-    expected = Pad(-frames % codec.temporal_multiple, -height % codec.spatial_multiple, -width % codec.spatial_multiple)
+    expected = Padding(
+        -frames % codec.temporal_multiple, -height % codec.spatial_multiple, -width % codec.spatial_multiple
+    )
     if pad != expected:
-        return f"the padding {tuple(pad)} is not the codec's padding {tuple(expected)} for this size."
+        return f"the padding {_thw(pad)} is not the codec's padding {_thw(expected)} for this size."
     return None
+
+
+def _thw(pad: Padding) -> tuple[int, int, int]:
+    return pad.t, pad.h, pad.w
 
 
 def _load(source: bytes | bytearray | memoryview | str | Path) -> tuple[bytes, str]:
@@ -475,30 +405,35 @@ def check_checkpoint(header: Header, digest: str, config: Mapping[str, Any], nam
         )
 
 
-def _complete_levels(data: bytes, header: Header, name: str) -> int:
-    """Check the trailing bytes and the CRCs of every complete level; return how many are complete."""
+def _complete_levels(data: bytes, header: Header, name: str) -> list[list[tuple[bytes, bytes]]]:
+    """Check the trailing bytes and the CRCs of every complete level; return their segments."""
     ends = header.level_ends()
     if len(data) > ends[-1]:
         raise TrailingDataError(
             f"{_cap(name)} has {len(data) - ends[-1]} unexpected bytes after its last segment "
             f"(it should end at byte {ends[-1]})."
         )
-    complete = sum(end <= len(data) for end in ends)
-    pos = header.size
-    for k in range(complete):
-        for c, pair in enumerate(header.segment_sizes[k]):
-            for kind, length, crc in zip(KINDS, pair, header.segment_crcs[k][c]):
-                if crc32(data[pos : pos + length]) != crc:
-                    hint = f" (the levels below it survive: `mptvc truncate --k-max {k - 1}`)" if k else ""
-                    raise SegmentCrcError(
-                        f"Segment {kind} of level {k}, chunk {c} in {name} fails its CRC check: the file is "
-                        f"damaged{hint}.",
-                        k,
-                        c,
-                        kind,
-                    )
-                pos += length
-    return complete
+    segments = []
+    for k in range(sum(end <= len(data) for end in ends)):
+        # (chunk, kind) -> the level's entries in file order: chunk 0 z, chunk 0 y, chunk 1 z, ...
+        entries = [
+            entry
+            for pair, crcs in zip(header.segment_sizes[k], header.segment_crcs[k], strict=True)
+            for entry in zip(pair, crcs, strict=True)
+        ]
+        try:
+            payloads = framing.split_payloads(data, ends[k - 1] if k else header.size, entries, name)
+        except framing.PayloadCrcError as e:
+            c, kind = e.index // 2, KINDS[e.index % 2]
+            hint = f" (the levels below it survive: `mptvc truncate --k-max {k - 1}`)" if k else ""
+            raise SegmentCrcError(
+                f"Segment {kind} of level {k}, chunk {c} in {name} fails its CRC check: the file is damaged{hint}.",
+                k,
+                c,
+                kind,
+            ) from None
+        segments.append(list(zip(payloads[0::2], payloads[1::2], strict=True)))
+    return segments
 
 
 def read_mptvc(
@@ -507,8 +442,8 @@ def read_mptvc(
     digest: str | None = None,
     config: Mapping[str, Any] | None = None,
     warn: bool = True,
-) -> tuple[Stream, Header, ReadReport]:
-    """Read an .mptvc file (path or bytes): the segments of every complete level.
+) -> tuple[Compressed, Header, ReadReport]:
+    """Read an .mptvc file (path or bytes): the segments of every complete level, for ``MPTVC.decompress``.
 
     ``digest`` and ``config`` (``model.tables_digest()``, ``model.config.to_dict()``) check that
     the file was written by this checkpoint. A cut file keeps its complete levels and logs a
@@ -521,7 +456,8 @@ def read_mptvc(
     header = parse_header(data, name)
     if digest is not None or config is not None:
         check_checkpoint(header, digest if digest is not None else header.digest, config or header.config, name)
-    complete = _complete_levels(data, header, name)
+    segments = _complete_levels(data, header, name)
+    complete = len(segments)
     report = ReadReport(header.num_levels, complete, len(data), header.level_ends()[-1])
     if complete == 0:
         raise NoCompleteLevelError(
@@ -530,21 +466,14 @@ def read_mptvc(
         )
     if report.truncated and warn:
         log.warning("%s", report.summary())
-    segments, pos = [], header.size
-    for k in range(complete):
-        level = []
-        for z_len, y_len in header.segment_sizes[k]:
-            level.append((data[pos : pos + z_len], data[pos + z_len : pos + z_len + y_len]))
-            pos += z_len + y_len
-        segments.append(level)
-    return Stream(segments, header.info), header, report
+    return Compressed(segments, header.info), header, report
 
 
 def truncate_mptvc(source: bytes | bytearray | memoryview | str | Path, k_max: int) -> bytes:
     """The prefix of the file with levels ``0 .. k_max``: exactly its bytes up to the end of level k_max."""
     data, name = _load(source)
     header = parse_header(data, name)
-    complete = _complete_levels(data, header, name)
+    complete = len(_complete_levels(data, header, name))
     if not isinstance(k_max, int) or not 0 <= k_max < complete:
         raise ValueError(
             f"The requested k_max={k_max!r} is out of range: {name} holds {complete} complete level(s), "
@@ -571,7 +500,7 @@ class Inspection:
         h, i = self.header, self.header.info
         pixels = i.frames * i.height * i.width
         levels = []
-        for k, (size, end) in enumerate(zip(h.level_sizes(), h.level_ends())):
+        for k, (size, end) in enumerate(zip(h.level_sizes(), h.level_ends(), strict=True)):
             z, y = (sum(pair[j] for pair in h.segment_sizes[k]) for j in (0, 1))
             levels.append(
                 {
@@ -627,7 +556,7 @@ def inspect_mptvc(source: bytes | bytearray | memoryview | str | Path) -> Inspec
     """Describe a file: its header, and the size and bpp of each level prefix (CRCs checked)."""
     data, name = _load(source)
     header = parse_header(data, name)
-    complete = _complete_levels(data, header, name)
+    complete = len(_complete_levels(data, header, name))
     shown = "<bytes>" if isinstance(source, (bytes, bytearray, memoryview)) else str(source)
     return Inspection(shown, len(data), header, complete)
 
