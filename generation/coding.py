@@ -19,6 +19,11 @@ Container (``PriorStream``, little-endian)::
     b"MPTP" | u8 version = 1 | 32 B sha256 of the prior's weights | u32 token frames t' | u16 h' | u16 w'
     | u32 stream_tokens | u32 n_streams | u32 crc32 of the indices (int32 LE, raster order)
     | n_streams x (u32 length, u32 crc32) | streams
+
+The signature (magic, version) and the payload table with its streams are those of
+``mptvc_latents.formats.framing``, shared with the ``.mptvc`` container. Version 1 predates framed
+headers, so its fixed fields carry no CRC of their own: damage there shows as another prior, a grid
+that does not fit, or decoded indices that fail their CRC.
 """
 
 from __future__ import annotations
@@ -34,13 +39,17 @@ from torch import Tensor
 from generation.model import TokenPrior
 from generation.sample import walk
 from mptvc_latents.coder import PRECISION, RangeCoder, StreamDecoder, crc32
+from mptvc_latents.formats import framing
 
 __all__ = ["PriorStreamConfig", "compress_indices", "decompress_indices", "prior_digest", "quantized_cdf"]
 
 MAGIC = b"MPTP"
 VERSION = 1
-_HEADER = struct.Struct("<4sB32sIHHIII")  # magic, version, digest, t', h', w', stream_tokens, n_streams, indices crc
-_ENTRY = struct.Struct("<II")  # length, crc32
+FRAMING = framing.Framing(
+    MAGIC, VERSION, "a prior stream", "the prior stream header", "code the indices again with this version", "<B"
+)
+_FIELDS = struct.Struct("<32sIHHIII")  # after the signature: digest, t', h', w', stream_tokens, n_streams, indices crc
+_HEADER_SIZE = FRAMING.signature_size + _FIELDS.size
 TOTAL = 1 << PRECISION
 
 
@@ -120,11 +129,8 @@ def compress_indices(prior: TokenPrior, indices: Tensor, config: PriorStreamConf
     for start in range(0, symbols.shape[0], step):
         part = cdfs[start : start + step]
         streams.append(_bank(part).encode(symbols[start : start + step], np.arange(len(part), dtype=np.int32)))
-    header = _HEADER.pack(
-        MAGIC, VERSION, prior_digest(prior), indices.shape[0], h, w, step, len(streams), _indices_crc(flat)
-    )
-    table = b"".join(_ENTRY.pack(len(s), crc32(s)) for s in streams)
-    return header + table + b"".join(streams)
+    fields = _FIELDS.pack(prior_digest(prior), indices.shape[0], h, w, step, len(streams), _indices_crc(flat))
+    return FRAMING.signature() + fields + framing.payload_table(streams) + b"".join(streams)
 
 
 def _indices_crc(flat: Tensor) -> int:
@@ -135,13 +141,12 @@ def _read(prior: TokenPrior, data: bytes) -> tuple[int, int, int, list[bytes]]:
     """Check a ``PriorStream`` against ``prior``: ``(token frames, stream_tokens, indices crc, streams)``."""
     if not isinstance(data, (bytes, bytearray)):
         raise ValueError(f"A prior stream must be bytes, got {type(data).__name__}.")
-    if len(data) < _HEADER.size:
-        raise ValueError(f"This is not a prior stream: {len(data)} bytes, shorter than its {_HEADER.size}-byte header.")
-    magic, version, digest, t, h, w, step, n, indices_crc = _HEADER.unpack_from(data)
-    if magic != MAGIC:
-        raise ValueError(f"This is not a prior stream: it starts with {magic!r}, not {MAGIC!r}.")
-    if version != VERSION:
-        raise ValueError(f"The prior stream has version {version}; this library reads version {VERSION}.")
+    start = FRAMING.check_signature(data)  # framing.FramingError (a ValueError) for another magic or version
+    if len(data) < _HEADER_SIZE:
+        raise framing.TruncatedError(
+            f"The data is cut inside the prior stream header: it has {len(data)} of its {_HEADER_SIZE} bytes."
+        )
+    digest, t, h, w, step, n, indices_crc = _FIELDS.unpack_from(data, start)
     if digest != prior_digest(prior):
         raise ValueError(
             "The prior stream was coded with another prior (its weights digest differs); "
@@ -157,19 +162,14 @@ def _read(prior: TokenPrior, data: bytes) -> tuple[int, int, int, list[bytes]]:
         raise ValueError(
             f"The prior stream holds {n} streams, but {tokens} tokens at {step} a stream need {-(-tokens // step)}."
         )
-    offset = _HEADER.size + n * _ENTRY.size
+    offset = _HEADER_SIZE + n * framing.ENTRY.size
     if len(data) < offset:
-        raise ValueError(f"The prior stream is truncated: its table of {n} streams runs past its {len(data)} bytes.")
-    streams = []
-    for k in range(n):
-        length, crc = _ENTRY.unpack_from(data, _HEADER.size + k * _ENTRY.size)
-        part = bytes(data[offset : offset + length])
-        if len(part) != length:
-            raise ValueError(f"The prior stream is truncated: stream {k} needs {length} bytes, {len(part)} are left.")
-        if crc32(part) != crc:
-            raise ValueError(f"Stream {k} of the prior stream is damaged (CRC32 mismatch).")
-        streams.append(part)
-        offset += length
+        raise framing.TruncatedError(
+            f"The prior stream is truncated: its table of {n} streams runs past its {len(data)} bytes."
+        )
+    entries = framing.payload_entries(bytes(data[_HEADER_SIZE:offset]))  # (n, [length, crc32])
+    streams = framing.split_payloads(data, offset, entries, "the prior stream")
+    offset += sum(len(stream) for stream in streams)
     if offset != len(data):
         raise ValueError(f"The prior stream has {len(data) - offset} bytes after its last stream.")
     return t, step, indices_crc, streams

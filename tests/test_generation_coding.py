@@ -1,7 +1,10 @@
 """The prior as a real entropy coder: ``compress_indices`` / ``decompress_indices`` round trips
-exactly, costs about the prior's ideal bits, and refuses damaged streams or another prior."""
+exactly, costs about the prior's ideal bits, keeps its documented bytes, and refuses damaged streams,
+other versions or another prior."""
 
 import math
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -10,6 +13,7 @@ import torch
 from generation.coding import PriorStreamConfig, compress_indices, decompress_indices, prior_digest, quantized_cdf
 from generation.model import PriorConfig, TokenPrior
 from generation.sample import SampleConfig, sample_indices
+from mptvc_latents.formats import framing
 
 TINY = dict(dim=32, depth=1, heads=2, mlp_dim=64)
 
@@ -58,9 +62,9 @@ def test_round_trip_is_exact_and_costs_about_the_ideal_bits(prior, indices, stre
     if stream_tokens == 4096:
         ideal = _ideal_bits(prior, indices)
         assert ideal < 0.5 * indices.numel() * math.log2(4096)
-        # The whole stream: 54 bytes of header, 8 of table, 33 of one stream's flushed states and
+        # The whole stream: 57 bytes of header, 8 of table, 33 of one stream's flushed states and
         # header, and the table rounding (at least one slot of 2^16 for each of the 4096 indices).
-        assert len(data) * 8 < 1.1 * ideal + 8 * (54 + 8 + 33) + 0.1 * indices.numel()
+        assert len(data) * 8 < 1.1 * ideal + 8 * (57 + 8 + 33) + 0.1 * indices.numel()
 
 
 def _ideal_bits(prior, indices):
@@ -86,6 +90,36 @@ def test_damage_truncation_and_another_prior_are_refused(prior, indices):
         decompress_indices(prior, b"MPTV" + data[4:])
     with pytest.raises(ValueError, match="after its last stream"):
         decompress_indices(prior, data + b"\0")
+
+
+def test_the_stream_follows_its_documented_layout(prior, indices):
+    """An independent parse with struct, from the module docstring: version 1's bytes stay as they were."""
+    data = compress_indices(prior, indices, PriorStreamConfig(stream_tokens=16))
+    magic, version, digest, t, h, w, step, n, indices_crc = struct.unpack_from("<4sB32sIHHIII", data)
+    assert (magic, version, digest) == (b"MPTP", 1, prior_digest(prior))
+    assert (t, h, w, step, n) == (4, 4, 4, 16, 4)  # 64 tokens in streams of 16
+    assert indices_crc == zlib.crc32(indices.reshape(-1).numpy().astype("<i4").tobytes())
+    entry = struct.calcsize("<4sB32sIHHIII")
+    assert entry == 57
+    payload = entry + 8 * n
+    for _ in range(n):
+        length, crc = struct.unpack_from("<II", data, entry)
+        assert length > 0 and crc == zlib.crc32(data[payload : payload + length])
+        entry, payload = entry + 8, payload + length
+    assert payload == len(data)
+
+
+def test_other_versions_cut_headers_and_damaged_streams_raise_framing_errors(prior, indices):
+    data = compress_indices(prior, indices, PriorStreamConfig(stream_tokens=16))
+    with pytest.raises(framing.UnsupportedVersionError, match="prior stream of version 2, but this library reads only"):
+        decompress_indices(prior, data[:4] + b"\x02" + data[5:])
+    with pytest.raises(framing.TruncatedError, match="cut inside the prior stream header: it has 40 of its 57 bytes"):
+        decompress_indices(prior, data[:40])
+    with pytest.raises(framing.TruncatedError, match="cut inside payload 3"):
+        decompress_indices(prior, data[:-1])
+    with pytest.raises(framing.PayloadCrcError, match="Payload 3 of the prior stream fails its CRC check") as info:
+        decompress_indices(prior, data[:-1] + bytes([data[-1] ^ 1]))
+    assert info.value.index == 3
 
 
 def test_bad_input_is_refused(prior, indices):
