@@ -5,24 +5,25 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import time
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import numpy as np
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import time  # noqa: E402
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from mptvc_latents.demo import SAMPLE  # noqa: E402
-from mptvc_latents.eval.metrics import psnr_y  # noqa: E402
-from mptvc_latents.pretrained import load_codec  # noqa: E402
-from mptvc_latents.video import read_video  # noqa: E402
+from mptvc_latents.runtime import configure_threads
 
 
 def main() -> None:
+    configure_threads()  # before torch loads
+    import torch
+
+    from mptvc_latents.codec import MPTVC
+    from mptvc_latents.demo import SAMPLE
+    from mptvc_latents.eval.metrics import psnr_y
+    from mptvc_latents.video import read_video
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--frames", type=int, default=32)
@@ -30,7 +31,7 @@ def main() -> None:
     clip = read_video(SAMPLE, max_frames=args.frames)
     rows = {}
     for name, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
-        model = load_codec()
+        model = MPTVC.from_pretrained()
         if dtype is not None:
             model.set_inference_dtype(dtype)
         times = []

@@ -22,16 +22,11 @@ there is one, else the ``mptvc-cpu`` preset with random weights (the output says
 
 from __future__ import annotations
 
-import os
-
-# As in the CLI: idle OpenMP workers must not spin. On this 2-core machine shared with a training
-# job, spinning made the 176x144 pipeline take 12.7 s instead of 0.27 s. Set before torch loads.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 import argparse
 import datetime
 import json
 import logging
+import os
 import platform
 import resource
 import subprocess
@@ -42,6 +37,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+
+from mptvc_latents.runtime import configure_threads
 
 log = logging.getLogger("pipeline_bench")
 
@@ -88,11 +85,11 @@ class _Clock:
 def _load_model(ckpt: str | None):
     from mptvc_latents.codec import MPTVC
     from mptvc_latents.presets import preset
-    from mptvc_latents.pretrained import default_checkpoint_dir, load_codec
+    from mptvc_latents.pretrained import default_checkpoint_dir
 
     folder = Path(ckpt) if ckpt else default_checkpoint_dir()
     if folder.is_dir():
-        return load_codec(folder), f"checkpoint {folder}"
+        return MPTVC.from_pretrained(folder), f"checkpoint {folder}"
     import torch
 
     torch.manual_seed(0)
@@ -131,7 +128,8 @@ def run_one(width: int, height: int, frames: int, ckpt: str | None, repeats: int
         model.decompress(model.compress(warm), 0)
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-        for hp in model.hyperprior:  # instance attributes shadow the methods for this process only
+        # instance attributes shadow the methods for this process only
+        for hp in (level.hyperprior for level in model.levels):
             hp.compress = clock.wrap("entropy_encode", hp.compress)
             hp.decompress = clock.wrap("entropy_decode", hp.decompress)
             hp._exact_z_symbols = clock.wrap("hyper_nets", hp._exact_z_symbols)  # h_a in float64
@@ -216,6 +214,9 @@ def markdown(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    # Idle OpenMP workers must not spin: on this 2-core machine shared with a training job, spinning
+    # made the 176x144 pipeline take 12.7 s instead of 0.27 s. The --one children inherit it.
+    configure_threads()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--sizes", default=DEFAULT_SIZES, help="comma-separated WxH list")

@@ -13,16 +13,15 @@ torch thread each), reading, encoding and writing, and the final consolidation.
 
 from __future__ import annotations
 
+import argparse
+import datetime
+import json
 import os
+import platform
+import tempfile
+from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as in the CLI: idle OpenMP threads must not spin
-
-import argparse  # noqa: E402
-import datetime  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import tempfile  # noqa: E402
-from pathlib import Path  # noqa: E402
+from mptvc_latents.runtime import configure_threads
 
 DEFAULT_OUT = Path(__file__).parent / "results" / "store_bench.json"
 
@@ -46,14 +45,12 @@ def make_clips(folder: Path, clips: int, frames: int, width: int, height: int) -
 
 
 def run(workers: list[int], clips: int, frames: int, width: int, height: int, ckpt: str | None) -> dict:
-    import torch
-
-    from mptvc_latents.pretrained import load_codec
+    from mptvc_latents.codec import MPTVC
     from mptvc_latents.store import tokenize
 
     load_start = os.getloadavg()
-    model = load_codec(ckpt)
-    torch.set_num_threads(1)  # as each worker does: the comparison is processes, not threads
+    model = MPTVC.from_pretrained(ckpt)
+    configure_threads(1)  # as each worker does: the comparison is processes, not threads
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         sources = make_clips(Path(tmp), clips, frames, width, height)
@@ -85,6 +82,7 @@ def run(workers: list[int], clips: int, frames: int, width: int, height: int, ck
 
 
 def main(argv: list[str] | None = None) -> None:
+    configure_threads()  # before torch loads, and inherited by the spawned workers
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts")
     parser.add_argument("--clips", type=int, default=6)

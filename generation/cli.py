@@ -6,7 +6,10 @@
     mptvc generate [--prior DIR] --out sample.mp4 [--frames N] [--seed S] [--temperature T] [--top-k K] [--gif G]
     mptvc prior-tokenize VIDEOS... --out STORE.zarr [--size H W] [--max-frames N]     (resumable)
     mptvc prior-train STORE.zarr --run DIR [--steps N] [--batch B] [--window T] [--max-minutes M]   (resumable)
-    mptvc prior-eval VIDEOS... [--prior DIR] [--train-store STORE] [--coded] [--json OUT]   bits/token: prior vs codec level 0
+    mptvc prior-eval VIDEOS... [--prior DIR] [--train-store STORE] [--coded] [--json OUT]   (bits/token vs the codec)
+
+Flags left out take the defaults of the configs and functions they feed (``given_flags``):
+``SampleConfig``, ``tokenize_fixed``, ``prior_config_for``, ``PriorConfig``, ``TrainConfig``, ``evaluate_prior``.
 """
 
 from __future__ import annotations
@@ -14,10 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle OpenMP threads must not spin on a shared machine
+from mptvc_latents.cli import given_flags
+from mptvc_latents.runtime import configure_threads
 
 log = logging.getLogger("mptvc.generate")
 
@@ -26,6 +29,7 @@ __all__ = ["add_command"]
 
 def add_command(sub) -> None:
     """Add ``generate``, ``prior-tokenize``, ``prior-train`` and ``prior-eval`` to the ``mptvc`` subparsers."""
+    given = {"default": argparse.SUPPRESS}  # left out: the default of the config or function the flag feeds
     p = sub.add_parser(
         "generate",
         help="sample a video from the token prior and decode it",
@@ -37,10 +41,10 @@ def add_command(sub) -> None:
     p.add_argument("--out", type=Path, required=True, help="output video (.mp4, or .npy for the exact frames)")
     p.add_argument("--gif", type=Path, help="GIF path (default: the --out path with .gif)")
     p.add_argument("--no-gif", action="store_true", help="write no GIF")
-    p.add_argument("--frames", type=int, default=16, help="video frames (default 16 = the prior's window)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-k", type=int, default=0, help="sample among the K likeliest indices (0: all)")
+    p.add_argument("--frames", type=int, **given, help="video frames (default: SampleConfig's, the prior's window)")
+    p.add_argument("--seed", type=int, **given)
+    p.add_argument("--temperature", type=float, **given)
+    p.add_argument("--top-k", type=int, **given, help="sample among the K likeliest indices (0: all)")
     p.add_argument("--tokens", type=Path, help="also save the sampled symbols as .npy uint8 (t', h', w', C)")
     p.set_defaults(func=_generate)
 
@@ -52,8 +56,10 @@ def add_command(sub) -> None:
     )
     p.add_argument("videos", nargs="+")
     p.add_argument("--out", type=Path, required=True, help="token store (.zarr), created or resumed")
-    p.add_argument("--size", type=int, nargs=2, default=(96, 128), metavar=("H", "W"))
-    p.add_argument("--max-frames", type=int, default=256)
+    p.add_argument(
+        "--size", type=int, nargs=2, **given, metavar=("H", "W"), help="frame size (default: tokenize_fixed's)"
+    )
+    p.add_argument("--max-frames", type=int, **given, help="frames read per clip, cut to a multiple of 16")
     p.add_argument("--ckpt", type=Path, help="codec checkpoint (default: the shipped one)")
     p.set_defaults(func=_tokenize)
 
@@ -65,16 +71,16 @@ def add_command(sub) -> None:
     )
     p.add_argument("store", type=Path)
     p.add_argument("--run", type=Path, required=True)
-    p.add_argument("--window", type=int, default=4, help="token frames per training sequence")
-    p.add_argument("--steps", type=int, default=400)
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--dim", type=int, default=128)
-    p.add_argument("--depth", type=int, default=4)
-    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--window", type=int, **given, help="token frames per training sequence")
+    p.add_argument("--steps", type=int, **given)
+    p.add_argument("--batch", type=int, **given)
+    p.add_argument("--lr", type=float, **given)
+    p.add_argument("--dim", type=int, **given, help="model width (the MLP is 3x as wide)")
+    p.add_argument("--depth", type=int, **given)
+    p.add_argument("--heads", type=int, **given)
     p.add_argument("--max-minutes", type=float, help="stop (saving the state) after this long; rerun to resume")
     p.add_argument("--exclude", nargs="+", default=[], metavar="KEY", help="clips left out (a development split)")
-    p.add_argument("--keep-every", type=int, default=0, help="keep the model of every N-th step in RUN/steps/")
+    p.add_argument("--keep-every", type=int, **given, help="keep the model of every N-th step in RUN/steps/")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: the machine is shared)")
     p.set_defaults(func=_train)
 
@@ -87,7 +93,7 @@ def add_command(sub) -> None:
     p.add_argument("videos", nargs="+")
     p.add_argument("--prior", type=Path)
     p.add_argument("--ckpt", type=Path)
-    p.add_argument("--max-frames", type=int, default=256)
+    p.add_argument("--max-frames", type=int, **given, help="frames read per clip")
     p.add_argument("--train-store", type=Path, help="also score a unigram baseline: this store's index histogram")
     p.add_argument(
         "--coded",
@@ -99,19 +105,20 @@ def add_command(sub) -> None:
 
 
 def _load_prior(path: Path | None):
-    from generation.pretrained import load_prior
+    from generation.model import TokenPrior
 
-    return load_prior(path)
+    return TokenPrior.from_pretrained(path)
 
 
 def _load_codec_for(prior, ckpt: Path | None):
-    from mptvc_latents.pretrained import load_codec
+    from mptvc_latents.codec import MPTVC
 
-    codec = load_codec(ckpt)
+    codec = MPTVC.from_pretrained(ckpt)
     if prior.config.codec_digest and codec.weights_digest() != prior.config.codec_digest:
         raise ValueError(
             f"The prior models the tokens of another codec checkpoint (digest {prior.config.codec_digest[:12]}...) "
-            f"than {codec.config.name!r} ({codec.weights_digest()[:12]}...); pass the codec it was trained on with --ckpt."
+            f"than {codec.config.name!r} ({codec.weights_digest()[:12]}...); "
+            "pass the codec it was trained on with --ckpt."
         )
     return codec
 
@@ -125,14 +132,14 @@ def _generate(args: argparse.Namespace) -> None:
     from mptvc_latents.files import atomic_output
     from mptvc_latents.video import write_frames
 
-    config = SampleConfig(frames=args.frames, seed=args.seed, temperature=args.temperature, top_k=args.top_k)
+    config = SampleConfig(**given_flags(args, SampleConfig))
     gif = None if args.no_gif else (args.gif or args.out.with_suffix(".gif"))
     if gif is not None and gif.resolve() == args.out.resolve():
         raise ValueError(f"The GIF and the video would both be written to {str(args.out)!r}; pass another --gif.")
     prior = _load_prior(args.prior)
     codec = _load_codec_for(prior, args.ckpt)
     config = token_frames_for(codec, config)
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
+    configure_threads(min(torch.get_num_threads(), 2))
     symbols = sample_symbols(prior, config)  # uint8 (t', h', w', C)
     frames = decode_sample(codec, symbols, config.frames, prior.config.fps)  # uint8 (frames, H, W, 3)
     with atomic_output(args.out) as tmp:
@@ -157,30 +164,27 @@ def _generate(args: argparse.Namespace) -> None:
 
 
 def _tokenize(args: argparse.Namespace) -> None:
-    import torch
-
+    configure_threads(1)
     from generation.data import tokenize_fixed
-    from mptvc_latents.pretrained import load_codec
+    from mptvc_latents.codec import MPTVC
 
-    torch.set_num_threads(1)
-    written = tokenize_fixed(args.videos, args.out, load_codec(args.ckpt), tuple(args.size), args.max_frames)
+    model = MPTVC.from_pretrained(args.ckpt)
+    written = tokenize_fixed(args.videos, args.out, model, **given_flags(args, tokenize_fixed))
     log.info("%d clips written to %s", len(written), args.out)
 
 
 def _train(args: argparse.Namespace) -> None:
-    import torch
-
+    configure_threads(args.threads)
+    from generation.model import PriorConfig
     from generation.train import TrainConfig, prior_config_for, train_prior
 
-    if args.threads < 1:
-        raise ValueError(f"--threads must be 1 or more, got {args.threads}.")
-    torch.set_num_threads(args.threads)
     if not args.store.is_dir():
         raise ValueError(f"There is no token store at {str(args.store)!r}; make one with `mptvc prior-tokenize`.")
-    config = prior_config_for(
-        args.store, args.window, dim=args.dim, depth=args.depth, heads=args.heads, mlp_dim=3 * args.dim
-    )
-    train = TrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, keep_every=args.keep_every)
+    shape = given_flags(args, PriorConfig)
+    if "dim" in shape:
+        shape["mlp_dim"] = 3 * shape["dim"]
+    config = prior_config_for(args.store, **given_flags(args, prior_config_for), **shape)
+    train = TrainConfig(**given_flags(args, TrainConfig))
     max_seconds = None if args.max_minutes is None else 60 * args.max_minutes
     clips = None
     if args.exclude:
@@ -195,21 +199,15 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    import torch
-
+    configure_threads(1)
     from generation.evaluate import evaluate_prior, unigram_bits_table
-    from mptvc_latents.store import find_sources
+    from mptvc_latents.video import find_videos
 
-    torch.set_num_threads(1)
     prior = _load_prior(args.prior)
     codec = _load_codec_for(prior, args.ckpt)
-    sources, missing = find_sources(args.videos)
-    if missing:
-        raise ValueError(f"No video found for {missing[0][0]!r} ({missing[0][1]}).")
+    paths = find_videos(args.videos).paths
     unigram = None if args.train_store is None else unigram_bits_table(args.train_store, prior.config.vocab_size)
-    report = evaluate_prior(
-        prior, codec, [s.path for s in sources], max_frames=args.max_frames, unigram=unigram, coded=args.coded
-    )
+    report = evaluate_prior(prior, codec, paths, unigram=unigram, **given_flags(args, evaluate_prior))
     print(report.format())
     if args.json is not None:
         from mptvc_latents.files import atomic_output

@@ -14,31 +14,27 @@ Run after ``python -m mptvc_latents.demo`` (the core never imports this package)
 
 from __future__ import annotations
 
-import os
+import argparse
+import logging
+from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import argparse  # noqa: E402
-import logging  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import torch  # noqa: E402
-
-from generation.evaluate import evaluate_prior  # noqa: E402
-from generation.images import write_gif  # noqa: E402
-from generation.pretrained import load_prior  # noqa: E402
-from generation.sample import SampleConfig, decode_sample, sample_symbols, token_frames_for  # noqa: E402
-from mptvc_latents.demo import SAMPLE  # noqa: E402
-from mptvc_latents.files import atomic_output  # noqa: E402
-from mptvc_latents.pretrained import load_codec  # noqa: E402
-from mptvc_latents.video import write_frames  # noqa: E402
+from mptvc_latents.demo import SAMPLE
+from mptvc_latents.runtime import configure_threads
 
 log = logging.getLogger("generation.demo")
 
 
 def run(clip_path: Path, out_dir: Path, seed: int, max_frames: int = 64) -> dict:
     """Bits per level-0 token of the clip under the codec and the prior; writes one sample."""
-    prior, codec = load_prior(None), load_codec()
+    from generation.evaluate import evaluate_prior
+    from generation.images import write_gif
+    from generation.model import TokenPrior
+    from generation.sample import SampleConfig, decode_sample, sample_symbols, token_frames_for
+    from mptvc_latents.codec import MPTVC
+    from mptvc_latents.files import atomic_output
+    from mptvc_latents.video import write_frames
+
+    prior, codec = TokenPrior.from_pretrained(None), MPTVC.from_pretrained()
     # evaluate_prior with coded=True raises unless the prior's stream decodes back exactly.
     (clip,) = evaluate_prior(prior, codec, [clip_path], max_frames=max_frames, coded=True).clips
 
@@ -62,13 +58,16 @@ def run(clip_path: Path, out_dir: Path, seed: int, max_frames: int = 64) -> dict
 
 
 def main(argv: list[str] | None = None) -> None:
+    configure_threads()  # before torch loads
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clip", type=Path, default=SAMPLE, help="video file (default: the shipped sample)")
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="where the prior's sample goes")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
+    import torch
+
+    configure_threads(min(torch.get_num_threads(), 2))
     r = run(args.clip, args.out, args.seed)
     print(f"level 0 of {args.clip.name} at 96x128 ({r['frames']} frames, {r['tokens']} tokens), bits per token:")
     print(f"  codec hyperprior (rANS bytes)      {r['codec']:6.2f}")

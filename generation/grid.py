@@ -8,20 +8,19 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from mptvc_latents.runtime import configure_threads
 
 
 def main(argv: list[str] | None = None) -> None:
-    import torch
-
+    configure_threads(1)
     from generation.images import tile, write_png
-    from generation.pretrained import load_prior
+    from generation.model import TokenPrior
     from generation.sample import SampleConfig, sample_videos
+    from mptvc_latents.cli import given_flags
+    from mptvc_latents.codec import MPTVC
     from mptvc_latents.files import atomic_output
-    from mptvc_latents.pretrained import load_codec
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, required=True)
@@ -29,16 +28,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     p.add_argument("--frames", type=int, default=32)
     p.add_argument("--show", type=int, nargs="+", default=[0, 8, 16, 24, 31], help="frames shown per row")
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-k", type=int, default=0)
+    p.add_argument("--temperature", type=float, default=argparse.SUPPRESS, help="default: SampleConfig's")
+    p.add_argument("--top-k", type=int, default=argparse.SUPPRESS, help="default: SampleConfig's")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    torch.set_num_threads(1)
     if any(not 0 <= f < args.frames for f in args.show):
         raise SystemExit(f"--show frames must lie in 0..{args.frames - 1}.")
-    prior = load_prior(args.prior)
-    config = SampleConfig(frames=args.frames, temperature=args.temperature, top_k=args.top_k)
-    videos = sample_videos(prior, load_codec(), config, args.seeds)
+    prior = TokenPrior.from_pretrained(args.prior)
+    config = SampleConfig(**given_flags(args, SampleConfig))
+    videos = sample_videos(prior, MPTVC.from_pretrained(), config, args.seeds)
     with atomic_output(args.out) as tmp:
         write_png(tmp, tile([v[args.show] for v in videos]))
     logging.info("wrote %s: seeds %s, frames %s", args.out, args.seeds, args.show)

@@ -8,9 +8,13 @@ mptvc heads bench --cache runs/heads/cache --train pets-x1-d0 pets-x2-d0 --eval 
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 from pathlib import Path
+
+from mptvc_latents.cli import given_flags
+from mptvc_latents.runtime import configure_threads
 
 log = logging.getLogger(__name__)
 
@@ -22,27 +26,21 @@ PASTE_JOBS = (
 )
 
 
-def _threads(args) -> None:
-    import torch
-
-    torch.set_num_threads(args.threads)
-
-
 def _cache(args) -> None:
     from heads.cache import cache_sequence
     from heads.data import box_window, clip_frames, crop, delay, read_mot_sequence, rescale
     from heads.paste import paste_boxes
-    from mptvc_latents.pretrained import load_codec
+    from mptvc_latents.codec import MPTVC
     from mptvc_latents.video import read_video
 
-    _threads(args)
+    configure_threads(args.threads)
     variants = [_variant(v) for v in args.variants]
     pastes = [_paste(p) for p in args.paste]
     data = Path(args.data)
     for name in (args.eval, args.train):
         if not (data / name / "gt" / "gt.txt").is_file():
             raise ValueError(f"{str(data / name)!r} is not a MOTChallenge sequence folder (gt/gt.txt is missing).")
-    model = load_codec(args.ckpt)
+    model = MPTVC.from_pretrained(args.ckpt)
     evaluation = read_mot_sequence(data / args.eval)
     for scale in args.eval_scales:
         seq = evaluation if scale == 1 else rescale(evaluation, scale)
@@ -81,7 +79,7 @@ def _variant(text: str) -> tuple[float, int]:
 def _train_config(args):
     from heads.train import TrainConfig
 
-    return TrainConfig(steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr, seed=args.seed)
+    return TrainConfig(**given_flags(args, TrainConfig))
 
 
 def _train(args) -> None:
@@ -89,7 +87,7 @@ def _train(args) -> None:
     from heads.experiment import grid_sequence, new_head
     from heads.train import train_head
 
-    _threads(args)
+    configure_threads(args.threads)
     seqs = [grid_sequence(load_cached(args.cache, key), args.input, args.k) for key in args.train]
     model = new_head(args.cache, args.input, args.k)
     train_head(model, seqs, _train_config(args))
@@ -104,7 +102,7 @@ def _eval(args) -> None:
     from heads.features import PREFIX_NAMES
     from heads.report import write_report
 
-    _threads(args)
+    configure_threads(args.threads)
     seq = load_cached(args.cache, args.key)
     out = Path(args.out)
     results = []
@@ -113,9 +111,10 @@ def _eval(args) -> None:
         folder = out if len(args.head) == 1 else out / Path(head).resolve().parent.name
         result = evaluate_head(model, seq, folder)
         trained = Path(head).resolve().parent / "result.json"  # written by `bench` beside the head
+        train_s = json.loads(trained.read_text())["train_s"] if trained.is_file() else float("nan")
         result.update({"input": model.config.input, "k": model.config.k, "eval_key": args.key, "head": str(head),
                        "prefix": "source" if model.config.input == "source" else PREFIX_NAMES[model.config.k],
-                       "train_s": json.loads(trained.read_text())["train_s"] if trained.is_file() else float("nan")})  # fmt: skip
+                       "train_s": train_s})  # fmt: skip
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"eval-{args.key}.json").write_text(json.dumps(result, indent=2))
         results.append(result)
@@ -129,7 +128,7 @@ def _bench(args) -> None:
     from heads.experiment import run_experiment
     from heads.report import write_report
 
-    _threads(args)
+    configure_threads(args.threads)
     cfg = _train_config(args)
     results = []
     for input in args.inputs:
@@ -150,12 +149,14 @@ def add_command(sub) -> None:
             q.add_argument("--cache", required=True, help="cache folder written by `mptvc heads cache`")
 
     def training(q):
+        config = {"default": argparse.SUPPRESS}  # defaults: heads.train.TrainConfig's (given_flags)
+        q.epilog = "Training flags left out take the defaults of heads.train.TrainConfig."
         q.add_argument("--train", nargs="+", required=True, help="cached sequence keys to train on")
-        q.add_argument("--steps", type=int, default=400)
-        q.add_argument("--batch", type=int, default=4)
-        q.add_argument("--crop", type=int, default=40, help="crop side in token cells")
-        q.add_argument("--lr", type=float, default=2e-3)
-        q.add_argument("--seed", type=int, default=0)
+        q.add_argument("--steps", type=int, **config, help="training steps")
+        q.add_argument("--batch", type=int, **config, help="frame pairs per step")
+        q.add_argument("--crop", type=int, **config, help="crop side in token cells")
+        q.add_argument("--lr", type=float, **config, help="peak learning rate")
+        q.add_argument("--seed", type=int, **config)
         q.add_argument("--out", required=True)
 
     q = hs.add_parser("cache", help="tokenize MOTChallenge sequences (and rescaled/delayed training variants)")

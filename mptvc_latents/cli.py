@@ -17,22 +17,19 @@ temp file beside the target and renamed only when complete, so a failure leaves 
 
 from __future__ import annotations
 
-import os
+import argparse
+import inspect
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-# Idle OpenMP threads must not spin: on a shared 2-core machine spinning workers stalled
-# training steps at 9-16 s instead of 0.3-0.6 s. Set before torch starts its thread pool.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import numpy as np
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import logging  # noqa: E402
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import TYPE_CHECKING, Any  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from mptvc_latents.eval.cli import add_eval_command  # noqa: E402
+from mptvc_latents.eval import cli as eval_cli
+from mptvc_latents.runtime import configure_threads
 
 if TYPE_CHECKING:
     from mptvc_latents.codec import MPTVC
@@ -65,9 +62,9 @@ def decompress_video(model: MPTVC, compressed: Any, k_max: int | None = None) ->
 
 
 def _load_model(args: argparse.Namespace) -> MPTVC:
-    from mptvc_latents.pretrained import load_codec
+    from mptvc_latents.codec import MPTVC
 
-    model = load_codec(args.ckpt)
+    model = MPTVC.from_pretrained(args.ckpt)
     if getattr(args, "bf16", False):
         import torch
 
@@ -151,26 +148,13 @@ def _export(args: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
-    import torch
-
+    configure_threads(args.threads or None)
     from mptvc_latents.train import TrainConfig, Trainer
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    config = TrainConfig(
-        sources=tuple(args.sources),
-        run_dir=args.run,
-        preset=args.preset,
-        batch=args.batch,
-        frames=args.frames,
-        crop=(args.crop, args.crop),
-        phase_steps=tuple(args.phase_steps),
-        lr=args.lr,
-        lambdas=tuple(args.lambdas),
-        checkpoint_every=args.checkpoint_every,
-        seed=args.seed,
-        init=args.init,
-    )
+    flags = given_flags(args, TrainConfig)
+    if "crop" in flags:  # one side on the command line, (height, width) in the config
+        flags["crop"] = (flags["crop"], flags["crop"])
+    config = TrainConfig(sources=tuple(args.sources), run_dir=args.run_dir, **flags)
     Trainer(config).fit(progress=not args.no_progress)
 
 
@@ -251,25 +235,35 @@ def _k_max(text: str) -> int:
     return value
 
 
+def given_flags(args: argparse.Namespace, target: Callable[..., Any]) -> dict[str, Any]:
+    """The parameters with a default of ``target`` (a config dataclass or a function) that the
+    command line gives, lists as tuples.
+
+    A flag that sets such a parameter is added with ``default=argparse.SUPPRESS`` and ``dest`` the
+    parameter's name: left out, it is absent from ``args``, so ``target``'s own default applies and
+    no default is written twice.
+    """
+    names = {n for n, p in inspect.signature(target).parameters.items() if p.default is not inspect.Parameter.empty}
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in vars(args).items() if k in names}
+
+
 def _command(sub, name: str, text: str) -> argparse.ArgumentParser:
     return sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from mptvc_latents import __version__
+# --------------------------------------------------------------------------- the core commands
+# Each adds its parser to the ``mptvc`` subparsers, like the plugins of PLUGIN_GROUP.
 
-    parser = argparse.ArgumentParser(prog="mptvc", description="MPT-VC: neural video codec and tokenizer.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
-    parser.add_argument("--version", action="version", version=f"mptvc {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_eval_command(sub)
 
+def add_encode(sub) -> None:
     p = _command(sub, "encode", "compress a video into an .mptvc file")
     _add_paths(p, "encode")
     _add_ckpt(p)
     _add_dtype(p)
     p.set_defaults(func=_encode)
 
+
+def add_decode(sub) -> None:
     p = _command(sub, "decode", "decode an .mptvc file into a video")
     _add_paths(p, "decode")
     _add_ckpt(p)
@@ -279,37 +273,55 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dtype(p)
     p.set_defaults(func=_decode)
 
+
+def add_info(sub) -> None:
     p = _command(sub, "info", "describe an .mptvc file: levels, bytes and bpp of each prefix, shape, fps, digest")
     _add_paths(p, "info")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_info)
 
+
+def add_truncate(sub) -> None:
     p = _command(sub, "truncate", "write the prefix of an .mptvc file with levels 0..K (a valid, smaller file)")
     _add_paths(p, "truncate")
     p.add_argument("--k-max", type=_k_max, required=True, help="last level to keep: 0 preview, 1 medium")
     p.set_defaults(func=_truncate)
 
+
+def add_train(sub) -> None:
     p = _command(sub, "train", "train a codec on folders of videos (resumable)")
-    p.add_argument("sources", nargs="+", help="video files or folders")
-    p.add_argument("--run", required=True, help="run folder (checkpoint, log.jsonl); re-running resumes")
-    p.add_argument("--preset", default="mptvc-cpu")
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--frames", type=int, default=16)
-    p.add_argument("--crop", type=int, default=64)
-    p.add_argument("--phase-steps", type=int, nargs="+", default=[1500, 1500, 1500, 20000])
-    p.add_argument("--lr", type=float, default=4e-4)
-    p.add_argument("--lambdas", type=float, nargs="+", default=[3000.0, 800.0, 250.0])
-    p.add_argument("--checkpoint-every", type=int, default=250)
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    p.add_argument("--seed", type=int, default=0)
+    p.epilog = "Flags left out take the defaults of TrainConfig (mptvc_latents/train/loop.py)."
+    config = {"default": argparse.SUPPRESS}  # defaults: TrainConfig's (given_flags)
+    p.add_argument("sources", nargs="+", help="video files, folders (searched recursively) or globs")
+    p.add_argument(
+        "--run",
+        dest="run_dir",
+        metavar="RUN",
+        required=True,
+        help="run folder (checkpoint, log.jsonl); re-running resumes",
+    )
+    p.add_argument("--preset", **config, help="codec preset name, or the path of a codec config.json")
+    p.add_argument("--batch", type=int, **config, help="clips per step")
+    p.add_argument("--frames", type=int, **config, help="frames per clip")
+    p.add_argument("--crop", type=int, **config, help="side of the square crop, in pixels")
+    p.add_argument(
+        "--phase-steps", type=int, nargs="+", **config, help="steps of each level alone, then of all levels jointly"
+    )
+    p.add_argument("--lr", type=float, **config, help="peak learning rate (warm-up, then cosine decay)")
+    p.add_argument("--lambdas", type=float, nargs="+", **config, help="rate-distortion trade-off of each level")
+    p.add_argument("--checkpoint-every", type=int, **config, help="steps between checkpoints")
+    p.add_argument("--seed", type=int, **config)
     p.add_argument(
         "--init",
-        default=None,
+        **config,
         help="start from this checkpoint's weights when the run folder has none (e.g. the shipped one)",
     )
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_train)
 
+
+def add_tokenize(sub) -> None:
     p = _command(sub, "tokenize", "tokenize videos into a zarr token store (resumable; bad files are skipped)")
     p.add_argument("sources", nargs="+", metavar="SRC", help="video files, folders (searched recursively) or globs")
     p.add_argument("--out", required=True, metavar="STORE", help="the token store (.zarr folder): created, or resumed")
@@ -325,6 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ckpt(p)
     p.set_defaults(func=_tokenize)
 
+
+def add_detokenize(sub) -> None:
     p = _command(sub, "detokenize", "decode the clips of a token store into videos")
     p.add_argument("store", metavar="STORE", help="the token store (.zarr folder)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for <clip key>.mp4 (created)")
@@ -334,11 +348,38 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ckpt(p)
     p.set_defaults(func=_detokenize)
 
+
+def add_export(sub) -> None:
     p = _command(sub, "export", "export a training run's checkpoint as a compact (float16) hub-style folder")
     p.add_argument("run", help="the run folder of `mptvc train`")
     p.add_argument("out", help="the folder to write (replaced)")
     p.add_argument("--tile-overlap", type=int, nargs=2, metavar=("H", "W"), help="inference tile overlap in pixels")
     p.set_defaults(func=_export)
+
+
+#: The subcommands of the core, in the order ``mptvc --help`` lists them; plugins follow.
+CORE_COMMANDS: tuple[Callable[[Any], None], ...] = (
+    add_encode,
+    add_decode,
+    add_info,
+    add_truncate,
+    add_train,
+    add_export,
+    add_tokenize,
+    add_detokenize,
+    eval_cli.add_command,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from mptvc_latents import __version__
+
+    parser = argparse.ArgumentParser(prog="mptvc", description="MPT-VC: neural video codec and tokenizer.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    parser.add_argument("--version", action="version", version=f"mptvc {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add_command in CORE_COMMANDS:
+        add_command(sub)
     _add_plugin_commands(sub)
     return parser
 
@@ -349,9 +390,10 @@ PLUGIN_GROUP = "mptvc.commands"
 def _add_plugin_commands(sub) -> None:
     """Subcommands that other packages register under the ``mptvc.commands`` entry-point group.
 
-    Each entry point names a function ``add_command(sub)`` that adds its parser(s) to ``sub``;
-    ``heads`` and ``generation`` add theirs this way, so the core never imports them. A plugin
-    that fails to import is logged and left out rather than breaking every other command.
+    Each entry point names a function ``add_command(sub)`` that adds its parser(s) to ``sub``, as
+    the core commands of ``CORE_COMMANDS`` do; ``heads`` and ``generation`` add theirs this way, so
+    the core never imports them. A plugin that fails to import is logged and left out rather than
+    breaking every other command.
     """
     from importlib.metadata import entry_points
 
@@ -369,6 +411,7 @@ def _one_line(error: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    configure_threads()  # before any command imports torch
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
     try:

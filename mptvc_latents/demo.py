@@ -10,23 +10,15 @@ checks it.
 
 from __future__ import annotations
 
-import os
+import argparse
+import logging
+import shutil
+import time
+from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import numpy as np
 
-import argparse  # noqa: E402
-import logging  # noqa: E402
-import shutil  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from mptvc_latents.eval.metrics import bpp, psnr_rgb, psnr_y  # noqa: E402
-from mptvc_latents.formats.container import read_mptvc, truncate_mptvc, write_mptvc  # noqa: E402
-from mptvc_latents.pretrained import load_codec  # noqa: E402
-from mptvc_latents.store import TokenStore, tokenize  # noqa: E402
-from mptvc_latents.video import read_video  # noqa: E402
+from mptvc_latents.runtime import configure_threads
 
 log = logging.getLogger("mptvc_latents.demo")
 
@@ -36,7 +28,13 @@ PREFIX_NAMES = ("preview", "medium", "full")
 
 def run(clip_path: Path, ckpt: str | None, out_dir: Path, max_frames: int | None) -> list[dict]:
     """Encode, write, and decode every prefix; returns one row per prefix."""
-    model = load_codec(ckpt)
+    from mptvc_latents.codec import MPTVC
+    from mptvc_latents.eval.metrics import bpp, psnr_rgb, psnr_y
+    from mptvc_latents.formats.container import read_mptvc, truncate_mptvc, write_mptvc
+    from mptvc_latents.store import TokenStore, tokenize
+    from mptvc_latents.video import read_video
+
+    model = MPTVC.from_pretrained(ckpt)
     clip = read_video(clip_path, max_frames=max_frames)
     t, h, w = clip.frames.shape[:3]
     log.info("clip %s: %d frames of %dx%d at %g fps", clip_path.name, t, w, h, clip.fps)
@@ -86,6 +84,7 @@ def run(clip_path: Path, ckpt: str | None, out_dir: Path, max_frames: int | None
 
 
 def main(argv: list[str] | None = None) -> None:
+    configure_threads()  # before torch loads
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clip", type=Path, default=SAMPLE, help="video file (default: the shipped sample)")
     parser.add_argument("--ckpt", default=None, help="checkpoint folder (default: the shipped one)")

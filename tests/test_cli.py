@@ -16,7 +16,7 @@ import pytest
 from mptvc_latents import cli
 from mptvc_latents.files import atomic_output
 from mptvc_latents.formats import container as bs
-from mptvc_latents.pretrained import default_checkpoint_dir, load_codec
+from mptvc_latents.pretrained import default_checkpoint_dir
 from mptvc_latents.video import read_video, write_video
 from tests._tiny import SAMPLE, tiny_config, tiny_model
 
@@ -170,7 +170,7 @@ def other_ckpt(work) -> Path:
         ("encode-unreadable-video", "could not be opened as a video"),
         ("encode-empty-video", "could not be opened as a video"),
         ("encode-missing-input", "does not exist"),
-        ("encode-missing-checkpoint", "pass --ckpt or train one"),
+        ("encode-missing-checkpoint", "no checkpoint folder at"),
         ("encode-missing-folder", "output folder"),
         ("encode-no-output", "needs an OUTPUT"),
         ("info-not-mptvc", "is not an mptvc file"),
@@ -298,19 +298,21 @@ def test_every_command_has_help(command, flags, capsys):
         assert flag in out, flag
 
 
-def test_load_codec_defaults_to_the_shipped_folder_and_explains_a_missing_one(ckpt, model, tmp_path):
+def test_from_pretrained_defaults_to_the_shipped_folder_and_explains_a_missing_one(ckpt, model, tmp_path):
     import mptvc_latents
+    from mptvc_latents.codec import MPTVC
 
     assert default_checkpoint_dir() == Path(mptvc_latents.__file__).parent / "checkpoints" / "mptvc-cpu"
-    with pytest.raises(ValueError, match="no checkpoint at .*pass --ckpt or train one with `mptvc train`"):
-        load_codec(tmp_path / "missing")
+    with pytest.raises(ValueError, match="no checkpoint folder at .*config.json \\+ model.safetensors"):
+        MPTVC.from_pretrained(tmp_path / "missing")
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "config.json").write_text(json.dumps({"config": model.config.to_dict()}))
     (tmp_path / "broken" / "model.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(ValueError, match="could not be loaded"):
-        load_codec(tmp_path / "broken")
-    loaded = load_codec(ckpt)
+        MPTVC.from_pretrained(tmp_path / "broken")
+    loaded = MPTVC.from_pretrained(ckpt)
     assert not loaded.training and loaded.tables_digest() == model.tables_digest()
+    assert MPTVC.from_pretrained().tables_digest() == MPTVC.from_pretrained(default_checkpoint_dir()).tables_digest()
 
 
 class _Entry:
@@ -362,3 +364,43 @@ def test_installed_plugins_are_the_sibling_packages():
 
     names = {e.name: e.value for e in entry_points(group=cli.PLUGIN_GROUP)}
     assert names == {"generate": "generation.cli:add_command", "heads": "heads.cli:add_command"}
+
+
+def test_every_core_command_is_an_add_command_of_core_commands_and_plugins_follow():
+    import argparse
+
+    core = argparse.ArgumentParser().add_subparsers()
+    for add_command in cli.CORE_COMMANDS:
+        add_command(core)
+    names = ["encode", "decode", "info", "truncate", "train", "export", "tokenize", "detokenize", "eval"]
+    assert list(core.choices) == names
+    (everything,) = [a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    assert list(everything.choices) == [*names, "generate", "prior-tokenize", "prior-train", "prior-eval", "heads"]
+
+
+def test_train_flags_left_out_take_the_train_config_defaults(monkeypatch, tmp_path, capsys):
+    import dataclasses
+
+    import mptvc_latents.train as train
+
+    made = []
+
+    class Recorder:
+        def __init__(self, config):
+            made.append(config)
+
+        def fit(self, progress):
+            made.append(progress)
+
+    monkeypatch.setattr(train, "Trainer", Recorder)
+    assert cli.main(["train", "videos", "--run", "run"]) == 0
+    assert made == [train.TrainConfig(sources=("videos",), run_dir="run"), True]
+    made.clear()
+    flags = ["--crop", "48", "--phase-steps", "1", "2", "3", "4", "--lr", "1e-3", "--init", "ckpt", "--no-progress"]
+    assert cli.main(["train", "a", "b", "--run", "run", *flags]) == 0
+    expected = dataclasses.replace(
+        train.TrainConfig(sources=("a", "b"), run_dir="run"), crop=(48, 48), phase_steps=(1, 2, 3, 4), lr=1e-3
+    )
+    assert made == [dataclasses.replace(expected, init="ckpt"), False]
+    assert cli.main(["train", "a", "--run", "run", "--batch", "0"]) == 2
+    assert "TrainConfig.batch must be a positive integer, got 0." in capsys.readouterr().err

@@ -12,7 +12,7 @@ import torch
 import mptvc_latents
 from mptvc_latents.codec import MPTVC
 from mptvc_latents.config import CodecConfig, HyperpriorConfig, LevelConfig
-from mptvc_latents.eval.cli import add_eval_command, default_clip_dirs
+from mptvc_latents.eval.cli import add_command, default_clip_dirs
 from mptvc_latents.eval.rd import collect_clips, estimated_container_bytes, evaluate, write_report
 from mptvc_latents.formats.container import truncate_mptvc, write_mptvc
 from mptvc_latents.video import read_video, write_video
@@ -148,7 +148,7 @@ def test_collect_clips_and_bad_arguments(model, clip_dir, tmp_path):
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mptvc")
-    add_eval_command(parser.add_subparsers(dest="command", required=True))
+    add_command(parser.add_subparsers(dest="command", required=True))
     return parser
 
 

@@ -9,13 +9,13 @@ import torch
 
 from generation.model import PriorConfig, TokenPrior
 from mptvc_latents import cli
-from mptvc_latents.pretrained import load_codec
+from mptvc_latents.codec import MPTVC
 from mptvc_latents.video import read_video
 
 
 @pytest.fixture(scope="module")
 def prior_dir(tmp_path_factory, one_torch_thread) -> Path:
-    digest = load_codec().weights_digest()
+    digest = MPTVC.from_pretrained().weights_digest()
     torch.manual_seed(0)
     config = PriorConfig(
         grid=(2, 4, 4), frame_size=(32, 32), fps=10.0, codec_digest=digest, dim=32, depth=1, heads=2, mlp_dim=64
@@ -96,7 +96,7 @@ def test_bad_settings_print_one_line_and_write_nothing(prior_dir, tmp_path, caps
 
 def test_missing_prior_or_a_prior_of_another_codec_is_refused(prior_dir, tmp_path, capsys):
     assert cli.main(["generate", "--prior", str(tmp_path / "nope"), "--out", str(tmp_path / "s.mp4")]) == 2
-    assert "There is no prior" in capsys.readouterr().err
+    assert "There is no checkpoint folder" in capsys.readouterr().err
     other = tmp_path / "other"
     TokenPrior(
         PriorConfig(grid=(2, 4, 4), codec_digest="0" * 64, dim=32, depth=1, heads=2, mlp_dim=64)
@@ -122,7 +122,7 @@ def test_prior_train_refuses_a_missing_store_and_unknown_excluded_clips(tmp_path
     from tests._tiny import SAMPLE
 
     store = tmp_path / "s.zarr"
-    tokenize_fixed([SAMPLE], store, load_codec(), size=(32, 32), max_frames=16)
+    tokenize_fixed([SAMPLE], store, MPTVC.from_pretrained(), size=(32, 32), max_frames=16)
     rc = cli.main(["prior-train", str(store), "--run", str(tmp_path / "run"), "--exclude", "not-a-clip"])
     assert rc == 2 and "does not hold" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
@@ -138,3 +138,25 @@ def test_the_demo_codes_the_sample_with_the_shipped_prior_and_writes_a_sample(tm
     assert r["prior_ideal"] - 0.5 < r["prior_coded"] < r["prior_ideal"] + 1.0  # + 95 bytes over 768 tokens
     assert read_video(tmp_path / "prior_sample.mp4").frames.shape == (16, 96, 128, 3)
     assert (tmp_path / "prior_sample.gif").is_file()
+
+
+def test_prior_train_flags_left_out_take_the_defaults_of_the_configs(tmp_path, monkeypatch):
+    import generation.train as train
+
+    calls = {}
+
+    def prior_config_for(store, window=None, **shape):  # the signature given_flags reads
+        calls["shape"] = {"window": window, **shape}
+
+    monkeypatch.setattr(train, "prior_config_for", prior_config_for)
+    monkeypatch.setattr(train, "train_prior", lambda store, run, prior, config, **kw: calls.setdefault("train", config))
+    (tmp_path / "s.zarr").mkdir()
+    base = ["prior-train", str(tmp_path / "s.zarr"), "--run", str(tmp_path / "run")]
+    assert cli.main(base) == 0
+    assert calls == {"shape": {"window": None}, "train": train.TrainConfig()}
+    calls.clear()
+    assert cli.main([*base, "--window", "2", "--dim", "64", "--steps", "9", "--keep-every", "3"]) == 0
+    assert calls == {
+        "shape": {"window": 2, "dim": 64, "mlp_dim": 192},
+        "train": train.TrainConfig(steps=9, keep_every=3),
+    }

@@ -359,7 +359,8 @@ def test_report_tables_every_run(tmp_path):
 
     track = {"HOTA": 0.5, "MOTA": 0.25, "IDF1": 0.75, "IDSW": 2}
     runs = [{"input": i, "prefix": p, "bpp": b, "train_s": 10.0, "detection": {"mAP": 0.1, "AP50": 0.3},
-             "tracking": {"bytetrack+emb": track}} for i, p, b in (("tokens", "full", 0.238), ("source", "source", None))]  # fmt: skip
+             "tracking": {"bytetrack+emb": track}}
+            for i, p, b in (("tokens", "full", 0.238), ("source", "source", None))]  # fmt: skip
     write_report(runs, tmp_path / "r.json")
     md = (tmp_path / "r.md").read_text()
     assert "| tokens (frozen) | full | 0.2380 | 10.0 | 30.0 | 50.0 | 25.0 | 75.0 | 2 | 10 |" in md
@@ -390,7 +391,7 @@ def test_cli_errors_are_one_line(sprite_cache, tmp_path, capsys):
         )
         == 2
     )
-    assert "is not a saved head" in capsys.readouterr().err
+    assert "is not a checkpoint folder" in capsys.readouterr().err
     assert cli.main(["heads", "train", "--cache", str(sprite_cache), "--train", "nope", "--out", str(tmp_path)]) == 2
     assert "No cached sequence 'nope'" in capsys.readouterr().err
     assert cli.main(["heads", "cache", "--data", str(tmp_path), "--out", str(tmp_path / "c")]) == 2
@@ -402,8 +403,8 @@ def test_cli_errors_are_one_line(sprite_cache, tmp_path, capsys):
 
 
 def test_cli_train_then_eval(sprite_cache, tmp_path):
-    assert cli.main(["heads", "train", "--cache", str(sprite_cache), "--train", "train", "--input", "tokens", "--k", "0",
-                     "--steps", "2", "--crop", "16", "--out", str(tmp_path)]) == 0  # fmt: skip
+    assert cli.main(["heads", "train", "--cache", str(sprite_cache), "--train", "train", "--input", "tokens",
+                     "--k", "0", "--steps", "2", "--crop", "16", "--out", str(tmp_path)]) == 0  # fmt: skip
     assert cli.main(["heads", "eval", "--cache", str(sprite_cache), "--head", str(tmp_path / "head"), "--key", "test",
                      "--out", str(tmp_path)]) == 0  # fmt: skip
     result = json.loads((tmp_path / "eval-test.json").read_text())
@@ -428,3 +429,14 @@ def test_cli_train_then_eval(sprite_cache, tmp_path):
         == 0
     )
     assert "| tokens (frozen) | preview |" in (tmp_path / "m" / "results-test.md").read_text()
+
+
+def test_cli_training_flags_left_out_take_the_train_config_defaults():
+    from heads.cli import _train_config
+
+    parser = cli.build_parser()
+    base = ["heads", "train", "--cache", "c", "--train", "a", "--out", "o"]
+    assert _train_config(parser.parse_args(base)) == TrainConfig()
+    assert _train_config(parser.parse_args([*base, "--steps", "7", "--lr", "0.01"])) == TrainConfig(steps=7, lr=0.01)
+    with pytest.raises(ValueError, match="TrainConfig.crop must be an integer of at least 4"):
+        _train_config(parser.parse_args([*base, "--crop", "2"]))

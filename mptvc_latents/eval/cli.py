@@ -1,20 +1,19 @@
 """``mptvc eval``: rate-distortion of a checkpoint on real clips, against x264 and x265.
 
-Wire it into ``cli.build_parser`` with ``add_eval_command(sub)``; the command's function
-raises ValueError for bad input, which ``cli.main`` prints as an error.
+``add_command(sub)`` adds it to the ``mptvc`` subparsers (listed in ``cli.CORE_COMMANDS``); the
+command's function raises ValueError for bad input, which ``cli.main`` prints as an error.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 import os
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-__all__ = ["add_eval_command", "default_clip_dirs", "load_model"]
+__all__ = ["add_command", "default_clip_dirs", "load_model"]
 
 DATA_ENV = "MPTVC_DATA_DIR"
 
@@ -29,17 +28,10 @@ def default_clip_dirs() -> list[Path]:
 
 
 def load_model(ckpt: str | None):
-    """The codec of ``ckpt``: ``pretrained.load_codec`` when the project has it (which may also
-    know a default), else ``MPTVC.load`` of a checkpoint folder, which ``ckpt`` must name."""
-    if importlib.util.find_spec("mptvc_latents.pretrained") is not None:
-        from mptvc_latents.pretrained import load_codec
-
-        return load_codec(ckpt)
-    if ckpt is None:
-        raise ValueError("Pass the checkpoint folder to evaluate with --ckpt DIR (config.json + model.safetensors).")
+    """``MPTVC.from_pretrained(ckpt)``: the codec at ``ckpt``, by default the shipped checkpoint."""
     from mptvc_latents.codec import MPTVC
 
-    return MPTVC.load(ckpt)
+    return MPTVC.from_pretrained(ckpt)
 
 
 def _eval(args: argparse.Namespace) -> None:
@@ -69,7 +61,7 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def add_eval_command(subparsers) -> argparse.ArgumentParser:
+def add_command(subparsers) -> None:
     """Register ``mptvc eval [CLIPS_OR_FOLDERS...] [--ckpt DIR] [--max-frames N] [--out DIR] [--no-baselines]``."""
     p = subparsers.add_parser(
         "eval",
@@ -83,4 +75,3 @@ def add_eval_command(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--out", default="eval_report", help="report folder (default: ./eval_report)")
     p.add_argument("--no-baselines", action="store_true", help="skip x264 and x265")
     p.set_defaults(func=_eval)
-    return p
