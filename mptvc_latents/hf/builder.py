@@ -115,7 +115,7 @@ class MptvcTokensConfig(datasets.BuilderConfig):
         return min(meta["levels"] for _, meta in clips)
 
     def _resolve_videos(self) -> int:
-        from mptvc_latents.pretrained import load_codec
+        from mptvc_latents.codec import MPTVC
         from mptvc_latents.store import find_sources
 
         videos = [self.videos] if isinstance(self.videos, (str, os.PathLike)) else self.videos
@@ -127,7 +127,7 @@ class MptvcTokensConfig(datasets.BuilderConfig):
         stats = [(str(s.path), s.key, s.path.stat().st_size, s.path.stat().st_mtime_ns) for s in found]
         self.files_fingerprint = _sha(stats)
         self.ckpt = None if self.ckpt is None else str(Path(self.ckpt).resolve())
-        model = load_codec(self.ckpt)
+        model = MPTVC.from_pretrained(self.ckpt)
         self.checkpoint_digest = model.weights_digest()
         return model.num_levels
 
@@ -188,11 +188,11 @@ class MptvcTokens(datasets.GeneratorBasedBuilder):
     def _tokenize(self) -> tuple[Any, list[str]]:
         from filelock import FileLock
 
-        from mptvc_latents.pretrained import load_codec
+        from mptvc_latents.codec import MPTVC
         from mptvc_latents.store import StoreCheckpointError, TokenStore, find_sources, tokenize
 
         config: MptvcTokensConfig = self.config
-        model = load_codec(config.ckpt)
+        model = MPTVC.from_pretrained(config.ckpt)
         if model.weights_digest() != config.checkpoint_digest:
             raise StoreCheckpointError(f"The checkpoint at {config.ckpt!r} changed while the dataset was built; retry.")
         path = self.store_path()

@@ -46,7 +46,7 @@ def export_checkpoint(src: str | Path, dst: str | Path, card: dict | None = None
     ``inference`` replaces config fields that only affect inference, such as ``tile`` or
     ``tile_overlap`` (never anything that changes the weights' shapes).
     """
-    model = MPTVC.load(src)
+    model = MPTVC.from_pretrained(src)
     if inference:
         allowed = {"tile", "tile_overlap", "chunk_frames"}
         if set(inference) - allowed:
@@ -67,12 +67,12 @@ def export_checkpoint(src: str | Path, dst: str | Path, card: dict | None = None
     (tmp / "README.md").write_text(
         f"# MPT-VC checkpoint ({model.config.name})\n\n"
         "Hub-style folder: `config.json` (the codec config) and `model.safetensors` (float16 weights and\n"
-        "int32 CDF tables), loaded strictly by `MPTVC.load`. `training.json` records the run that made\n"
+        "int32 CDF tables), loaded strictly by `MPTVC.from_pretrained`. `training.json` records the run that made\n"
         "it. Data, recipe, hours and results: MODEL_CARD.md at the root of the mptvc-latents repository.\n"
     )
     shutil.rmtree(dst, ignore_errors=True)
     tmp.rename(dst)
-    check = MPTVC.load(dst)  # strict round trip in fp32
+    check = MPTVC.from_pretrained(dst)  # strict round trip in fp32
     log.info(
         "exported %s (%d parameters, digest %s)",
         dst,
