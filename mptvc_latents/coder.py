@@ -200,6 +200,18 @@ class StreamDecoder:
         tables = coder._tables if isinstance(coder, RangeCoder) else coder
         return self._decoder.decode(tables, int(index))
 
+    def decode_many(self, coder: RangeCoder | _coder.CdfTables, indexes: npt.ArrayLike) -> np.ndarray:
+        """Decode the next ``len(indexes)`` symbols, symbol ``i`` with table ``indexes[i]``: int32
+        of the shape of ``indexes``. For tables that depend on earlier batches (a frame at a time).
+
+        Raises:
+            ValueError: when an index is out of range or the stream ran out or is damaged; nothing
+                of the batch is consumed then.
+        """
+        tables = coder._tables if isinstance(coder, RangeCoder) else coder
+        ix = as_int32("indexes", indexes)
+        return self._decoder.decode_many(tables, ix).reshape(ix.shape)
+
     def finish(self) -> None:
         """Check that the stream ended with the last decoded symbol.
 

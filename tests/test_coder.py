@@ -298,3 +298,25 @@ def test_gil_is_released_while_coding():
     with ThreadPoolExecutor(2) as pool:
         got = list(pool.map(lambda _: coder.encode(symbols, indexes), range(4)))
     assert all(g == want for g in got)
+
+
+@pytest.mark.parametrize("case", GOLDEN, ids=[c["name"] for c in GOLDEN])
+def test_golden_streams_decode_in_batches(case):
+    """``decode_many`` is a batch of ``decode`` calls: any split of the stream into batches gives
+    the symbols of ``decode``; a batch that fails (bad index, too many symbols) consumes nothing."""
+    coder = _coder_of(case)
+    data, indexes = bytes.fromhex(case["encoded_hex"]), np.array(case["indexes"])
+    rng = np.random.default_rng(len(indexes))
+    cuts = np.sort(rng.choice(np.arange(1, max(2, len(indexes))), size=min(3, max(0, len(indexes) - 1)), replace=False))
+    dec, out = StreamDecoder(data), []
+    for part in np.split(indexes, cuts):
+        with pytest.raises(ValueError):
+            dec.decode_many(coder, np.full(len(part) + 1, len(coder) + 5))  # a table that does not exist
+        position = dec.position
+        out += dec.decode_many(coder, part).tolist()
+        assert dec.position == position + len(part)
+    assert out == case["symbols"]
+    with pytest.raises(ValueError):
+        dec.decode_many(coder, np.zeros(1, np.int32))  # one symbol past the end
+    assert dec.position == len(indexes)
+    dec.finish()

@@ -201,6 +201,21 @@ impl PyStreamDecoder {
         self.inner.decode(&tables.inner, index).map_err(err)
     }
 
+    /// Decode the next `len(indexes)` symbols, symbol `i` with table `indexes[i]` (one batch of
+    /// `decode` calls, without the GIL); on an error nothing of the batch is consumed.
+    fn decode_many<'py>(
+        &mut self,
+        py: Python<'py>,
+        tables: PyRef<'_, PyCdfTables>,
+        indexes: PyReadonlyArrayDyn<'py, i32>,
+    ) -> PyResult<Bound<'py, PyArray1<i32>>> {
+        let ix = flat(&indexes);
+        let inner = &mut self.inner;
+        let table = &tables.inner;
+        let out = py.detach(|| inner.decode_many(table, &ix)).map_err(err)?;
+        Ok(out.into_pyarray(py))
+    }
+
     /// Number of symbols decoded so far.
     #[getter]
     fn position(&self) -> usize {

@@ -78,6 +78,24 @@ impl StepDecoder {
         Ok(symbol)
     }
 
+    /// Decode the next `indexes.len()` symbols, symbol `i` with table `indexes[i]`: a batch
+    /// of [`StepDecoder::decode`] calls, for tables that depend on earlier batches (e.g. one
+    /// frame of a video at a time). On an error nothing of the batch is consumed.
+    pub fn decode_many(&mut self, tables: &CdfTables, indexes: &[i32]) -> Result<Vec<i32>> {
+        let saved = (self.word_pos, self.escape_bit, self.x, self.position);
+        let mut out = Vec::with_capacity(indexes.len());
+        for &index in indexes {
+            match self.decode(tables, index) {
+                Ok(symbol) => out.push(symbol),
+                Err(e) => {
+                    (self.word_pos, self.escape_bit, self.x, self.position) = saved;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Number of symbols decoded so far (the position of the next one).
     pub fn position(&self) -> usize {
         self.position

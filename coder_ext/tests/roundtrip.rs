@@ -223,3 +223,22 @@ fn step_decoder_errors_are_clear_and_consume_nothing() {
         assert!(e.starts_with("The stream is") && e.ends_with('.'), "{e}");
     }
 }
+
+#[test]
+fn decode_many_equals_step_by_step_and_a_failed_batch_consumes_nothing() {
+    let tables = build(&[vec![0, 20000, 50000, 65536], vec![0, 1000, 65536]], &[0, -1]);
+    let symbols: Vec<i32> = (0..97).map(|i| if i % 3 == 0 { 0 } else { (i % 3) - 1 }).collect();
+    let indexes: Vec<i32> = (0..97).map(|i| if i % 3 == 0 { 1 } else { 0 }).collect();
+    let data = encode(&tables, &symbols, &indexes).unwrap();
+    let mut dec = StepDecoder::new(data).unwrap();
+    let mut out = Vec::new();
+    for part in indexes.chunks(10) {
+        let mut bad = part.to_vec();
+        bad.push(9); // no table 9: the batch fails and nothing is consumed
+        assert!(dec.decode_many(&tables, &bad).is_err());
+        out.extend(dec.decode_many(&tables, part).unwrap());
+    }
+    assert_eq!(out, symbols);
+    assert!(dec.decode_many(&tables, &[0]).is_err());
+    dec.finish().unwrap();
+}
