@@ -10,8 +10,9 @@ import torch
 
 from mptvc_latents.codec import MPTVC
 from mptvc_latents.train import TrainConfig, Trainer
-from mptvc_latents.train.data import ClipSampler, Video
+from mptvc_latents.train.data import Augment, Stage, VideoEntry, plan_crops
 from mptvc_latents.train.export import export_checkpoint
+from mptvc_latents.train.loop import training_autocast
 from tests._tiny import SAMPLE, tiny_config
 
 
@@ -89,9 +90,11 @@ def test_export_writes_a_half_precision_folder_that_loads_strictly(tmp_path):
 def test_bad_sources_and_sizes_are_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="no such file or folder"):
         Trainer(_train_config(tmp_path, sources=(str(tmp_path / "nowhere"),)))
-    small = Video("small", np.zeros((4, 16, 16, 3), np.uint8), np.zeros(4, np.int32))
+    small = VideoEntry("small.mp4", frames=4, height=16, width=16)
     with pytest.raises(ValueError, match="at least 8 frames of 32x32"):
-        ClipSampler([small], 8, 32, 32)
+        plan_crops([small], seed=0, step=0, stage=Stage(0, 1, 8, (32, 32)), augment=Augment())
+    with pytest.raises(ValueError, match="at least 8 frames of 512x512"):
+        Trainer(_train_config(tmp_path, stages=(Stage(3, 2, 8, (512, 512)),)))
     with pytest.raises(ValueError, match="does not exist"):
         Trainer(_train_config(tmp_path, preset=str(tmp_path / "missing.json")))
 
@@ -160,3 +163,46 @@ def test_atomic_folder_swaps_whole_folders_and_a_crash_between_its_renames_leave
         (tmp / "weights").write_text("4")
     assert completed_folder(target) == target and (target / "weights").read_text() == "4"
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint"]
+
+
+def test_a_resumed_run_ends_with_the_same_weights_as_one_that_never_stopped(tmp_path):
+    torch.set_num_threads(1)
+    augment = {"time_strides": (1, 2), "rescale": (0.75, 1.0), "autocast": "off", "checkpoint_every": 100}
+    straight = Trainer(_train_config(tmp_path, run_dir=str(tmp_path / "straight"), **augment))
+    straight.fit(progress=False)
+
+    config = _train_config(tmp_path, run_dir=str(tmp_path / "stopped"), **augment)
+    stopped = Trainer(config)
+    for _ in range(3):
+        stopped.train_step()
+    stopped.save()
+    stopped.close()
+    # A crash between the two renames of the checkpoint swap leaves only checkpoint.old.
+    run = Path(config.run_dir)
+    (run / "checkpoint").rename(run / "checkpoint.old")
+    resumed = Trainer(config)
+    assert resumed.step == 3
+    resumed.fit(progress=False)
+    assert (run / "checkpoint").is_dir() and not (run / "checkpoint.old").exists()
+    final = [MPTVC.from_pretrained(Path(c.config.run_dir) / "checkpoint").state_dict() for c in (straight, resumed)]
+    assert all(torch.equal(a, b) for a, b in zip(final[0].values(), final[1].values(), strict=True))
+
+
+def test_stages_change_the_clips_at_their_step_and_autocast_reaches_the_transformers(tmp_path):
+    config = _train_config(tmp_path, stages=(Stage(3, 1, 4, (48, 64)),), autocast="bf16", workers=0)
+    trainer = Trainer(config)
+    shapes = []
+    for _ in range(5):
+        shapes.append(tuple(trainer._next_batch()[0].shape))
+        trainer.step += 1
+    assert shapes == [(2, 3, 8, 32, 32)] * 3 + [(1, 3, 4, 48, 64)] * 2
+    transformers = [m for m in trainer.model.modules() if hasattr(m, "autocast")]
+    assert transformers and all(m.autocast == torch.bfloat16 for m in transformers)
+    assert training_autocast("off", torch.device("cpu")) is None
+    assert training_autocast("auto", torch.device("cpu")) in (None, torch.bfloat16)
+    with pytest.raises(ValueError, match="autocast must be one of"):
+        _train_config(tmp_path, autocast="fp8")
+    with pytest.raises(ValueError, match="increasing steps"):
+        _train_config(tmp_path, stages=(Stage(5, 2, 8, (32, 32)), Stage(5, 2, 8, (64, 64))))
+    saved = json.loads((Path(config.run_dir) / "train_config.json").read_text())
+    assert TrainConfig.from_dict(saved) == config
