@@ -1,6 +1,7 @@
 # Two commands on a fresh machine (Python 3.11, pip, Rust):
 #   make demo   sets up .venv and runs the main job on built-in defaults
-#   make test   sets up .venv and runs every test (cargo, pytest, short fuzz runs of the coder and the .mptvc reader)
+#   make test   sets up .venv, runs the gates (make lint) and every test (cargo, pytest, short fuzz runs of the coder
+#               and the .mptvc reader)
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 PYTHON ?= python3
@@ -10,7 +11,7 @@ PIP := $(PY) -m pip
 FUZZ_SECONDS ?= 20
 RUST_SOURCES := $(wildcard coder_ext/src/*.rs) coder_ext/Cargo.toml pyproject.toml
 
-.PHONY: setup demo test test-rust lint-rust test-python fuzz bench clean
+.PHONY: setup demo test test-rust lint lint-python lint-rust test-python fuzz bench clean
 
 setup: $(VENV)/.installed
 
@@ -18,17 +19,25 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: $(RUST_SOURCES)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -e ".[test,eval,hf,ray,gen,heads]"
+	$(PIP) install --quiet -e ".[test,lint,eval,hf,ray,gen,heads]"
 	touch $@
 
 demo: setup
 	$(PY) -m mptvc_latents.demo
 	$(PY) -m generation.demo
 
-test: setup fuzz test-rust test-python
+test: setup lint fuzz test-rust test-python
 
 test-rust:
 	cd coder_ext && cargo test --release --locked
+
+# The gates: ruff (lint and format) over the tree, mypy over the package, clippy and rustfmt over the crate.
+lint: lint-python lint-rust
+
+lint-python: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy mptvc_latents
 
 # clippy (warnings are errors) and rustfmt over the crate, with and without the Python
 # bindings, and over the fuzz targets (their own workspace).

@@ -122,7 +122,7 @@ def clip_bits(prior: TokenPrior, indices: torch.Tensor, sliding: bool, batch: in
         keep = [slice(None)] * (t // window)
     seqs = torch.stack([flat[s : s + window].reshape(-1) for s in starts])  # (n_windows, window*h'*w')
     bits = torch.cat([prior.bits(seqs[i : i + batch]) for i in range(0, len(seqs), batch)])  # (n_windows, N)
-    return float(sum(b[k].sum() for b, k in zip(bits, keep)))
+    return float(sum(b[k].sum() for b, k in zip(bits, keep, strict=True)))
 
 
 def unigram_bits_table(store_path: str | Path, vocab_size: int) -> torch.Tensor:

@@ -37,12 +37,20 @@ def coco_map(gt: list[np.ndarray], predictions: list[tuple[np.ndarray, np.ndarra
     if len(gt) != len(predictions):
         raise ValueError(f"Need one prediction entry per ground-truth image, got {len(predictions)} and {len(gt)}.")
     images, annotations, results = [], [], []
-    for i, (boxes, (pred, scores)) in enumerate(zip(gt, predictions)):
+    for i, (boxes, (pred, scores)) in enumerate(zip(gt, predictions, strict=True)):
         images.append({"id": i, "width": 1, "height": 1})
         for b in np.asarray(boxes, float).reshape(-1, 4):
-            annotations.append({"id": len(annotations) + 1, "image_id": i, "category_id": 1, "bbox": b.tolist(),
-                                "area": float(b[2] * b[3]), "iscrowd": 0})  # fmt: skip
-        for b, s in zip(np.asarray(pred, float).reshape(-1, 4), np.asarray(scores, float).reshape(-1)):
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": i,
+                    "category_id": 1,
+                    "bbox": b.tolist(),
+                    "area": float(b[2] * b[3]),
+                    "iscrowd": 0,
+                }
+            )
+        for b, s in zip(np.asarray(pred, float).reshape(-1, 4), np.asarray(scores, float).reshape(-1), strict=True):
             results.append({"image_id": i, "category_id": 1, "bbox": b.tolist(), "score": float(s)})
     if not annotations:
         raise ValueError("COCO mAP needs at least one ground-truth box.")
@@ -83,14 +91,31 @@ def track_metrics(gt: np.ndarray, tracks: np.ndarray, num_frames: int, seq: str 
         )
         write_mot(root / "trackers" / "heads" / f"{seq}.txt", tr_rows)
         eval_config = trackeval.Evaluator.get_default_eval_config()
-        eval_config.update({"USE_PARALLEL": False, "PRINT_RESULTS": False, "PRINT_CONFIG": False, "TIME_PROGRESS": False,
-                            "OUTPUT_SUMMARY": False, "OUTPUT_DETAILED": False, "PLOT_CURVES": False,
-                            "DISPLAY_LESS_PROGRESS": True, "OUTPUT_EMPTY_CLASSES": False})  # fmt: skip
+        eval_config.update(
+            {
+                "USE_PARALLEL": False,
+                "PRINT_RESULTS": False,
+                "PRINT_CONFIG": False,
+                "TIME_PROGRESS": False,
+                "OUTPUT_SUMMARY": False,
+                "OUTPUT_DETAILED": False,
+                "PLOT_CURVES": False,
+                "DISPLAY_LESS_PROGRESS": True,
+                "OUTPUT_EMPTY_CLASSES": False,
+            }
+        )
         dataset_config = {
-            "GT_FOLDER": str(root / "gt"), "TRACKERS_FOLDER": str(root / "trackers"), "OUTPUT_FOLDER": str(root / "out"),
-            "TRACKERS_TO_EVAL": ["heads"], "BENCHMARK": "MOT15", "SPLIT_TO_EVAL": "train", "SEQ_INFO": {seq: int(num_frames)},
-            "SKIP_SPLIT_FOL": True, "TRACKER_SUB_FOLDER": "", "PRINT_CONFIG": False,
-        }  # fmt: skip
+            "GT_FOLDER": str(root / "gt"),
+            "TRACKERS_FOLDER": str(root / "trackers"),
+            "OUTPUT_FOLDER": str(root / "out"),
+            "TRACKERS_TO_EVAL": ["heads"],
+            "BENCHMARK": "MOT15",
+            "SPLIT_TO_EVAL": "train",
+            "SEQ_INFO": {seq: int(num_frames)},
+            "SKIP_SPLIT_FOL": True,
+            "TRACKER_SUB_FOLDER": "",
+            "PRINT_CONFIG": False,
+        }
         with contextlib.redirect_stdout(io.StringIO()):
             evaluator = trackeval.Evaluator(eval_config)
             dataset = trackeval.datasets.MotChallenge2DBox(dataset_config)

@@ -47,7 +47,7 @@ def token_features(symbols: list[np.ndarray], fsq_levels: list[int]) -> Tensor:
     if len(grids) != 1:
         raise ValueError(f"Every level must share one token grid, got grids {sorted(grids)}.")
     codes = []
-    for s, levels in zip(symbols, fsq_levels):
+    for s, levels in zip(symbols, fsq_levels, strict=False):  # fsq_levels may go past the prefix
         fsq = FSQ(FSQConfig(levels=(int(levels),) * s.shape[-1]))
         sym = torch.from_numpy(np.ascontiguousarray(s)).permute(0, 3, 1, 2)  # (T', C_k, H', W')
         codes.append(fsq.symbols_to_codes(sym))

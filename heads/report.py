@@ -21,10 +21,10 @@ def results_table(results: list[dict], tracker: str = "bytetrack+emb") -> str:
     for r in results:
         d, t = r["detection"], r["tracking"][tracker]
         bpp = "-" if r["bpp"] is None else f"{r['bpp']:.4f}"
-        lines.append(
-            f"| {_LABELS.get(r['input'], r['input'])} | {r['prefix']} | {bpp} | {100 * d['mAP']:.1f} | {100 * d['AP50']:.1f} "
-            f"| {100 * t['HOTA']:.1f} | {100 * t['MOTA']:.1f} | {100 * t['IDF1']:.1f} | {t['IDSW']} | {r['train_s']:.0f} |"
-        )
+        percents = [100 * d["mAP"], 100 * d["AP50"], 100 * t["HOTA"], 100 * t["MOTA"], 100 * t["IDF1"]]
+        cells = [_LABELS.get(r["input"], r["input"]), r["prefix"], bpp, *(f"{p:.1f}" for p in percents)]
+        cells += [str(t["IDSW"]), f"{r['train_s']:.0f}"]
+        lines.append(f"| {' | '.join(cells)} |")
     return "\n".join(lines)
 
 
@@ -34,8 +34,11 @@ def write_report(results: list[dict], path: str | Path) -> None:
         raise ValueError("There are no results to report.")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": f"{platform.machine()} {platform.processor() or ''} "
-            f"{platform.system()} {platform.release()}, python {platform.python_version()}"}  # fmt: skip
+    meta = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{platform.machine()} {platform.processor() or ''} "
+        f"{platform.system()} {platform.release()}, python {platform.python_version()}",
+    }
     path.write_text(json.dumps({**meta, "results": results}, indent=2))
     md = [f"{meta['date']}, {meta['machine']}", ""]
     for tracker in results[0]["tracking"]:

@@ -76,7 +76,7 @@ def _match(cost: np.ndarray) -> list[tuple[int, int]]:
     if cost.size == 0:
         return []
     rows, cols = linear_sum_assignment(cost)
-    return [(r, c) for r, c in zip(rows, cols) if cost[r, c] < _INVALID]
+    return [(r, c) for r, c in zip(rows, cols, strict=True) if cost[r, c] < _INVALID]
 
 
 class ByteTracker:
@@ -104,8 +104,10 @@ class ByteTracker:
         cfg = self.config
         boxes, scores = np.asarray(boxes, float).reshape(-1, 4), np.asarray(scores, float).reshape(-1)
         if len(boxes) != len(scores) or (embeddings is not None and len(embeddings) != len(boxes)):
-            raise ValueError(f"boxes, scores and embeddings must have one row per detection, got {len(boxes)}, {len(scores)}"
-                             f" and {None if embeddings is None else len(embeddings)}.")  # fmt: skip
+            raise ValueError(
+                f"boxes, scores and embeddings must have one row per detection, got {len(boxes)}, {len(scores)}"
+                f" and {None if embeddings is None else len(embeddings)}."
+            )
         high, low = np.flatnonzero(scores >= cfg.high), np.flatnonzero((scores >= cfg.low) & (scores < cfg.high))
         pred = np.array([t.predicted() for t in self.tracks]).reshape(-1, 4)
         out = []

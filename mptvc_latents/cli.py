@@ -291,7 +291,7 @@ def add_truncate(sub) -> None:
 def add_train(sub) -> None:
     p = _command(sub, "train", "train a codec on folders of videos (resumable)")
     p.epilog = "Flags left out take the defaults of TrainConfig (mptvc_latents/train/loop.py)."
-    config = {"default": argparse.SUPPRESS}  # defaults: TrainConfig's (given_flags)
+    config: dict[str, Any] = {"default": argparse.SUPPRESS}  # defaults: TrainConfig's (given_flags)
     p.add_argument("sources", nargs="+", help="video files, folders (searched recursively) or globs")
     p.add_argument(
         "--run",

@@ -17,7 +17,7 @@ import functools
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 _C = TypeVar("_C", bound="ConfigBase")
 
@@ -59,7 +59,7 @@ def _require_radius(name: str, value: Any) -> None:
     )
 
 
-def _config_type(annotation: Any) -> type | None:
+def _config_type(annotation: Any) -> type[ConfigBase] | None:
     """The config class named by a field annotation (also inside ``X | None``), if any."""
     candidates = typing.get_args(annotation) or (annotation,)
     for candidate in candidates:
@@ -68,7 +68,7 @@ def _config_type(annotation: Any) -> type | None:
     return None
 
 
-def _config_tuple_type(annotation: Any) -> type | None:
+def _config_tuple_type(annotation: Any) -> type[ConfigBase] | None:
     """The config class ``X`` of a ``tuple[X, ...]`` annotation, if any."""
     if typing.get_origin(annotation) is tuple:
         args = typing.get_args(annotation)
@@ -77,10 +77,15 @@ def _config_tuple_type(annotation: Any) -> type | None:
     return None
 
 
-@functools.cache
+_TYPE_HINTS: dict[type, dict[str, Any]] = {}
+
+
 def _type_hints(cls: type) -> dict[str, Any]:
-    """Resolved field annotations of a config class (resolving them costs milliseconds)."""
-    return typing.get_type_hints(cls)
+    """Resolved field annotations of a config class, cached (resolving them costs milliseconds)."""
+    hints = _TYPE_HINTS.get(cls)
+    if hints is None:
+        hints = _TYPE_HINTS[cls] = typing.get_type_hints(cls)
+    return hints
 
 
 def _to_tuples(value: Any) -> Any:
@@ -92,16 +97,19 @@ def _to_tuples(value: Any) -> Any:
 class ConfigBase:
     """Mixin giving frozen config dataclasses a JSON-able ``to_dict`` / ``from_dict`` pair."""
 
+    # Set by @dataclass on every subclass; declared so type checkers see configs as dataclasses.
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
+
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of the fields; nested configs become dicts, tuples become lists."""
-        return _jsonable(dataclasses.asdict(self))  # type: ignore[call-overload]
+        return _jsonable(dataclasses.asdict(self))
 
     @classmethod
     def from_dict(cls: type[_C], data: dict[str, Any]) -> _C:
         """Build the config from ``to_dict`` output (or its JSON round trip)."""
         if not isinstance(data, dict):
             raise ValueError(f"{cls.__name__}.from_dict expects a dict, got {type(data).__name__}.")
-        fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        fields = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - fields)
         if unknown:
             raise ValueError(f"{cls.__name__} has no fields named {unknown}; known fields are {sorted(fields)}.")
@@ -490,7 +498,7 @@ class CodecConfig(ConfigBase):
                 f"levels[{k}] (dim={level.dim}, heads={level.heads}), radius={self.radius}, "
                 f"theta_base={self.theta_base!r} and theta_jump={self.theta_jump!r}"
             )
-            _built("CodecConfig", fields, lambda k=k: self.transformer(k, "encoder"))
+            _built("CodecConfig", fields, functools.partial(self.transformer, k, "encoder"))
 
     @property
     def num_levels(self) -> int:

@@ -32,6 +32,7 @@ class StrictHubMixin(PyTorchModelHubMixin):
     def default_checkpoint_dir(cls) -> Path:
         raise ValueError(f"{cls.__name__} ships no default checkpoint: give the folder to load.")
 
+    # Narrower than huggingface_hub's signature on purpose (local folders only, no download options).
     @classmethod
     def from_pretrained(  # type: ignore[override]
         cls: type[_M], pretrained_model_name_or_path: str | Path | None = None, *, map_location: str = "cpu"
@@ -64,11 +65,11 @@ class StrictHubMixin(PyTorchModelHubMixin):
             lines = str(e).strip().splitlines()
             first = " ".join(lines[:3]) if lines else type(e).__name__
             raise ValueError(f"The checkpoint {str(path)!r} could not be loaded: {first.rstrip('.')}.") from e
-        model.eval()  # type: ignore[attr-defined]
+        model.eval()  # type: ignore[attr-defined]  # the mixin's type knows no nn.Module; subclasses are ones
         return model
 
     @classmethod
     def _from_pretrained(cls, *, strict: bool = True, **kwargs: Any) -> Any:
         """Strict by default: the mixin's default (``strict=False``) would leave missing weights at
         their random init and ignore unknown ones."""
-        return super()._from_pretrained(strict=strict, **kwargs)  # type: ignore[misc]
+        return super()._from_pretrained(strict=strict, **kwargs)

@@ -117,7 +117,7 @@ def read_video(path: str | Path, max_frames: int | None = None, start: int = 0) 
             raise ValueError(f"The file {str(path)!r} has no video stream.")
         stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate or Fraction(25)
-        frames = []
+        frames: list[np.ndarray] = []
         try:
             for i, frame in enumerate(container.decode(stream)):
                 if i < start:

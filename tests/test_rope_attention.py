@@ -56,7 +56,11 @@ def test_scores_depend_only_on_position_differences():
 
     shift = (3.5 + 100 * 10000.0, -7.0, 11.0)  # includes a large scene-jump-sized temporal shift
     shifted = _rotated_scores(
-        rope, q, k, tuple(p + s for p, s in zip(q_pos, shift)), tuple(p + s for p, s in zip(k_pos, shift))
+        rope,
+        q,
+        k,
+        tuple(p + s for p, s in zip(q_pos, shift, strict=True)),
+        tuple(p + s for p, s in zip(k_pos, shift, strict=True)),
     )
     torch.testing.assert_close(shifted, base, atol=1e-4, rtol=1e-4)
 

@@ -30,13 +30,18 @@ Every encode is cached, so matching several targets on one clip costs a few enco
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from mptvc_latents.eval.metrics import bpp as bits_per_pixel
 from mptvc_latents.eval.metrics import psnr_rgb, psnr_y
+
+if TYPE_CHECKING:
+    import av
 
 __all__ = [
     "CODECS",
@@ -51,7 +56,7 @@ __all__ = [
 ]
 
 # encoder name -> (decoder name, SEI NAL unit types, NAL type of a header byte)
-CODECS = {
+CODECS: dict[str, tuple[str, frozenset[int], Callable[[int], int]]] = {
     "libx264": ("h264", frozenset({6}), lambda b: b & 0x1F),
     "libx265": ("hevc", frozenset({39, 40}), lambda b: (b >> 1) & 0x3F),
 }
@@ -101,7 +106,15 @@ def _check_codec(codec: str) -> None:
         raise ValueError(f"There is no baseline codec {codec!r}; choose one of {sorted(CODECS)}.")
 
 
-def _sei_bytes(packet: bytes, nal_type, sei_types: frozenset[int]) -> int:
+def _video_codec(name: str, mode: Literal["r", "w"]) -> av.VideoCodecContext:
+    import av
+
+    context = av.CodecContext.create(name, mode)
+    assert isinstance(context, av.VideoCodecContext), name  # CODECS names video codecs only
+    return context
+
+
+def _sei_bytes(packet: bytes, nal_type: Callable[[int], int], sei_types: frozenset[int]) -> int:
     """Bytes of the SEI NAL units of an Annex B packet, each with its start code."""
     starts = []  # (first byte of the start code, first byte of the NAL header)
     i = packet.find(b"\x00\x00\x01")
@@ -140,7 +153,7 @@ def encode_decode(
     decoder_name, sei_types, nal_type = CODECS[codec]
     rate = Fraction(fps).limit_denominator(1001)
 
-    encoder = av.CodecContext.create(codec, "w")
+    encoder = _video_codec(codec, "w")
     encoder.width, encoder.height = frames.shape[2], frames.shape[1]
     encoder.pix_fmt = "yuv420p"
     encoder.time_base, encoder.framerate = 1 / rate, rate
@@ -150,7 +163,7 @@ def encode_decode(
         pools = f":pools={threads}:frame-threads={threads}" if threads else ""
         options["x265-params"] = "log-level=error:info=0" + pools
     encoder.options = options
-    packets = []
+    packets: list[bytes] = []
     for i, rgb in enumerate(frames):
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
         frame = frame.reformat(format="yuv420p", interpolation=_SWS)
@@ -158,7 +171,7 @@ def encode_decode(
         packets.extend(bytes(p) for p in encoder.encode(frame))
     packets.extend(bytes(p) for p in encoder.encode(None))
 
-    decoder = av.CodecContext.create(decoder_name, "r")
+    decoder = _video_codec(decoder_name, "r")
     decoded = []
     for data in [*packets, None]:
         for frame in decoder.decode(None if data is None else av.Packet(data)):
@@ -211,8 +224,8 @@ class RateSweep:
             while self.point(lo).bpp > target:
                 if lo == highest:
                     raise OutOfRangeError(
-                        f"The encoder {self.codec} spends {self.point(lo).bpp:.4g} bpp even at CRF {highest}, above the "
-                        f"target of {target:.4g} bpp."
+                        f"The encoder {self.codec} spends {self.point(lo).bpp:.4g} bpp even at CRF {highest}, "
+                        f"above the target of {target:.4g} bpp."
                     )
                 hi = min(lo + _STEP, highest)
                 if self.point(hi).bpp <= target:
@@ -223,8 +236,8 @@ class RateSweep:
         while True:
             if hi == lowest:
                 raise OutOfRangeError(
-                    f"The encoder {self.codec} spends only {self.point(hi).bpp:.4g} bpp at CRF {lowest}, below the target "
-                    f"of {target:.4g} bpp."
+                    f"The encoder {self.codec} spends only {self.point(hi).bpp:.4g} bpp at CRF {lowest}, "
+                    f"below the target of {target:.4g} bpp."
                 )
             lo = max(hi - _STEP, lowest)
             if self.point(lo).bpp >= target:

@@ -40,7 +40,7 @@ def _sum_squared_error(a: np.ndarray, b: np.ndarray, weights: np.ndarray | None)
     One frame at a time: a 720p clip of 32 frames would need 700 MB as one float64 array.
     """
     total = 0.0
-    for fa, fb in zip(a, b):
+    for fa, fb in zip(a, b, strict=True):
         diff = fa.astype(np.float64) - fb  # (H, W, 3)
         if weights is not None:
             diff = diff @ weights  # (H, W): Y is linear, so Y(a) - Y(b) = Y(a - b)

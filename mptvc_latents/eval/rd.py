@@ -73,12 +73,14 @@ def mptvc_file_bytes(model) -> ContainerBytes:
     from mptvc_latents.formats.container import truncate_mptvc, write_mptvc
 
     config, digest = model.config.to_dict(), model.tables_digest()
-    written: dict[str, object] = {}
+    written: object = None  # the last compressed clip written, and its file
+    data = b""
 
     def container_bytes(compressed, k: int) -> int:
-        if written.get("compressed") is not compressed:
-            written.update(compressed=compressed, data=write_mptvc(compressed, config, digest))
-        return len(truncate_mptvc(written["data"], k))
+        nonlocal written, data
+        if written is not compressed:
+            written, data = compressed, write_mptvc(compressed, config, digest)
+        return len(truncate_mptvc(data, k))
 
     return container_bytes
 
@@ -213,8 +215,8 @@ def evaluate(
         curve_crfs: CRFs of each baseline's RD curve (the matched search's encodes are added).
         threads: encoder threads of the baselines (1: reproducible bytes).
     """
-    clips = [Path(c) for c in clips]
-    if not clips:
+    clip_paths = [Path(c) for c in clips]
+    if not clip_paths:
         raise ValueError("There are no clips to evaluate; pass at least one video file.")
     if max_frames is not None and (not isinstance(max_frames, int) or max_frames <= 0):
         raise ValueError(f"The frame limit max_frames must be a positive integer or None, got {max_frames!r}.")
@@ -229,7 +231,7 @@ def evaluate(
     model.eval()
 
     results = []
-    for path in clips:
+    for path in clip_paths:
         clip = read_video(path, max_frames=max_frames)
         frames = clip.frames
         t, h, w = frames.shape[:3]

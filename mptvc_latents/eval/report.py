@@ -61,7 +61,8 @@ def markdown_table(result: dict) -> str:
     }.get(settings["bytes_source"], "a custom container size")
     frames = "all frames" if settings["max_frames"] is None else f"first {settings['max_frames']} frames"
     lines = [
-        f"Model `{model['name']}` ({model['parameters']['total']:,} parameters, tables `{model['tables_digest'][:12]}`), "
+        f"Model `{model['name']}` ({model['parameters']['total']:,} parameters, "
+        f"tables `{model['tables_digest'][:12]}`), "
         f"{mean['clips']} clips, {frames} of each; bytes: {bytes_note}. Baselines: x264/x265 `-preset medium "
         f"-tune psnr` yuv420p, CRF bracketed and PSNR interpolated in log(bpp), elementary stream without SEI. "
         f"PSNR-Y: BT.709 luma, MSE pooled over each clip. {env['machine']}, {env['cpus']} CPUs, "
@@ -106,15 +107,13 @@ def markdown_table(result: dict) -> str:
     ]
     for clip in result["clips"]:
         for p in clip["prefixes"]:
-            cells = ""
-            for c in baselines:
-                point = next((m for m in clip["baselines"][c]["matched"] if m["k"] == p["k"]), None)
-                cells += f" {_matched_cell(point)} |"
+            points = (next((m for m in clip["baselines"][c]["matched"] if m["k"] == p["k"]), None) for c in baselines)
+            matched_cells = "".join(f" {_matched_cell(point)} |" for point in points)
             encode = _f(clip["encode_seconds"], 1) if p["k"] == 0 else ""
             lines.append(
                 f"| {clip['name']} | {clip['frames']} | {clip['width']}x{clip['height']} | {p['k']} {p['name']} | "
-                f"{p['bytes']:,} ({p['payload_bytes']:,}) | {_bpp(p['bpp'])} | {_f(p['psnr_y'])} | {_f(p['psnr_rgb'])} |{cells} "
-                f"{encode} | {_f(p['decode_seconds'], 1)} |"
+                f"{p['bytes']:,} ({p['payload_bytes']:,}) | {_bpp(p['bpp'])} | {_f(p['psnr_y'])} | "
+                f"{_f(p['psnr_rgb'])} |{matched_cells} {encode} | {_f(p['decode_seconds'], 1)} |"
             )
     return "\n".join(lines) + "\n"
 
@@ -148,7 +147,7 @@ def plot_rd(result: dict, path: str | Path) -> bool:
         for p in prefixes:
             ax.annotate(f"k={p['k']}", (p["bpp"], p["psnr_y"]), textcoords="offset points", xytext=(4, -10), fontsize=8)
 
-    for ax, clip in zip(axes.flat, clips):
+    for ax, clip in zip(axes.flat, clips, strict=False):  # one more panel (the means) and maybe an empty one
         for codec, entry in clip["baselines"].items():
             color, style = styles.get(codec, ("tab:gray", "x--"))
             curve = sorted(entry["curve"], key=lambda p: p["bpp"])

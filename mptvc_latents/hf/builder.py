@@ -87,39 +87,38 @@ class MptvcTokensConfig(datasets.BuilderConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if (self.videos is None) == (self.store is None):
+        if self.store is not None and self.videos is None:
+            available = self._resolve_store(self.store)
+        elif self.videos is not None and self.store is None:
+            available = self._resolve_videos(self.videos)
+        else:
             raise ValueError(
                 "Give either videos (files, folders or globs) or an existing token store, not both or neither."
             )
-        if self.store is not None:
-            available = self._resolve_store()
-        else:
-            available = self._resolve_videos()
         k_max = available - 1 if self.k_max is None else self.k_max
         if not 0 <= k_max < available:
             raise ValueError(f"k_max={k_max} is out of range: the tokens hold levels 0..{available - 1}.")
         self.k_max, self.levels = k_max, k_max + 1
 
-    def _resolve_store(self) -> int:
+    def _resolve_store(self, path: str) -> int:
         from mptvc_latents.store import TokenStore
 
         if self.ckpt is not None:
             raise ValueError("ckpt is for tokenizing videos; a store records its own checkpoint, leave ckpt out.")
-        self.store = str(Path(self.store).resolve())
+        self.store = str(Path(path).resolve())
         store = TokenStore.open(self.store)
         self.checkpoint_digest = store.attrs["checkpoint"]["digest"]
-        clips = [(key, store.clip_attrs(key)) for key in store.clips()]
+        clips = [(key, meta) for key in store.clips() if (meta := store.clip_attrs(key)) is not None]
         if not clips:
             raise ValueError(f"The token store {self.store!r} has no complete clip.")
         self.files_fingerprint = _sha([[key, meta["sha256"], meta["levels"]] for key, meta in clips])
         return min(meta["levels"] for _, meta in clips)
 
-    def _resolve_videos(self) -> int:
+    def _resolve_videos(self, videos: Sequence[str]) -> int:
         from mptvc_latents.codec import MPTVC
         from mptvc_latents.store import find_sources
 
-        videos = [self.videos] if isinstance(self.videos, (str, os.PathLike)) else self.videos
-        self.videos = tuple(str(v) for v in videos)
+        self.videos = (str(videos),) if isinstance(videos, (str, os.PathLike)) else tuple(str(v) for v in videos)
         found, missing = find_sources(self.videos)
         if missing:
             arg, reason = missing[0]
@@ -174,9 +173,12 @@ class MptvcTokens(datasets.GeneratorBasedBuilder):
             store = TokenStore.open(config.store)
             keys = store.clips()
         else:
-            store, keys = self._tokenize()
+            assert config.videos is not None  # MptvcTokensConfig requires videos or a store
+            store, keys = self._tokenize(config.videos)
         for key in keys:
             meta = store.clip_attrs(key)
+            if meta is None:
+                raise KeyError(f"The token store {str(store.path)!r} has no complete clip {key!r}.")
             tokens = store.read_tokens(key, config.k_max)
             row = {k: meta[k] for k in ("source", "fps", "frames", "height", "width")}
             row["key"] = key
@@ -185,7 +187,7 @@ class MptvcTokens(datasets.GeneratorBasedBuilder):
                 row[f"level_{k}_shape"] = list(symbols.shape)
             yield key, row
 
-    def _tokenize(self) -> tuple[Any, list[str]]:
+    def _tokenize(self, videos: Sequence[str]) -> tuple[Any, list[str]]:
         from filelock import FileLock
 
         from mptvc_latents.codec import MPTVC
@@ -198,11 +200,11 @@ class MptvcTokens(datasets.GeneratorBasedBuilder):
         path = self.store_path()
         path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(path) + ".lock"):  # one writer per store (docs/token_store.md)
-            summary = tokenize(list(config.videos), path, model, levels=config.levels, progress=False)
+            summary = tokenize(list(videos), path, model, levels=config.levels, progress=False)
         for source, reason in summary.failed:
             log.warning("left out %s: %s", source, reason)
         done = set(summary.written) | set(summary.skipped)
-        found, _ = find_sources(config.videos)
+        found, _ = find_sources(videos)
         return TokenStore.open(path), [s.key for s in found if s.key in done]
 
 
@@ -266,16 +268,16 @@ def load_token_dataset(
         ValueError: for both or neither of ``source`` and ``store``, missing inputs, a bad
             checkpoint or ``k_max`` out of range.
     """
-    if (source is None) == (store is None):
-        raise ValueError("Give either source (videos) or store=, not both or neither.")
     config: dict[str, Any] = {"k_max": k_max}
-    if store is not None:
+    if store is not None and source is None:
         if ckpt is not None:
             raise ValueError("ckpt is for tokenizing videos; a store records its own checkpoint, leave ckpt out.")
         config["store"] = str(store)
-    else:
+    elif source is not None and store is None:
         config["videos"] = [source] if isinstance(source, (str, os.PathLike)) else list(source)
         config["ckpt"] = None if ckpt is None else str(ckpt)
+    else:
+        raise ValueError("Give either source (videos) or store=, not both or neither.")
     builder = MptvcTokens(cache_dir=None if cache_dir is None else str(cache_dir), **config)
     builder.download_and_prepare()
     ds = builder.as_dataset(split="train")

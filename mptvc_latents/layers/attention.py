@@ -110,6 +110,7 @@ class AxialNeighborhoodAttention(nn.Module):
         self.config = config
         self.qkv = nn.Linear(config.dim, 3 * config.dim)
         self.proj = nn.Linear(config.dim, config.dim)
+        assert config.rope is not None  # AttentionConfig.__post_init__ resolves the default
         self.rope = RoPE3D(config.rope)
 
     def forward(
@@ -151,7 +152,10 @@ class AxialNeighborhoodAttention(nn.Module):
         out, probs = neighborhood_attention(q, k, v, radius, need_probs=return_probs)  # (B, O1, O2, h, L, hd)
         out = out.movedim(4, grid_dim).flatten(4)  # (B, T, H, W, h, hd) -> (B, T, H, W, D)
         out = self.proj(out)
-        return (out, probs) if return_probs else out
+        if not return_probs:
+            return out
+        assert probs is not None  # need_probs=True always returns them
+        return out, probs
 
     def _check_inputs(self, x: Tensor, axis: str, t_pos: Tensor) -> None:
         if axis not in AXES:

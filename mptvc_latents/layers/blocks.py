@@ -14,6 +14,8 @@ Three sublayers of radius r give each block a (2r_t+1) x (2r_y+1) x (2r_x+1) rec
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import Tensor, nn
 
@@ -71,8 +73,9 @@ class AxialTransformer(nn.Module):
         ``torch.autocast`` in that dtype; the rotation, the softmax and everything outside the
         transformer stay fp32.
         """
-        rope = self.blocks[0].attns["t"].rope
-        rotation = rope.grid_rotation(t_pos, *x.shape[:4])
+        # Every attention layer has the same RoPE; the first one computes the shared rotation.
+        first_attention = cast(AxialNeighborhoodAttention, cast(AxialBlock, self.blocks[0]).attns["t"])
+        rotation = first_attention.rope.grid_rotation(t_pos, *x.shape[:4])
         with torch.autocast(x.device.type, dtype=self.autocast or torch.bfloat16, enabled=self.autocast is not None):
             for block in self.blocks:
                 x = block(x, t_pos, rotation)

@@ -96,6 +96,11 @@ class Rotation:
 class RoPE3D(nn.Module):
     """Axial rotary embedding over (t, y, x); ``x`` has ``head_dim`` channels in its last dim."""
 
+    # float64 inverse frequencies per axis, (d_axis / 2,) each: buffers registered in __init__.
+    inv_freq_t: Tensor
+    inv_freq_y: Tensor
+    inv_freq_x: Tensor
+
     def __init__(self, config: RoPEConfig) -> None:
         super().__init__()
         self.config = config

@@ -46,6 +46,9 @@ def round_ste(x: Tensor) -> Tensor:
 class FSQ(nn.Module):
     """Finite scalar quantizer over dim 1 of ``(B, C, ...)`` tensors with ``C == len(levels)``."""
 
+    levels: Tensor  # (C,) int64 buffer
+    basis: Tensor  # (C,) int64 buffer
+
     def __init__(self, config: FSQConfig) -> None:
         super().__init__()
         self.config = config

@@ -8,10 +8,12 @@ decoder agree). Integer CDF tables are stored as they are.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import logging
 import shutil
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -31,7 +33,7 @@ def training_card(run_dir: str | Path) -> dict:
     records = [r for r in records if r["step"] <= step]
     # Wall-clock time between consecutive records, leaving out gaps over 10 minutes (restarts).
     times = [r["time"] for r in records]
-    busy = sum(b - a for a, b in zip(times, times[1:]) if b - a < 600)
+    busy = sum(b - a for a, b in itertools.pairwise(times) if b - a < 600)
     return {
         "steps": step,
         "wall_hours": round(busy / 3600, 2),
@@ -40,11 +42,11 @@ def training_card(run_dir: str | Path) -> dict:
     }
 
 
-def export_checkpoint(src: str | Path, dst: str | Path, card: dict | None = None, **inference: object) -> Path:
+def export_checkpoint(src: str | Path, dst: str | Path, card: dict | None = None, **inference: Any) -> Path:
     """Load ``src`` strictly, cast float weights to float16 and save to ``dst`` (replaced).
 
     ``inference`` replaces config fields that only affect inference, such as ``tile`` or
-    ``tile_overlap`` (never anything that changes the weights' shapes).
+    ``tile_overlap`` (never anything that changes the weights' shapes); ``CodecConfig`` checks the values.
     """
     model = MPTVC.from_pretrained(src)
     if inference:

@@ -34,7 +34,7 @@ def rd_loss(out: CodecOutput, lambdas: tuple[float, ...], weights: tuple[float, 
     """Combine the levels present in ``out``; ``pixels`` is B * T * H * W at full resolution."""
     total = torch.zeros((), device=out.recon[0].device)
     mse, psnr, bpp = [], [], []
-    for k, (recon, target) in enumerate(zip(out.recon, out.targets)):
+    for k, (recon, target) in enumerate(zip(out.recon, out.targets, strict=True)):
         d = torch.mean((recon - target) ** 2) * 127.5**2  # [-1, 1] -> 0..255 scale
         r = (out.bits_y[k].sum() + out.bits_z[k].sum()) / pixels
         total = total + weights[k] * d + lambdas[k] * r
