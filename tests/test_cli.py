@@ -241,11 +241,11 @@ def test_a_failing_writer_leaves_neither_temp_file_nor_damaged_target(encoded, c
     target = tmp_path / "keep.mp4"
     target.write_bytes(b"precious")
 
-    def half_written(path, frames, fps, crf=12):
-        Path(path).write_bytes(b"half a video")
+    def half_written(writer, frames):
+        writer.path.write_bytes(b"half a video")
         raise ValueError("The disk went away half way.")
 
-    monkeypatch.setattr("mptvc_latents.video.write_video", half_written)
+    monkeypatch.setattr("mptvc_latents.video.FrameWriter.write", half_written)
     assert _run("decode", encoded, target, "--ckpt", ckpt, "--k-max", "0") == 2
     assert "disk went away" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.mp4"] and target.read_bytes() == b"precious"
