@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import glob
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -257,7 +258,7 @@ class VideoReader:
         assert self._size is not None
         return self._size
 
-    def frames(self) -> Iterator[np.ndarray]:
+    def frames(self) -> Generator[np.ndarray, None, None]:
         """uint8 RGB frames ``(H, W, 3)``, upright and all of the first frame's size (see the class)."""
         import av
 
@@ -381,9 +382,9 @@ class FrameWriter:
             raise ValueError(f"Writing {str(self.path)!r} as .npy needs the number of frames up front.")
         self.written = 0
         self._size: tuple[int, int] | None = None
-        self._file = None
-        self._container = None
-        self._stream = None
+        self._file: BinaryIO | None = None
+        self._container: Any = None  # av OutputContainer, and its video stream
+        self._stream: Any = None
 
     def __enter__(self) -> FrameWriter:
         return self
@@ -396,7 +397,7 @@ class FrameWriter:
 
         self._size = (height, width)
         if self.npy:
-            self._file = open(self.path, "wb")
+            self._file = open(self.path, "wb")  # noqa: SIM115 - closed by close()
             header = {"descr": "|u1", "fortran_order": False, "shape": (self.total, height, width, 3)}
             np.lib.format.write_array_header_1_0(self._file, header)  # the header np.save writes
             return
@@ -420,12 +421,12 @@ class FrameWriter:
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
             raise ValueError(f"Frames must be uint8 (n, H, W, 3), got {frames.dtype} {frames.shape}.")
         if self._size is None:
-            self._start(*frames.shape[1:3])
+            self._start(frames.shape[1], frames.shape[2])
         if frames.shape[1:3] != self._size:
             raise ValueError(f"Frames of {frames.shape[1:3]} cannot follow frames of {self._size} in {self.path}.")
         if self.total is not None and self.written + len(frames) > self.total:
             raise ValueError(f"{str(self.path)!r} was opened for {self.total} frames; got more.")
-        if self.npy:
+        if self._file is not None:
             self._file.write(np.ascontiguousarray(frames).tobytes())
         else:
             self._encode(frames)
@@ -434,6 +435,7 @@ class FrameWriter:
     def _encode(self, frames: np.ndarray) -> None:
         import av
 
+        assert self._size is not None
         height, width = self._size
         if height % 2 or width % 2:  # repeat the last row/column
             frames = np.pad(frames, ((0, 0), (0, height % 2), (0, width % 2), (0, 0)), mode="edge")
