@@ -108,11 +108,9 @@ def _decode(args: argparse.Namespace) -> None:
     if report.truncated and args.k_max is None:
         log.warning("%s", report.summary())
     model = _load_model(args)
-    check_checkpoint(header, model.tables_digest(), model.config.to_dict(), f"the file {str(src)!r}")
-    frames = decompress_video(model, stream, k)
-    with atomic_output(dst) as tmp:
-        write_frames(tmp, frames, stream.info.fps)
-    log.info("%s: %d frames from levels 0..%d", dst, frames.shape[0], k)
+    check_checkpoint(header, *model.file_identity(header.config), f"the file {str(src)!r}")
+    decode_file(model, stream, dst, k)
+    log.info("%s: %d frames from levels 0..%d", dst, stream.info.frames, k)
 
 
 def _info(args: argparse.Namespace) -> None:
@@ -357,6 +355,37 @@ def add_export(sub) -> None:
     p.set_defaults(func=_export)
 
 
+def _train_entropy(args: argparse.Namespace) -> None:
+    from mptvc_latents.config import ContextConfig
+    from mptvc_latents.train.entropy import fit_context_model
+
+    configure_threads(args.threads or None)
+    context = ContextConfig(**given_flags(args, ContextConfig))
+    model = fit_context_model(args.stores, args.ckpt, args.out, context, **given_flags(args, fit_context_model))
+    log.info(
+        "%s: context tables of %s fitted; tables digest %s", args.out, model.config.name, model.tables_digest()[:12]
+    )
+
+
+def add_train_entropy(sub) -> None:
+    p = _command(
+        sub,
+        "train-entropy",
+        "fit a checkpoint's context entropy model from token stores (frozen transforms, resumable)",
+    )
+    p.add_argument(
+        "stores", nargs="+", metavar="STORE", help="token stores written with the checkpoint (mptvc tokenize)"
+    )
+    p.add_argument("--out", required=True, help="the checkpoint folder to write (base weights + context tables)")
+    _add_ckpt(p)
+    hidden: dict[str, Any] = {"default": argparse.SUPPRESS}  # defaults: ContextConfig's, fit_context_model's
+    p.add_argument("--intra-period", type=int, help="chunks between restarts of temporal context", **hidden)
+    p.add_argument("--scale-bins", type=int, help="bins of the hyperprior's scale in the context", **hidden)
+    p.add_argument("--alpha", type=float, help="smoothing towards the level's histogram", **hidden)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.set_defaults(func=_train_entropy)
+
+
 #: The subcommands of the core, in the order ``mptvc --help`` lists them; plugins follow.
 CORE_COMMANDS: tuple[Callable[[Any], None], ...] = (
     add_encode,
@@ -365,6 +394,7 @@ CORE_COMMANDS: tuple[Callable[[Any], None], ...] = (
     add_truncate,
     add_train,
     add_export,
+    add_train_entropy,
     add_tokenize,
     add_detokenize,
     eval_cli.add_command,

@@ -11,7 +11,7 @@ FSQ, Mentzer et al. 2023; scale hyperprior, Ballé et al. 2018)::
         x_hat_k  = context_k + g_s^k(codes_k, context_k, h_{k-1})
     decode(k_max) runs g_s^0 .. g_s^{k_max} and upsamples x_hat_{k_max} to full resolution.
 
-One loop (``_code_chunk``) walks the levels for every inference path: the encoder takes each
+One loop (``_walk``) walks the levels for every inference path: the encoder takes each
 level's symbols from ``analyze``, the decoder from the tokens or from ``decompress``.
 
 Level k's encoder codes what the decoder of the levels below it got wrong (closed loop),
@@ -22,10 +22,11 @@ partition of unity (``tiling.py``). Chunks are independent.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -35,12 +36,14 @@ import torch
 from torch import Tensor, nn
 
 from mptvc_latents.config import CodecConfig
+from mptvc_latents.entropy.context import LevelContext
 from mptvc_latents.hub import StrictHubMixin
 from mptvc_latents.layers.rope3d import temporal_positions
 from mptvc_latents.level import LevelDecoded, PyramidLevel, Runner
 from mptvc_latents.pretrained import default_checkpoint_dir
 from mptvc_latents.pyramid import LaplacianPyramid, upsample
 from mptvc_latents.scenes import detect_scene_cuts
+from mptvc_latents.streaming import DEFAULT_LOOKAHEAD, ChunkedVideo, CodedChunk, CodedStream, FrameChunk
 from mptvc_latents.tiling import run_tiled
 from mptvc_latents.types import Compressed, Padding, Tokens, VideoInfo
 
@@ -98,6 +101,42 @@ def format1_name(name: str) -> str:
     return f"{m[2]}.{m[1]}.{m[3]}" if m else name
 
 
+class ChunkContexts:
+    """What the context entropy model of each level knows from earlier chunks: the last token
+    frame of every level in the previous chunk, forgotten at each intra chunk (every
+    ``intra_period``-th). With ``intra_period=None`` (the scale hyperprior alone) there is none."""
+
+    def __init__(self, intra_period: int | None, num_levels: int) -> None:
+        self.intra_period = intra_period
+        self.chunk = -1
+        self.previous: list[np.ndarray | None] = [None] * num_levels  # (C_k, H', W'): chunk - 1
+        self.current: list[np.ndarray | None] = [None] * num_levels  # (C_k, H', W'): this chunk
+
+    def _at(self, c: int) -> None:
+        if c != self.chunk:
+            if c != self.chunk + 1:
+                raise ValueError(f"Chunks are coded in order: chunk {c} cannot follow chunk {self.chunk}.")
+            self.previous, self.current = self.current, [None] * len(self.current)
+            self.chunk = c
+
+    def level(self, c: int, k: int, coarser: np.ndarray | None) -> LevelContext | None:
+        """The context of level ``k`` in chunk ``c`` given level k-1's symbols of the chunk."""
+        if self.intra_period is None:
+            return None
+        self._at(c)
+        intra = c % self.intra_period == 0
+        return LevelContext(
+            coarser=coarser,
+            previous=None if intra else self.previous[k],
+            coarser_previous=None if intra or k == 0 else self.previous[k - 1],
+        )
+
+    def done(self, c: int, k: int, symbols: np.ndarray) -> None:
+        """Level ``k``'s symbols ``(C_k, T', H', W')`` of chunk ``c``, just coded."""
+        self._at(c)
+        self.current[k] = symbols[:, -1]
+
+
 class MPTVC(
     nn.Module,
     StrictHubMixin,
@@ -122,6 +161,16 @@ class MPTVC(
     def default_checkpoint_dir(cls) -> Path:
         return default_checkpoint_dir()
 
+    def level(self, k: int) -> PyramidLevel:
+        """Pyramid level ``k`` (``levels[k]``, typed)."""
+        level = self.levels[k]
+        assert isinstance(level, PyramidLevel)
+        return level
+
+    def pyramid_levels(self) -> list[PyramidLevel]:
+        """Every pyramid level, coarse to fine (``levels``, typed)."""
+        return [self.level(k) for k in range(self.num_levels)]
+
     # ------------------------------------------------------------------ bookkeeping
 
     @property
@@ -135,21 +184,30 @@ class MPTVC(
 
     def parameter_counts(self) -> dict[str, int]:
         """Trainable parameters of the backbone (g_a, g_s) and the entropy model (hyperpriors)."""
-        backbone = sum(p.numel() for level in self.levels for m in (level.g_a, level.g_s) for p in m.parameters())
-        entropy = sum(p.numel() for level in self.levels for p in level.hyperprior.parameters())
+        backbone = sum(
+            p.numel() for level in self.pyramid_levels() for m in (level.g_a, level.g_s) for p in m.parameters()
+        )
+        entropy = sum(p.numel() for level in self.pyramid_levels() for p in level.hyperprior.parameters())
         return {"backbone": backbone, "entropy": entropy, "total": backbone + entropy}
 
     def _named_tensors(self) -> list[tuple[str, Tensor]]:
         """The state dict under format-1 names, sorted: what the digests are computed over."""
         return sorted((format1_name(name), t) for name, t in self.state_dict().items())
 
-    def tables_digest(self) -> str:
+    def tables_digest(self, context: bool = True) -> str:
         """sha256 of everything that decides how symbols are entropy-coded: every integer CDF
         table and the hyperprior weights that choose among them (h_s, the z prior). A stream
         decodes only with a checkpoint of the same digest; the tables alone are fixed by the
-        config, so they could not tell two checkpoints of one preset apart."""
+        config, so they could not tell two checkpoints of one preset apart.
+
+        ``context=False`` leaves the context model's tables out: the digest of the streams this
+        checkpoint codes with the hyperprior alone (container v2), equal to that of the same
+        checkpoint before a context model was fitted to it.
+        """
         h = hashlib.sha256()
         for name, buf in self._named_tensors():
+            if not context and ".context." in name:
+                continue
             is_table = buf.dtype in (torch.int32, torch.int64) and name.rsplit(".", 1)[-1] in (
                 "cdfs",
                 "cdf_lengths",
@@ -162,13 +220,31 @@ class MPTVC(
 
     def weights_digest(self) -> str:
         """sha256 over every tensor (names, dtypes and bytes): identifies the checkpoint that made
-        a set of tokens, since the symbols depend on the encoder's weights too."""
+        a set of tokens, since the symbols depend on the encoder's weights too. The context
+        model's tables are left out: they change how symbols are coded, never the symbols, so
+        token stores stay valid when a context model is fitted."""
         h = hashlib.sha256()
         for name, tensor in self._named_tensors():
+            if ".context." in name:
+                continue
             h.update(name.encode())
             h.update(str(tensor.dtype).encode())
             h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
         return h.hexdigest()
+
+    @property
+    def intra_period(self) -> int | None:
+        """Chunks between restarts of temporal context when this model compresses (the context
+        model's ``intra_period``); ``None`` when it codes with the hyperprior alone."""
+        return None if self.config.context is None else self.config.context.intra_period
+
+    def file_identity(self, file_config: dict) -> tuple[str, dict]:
+        """The tables digest and config a file with ``file_config`` carries if this checkpoint
+        wrote it: a file without a context model (container v2) is checked against the
+        checkpoint without its context tables, so files from before the context model decode."""
+        if "context" in file_config or self.config.context is None:
+            return self.tables_digest(), self.config.to_dict()
+        return self.tables_digest(context=False), dataclasses.replace(self.config, context=None).to_dict()
 
     def set_inference_dtype(self, dtype: torch.dtype) -> MPTVC:
         """Run the transformers in ``dtype`` (e.g. bf16); FSQ and the entropy paths stay fp32.
@@ -176,7 +252,7 @@ class MPTVC(
         Only the weights are cast: ``Module.to`` would also cast the RoPE's float64 frequency
         buffers, which must stay float64 (``layers/rope3d.py``).
         """
-        for level in self.levels:
+        for level in self.pyramid_levels():
             for transform in (level.g_a, level.g_s):
                 for param in transform.transformer.parameters():
                     param.data = param.data.to(dtype)
@@ -191,7 +267,7 @@ class MPTVC(
         """
         if dtype is not None and dtype not in (torch.bfloat16, torch.float16):
             raise ValueError(f"Autocast runs in bfloat16 or float16, got {dtype}.")
-        for level in self.levels:
+        for level in self.pyramid_levels():
             for transform in (level.g_a, level.g_s):
                 transform.transformer.autocast = dtype
         return self
@@ -234,7 +310,7 @@ class MPTVC(
         out = CodecOutput([], targets[: k_max + 1], [], [])
         coarser: LevelDecoded | None = None
         for k in range(k_max + 1):
-            level_out = self.levels[k](targets[k], coarser, t_pos)
+            level_out = self.level(k)(targets[k], coarser, t_pos)
             coarser = level_out.decoded
             out.recon.append(coarser.x_hat)
             out.bits_y.append(level_out.bits_y)
@@ -244,23 +320,24 @@ class MPTVC(
     # ------------------------------------------------------------------ inference on one chunk
 
     @torch.no_grad()
-    def _code_chunk(
-        self, t_pos: Tensor, levels: int, symbols_of: SymbolSource, reconstruct: bool = True
-    ) -> Tensor | None:
+    def _code_chunk(self, t_pos: Tensor, levels: int, symbols_of: SymbolSource) -> Tensor:
         """Walk levels ``0 .. levels-1`` of one padded chunk: ``symbols_of(k, coarser)`` gives
         level k's symbols (the encoder analyzes, the decoder reads them), and each level is
-        decoded for the next one. With ``reconstruct`` the last level is decoded too and the
-        chunk is returned at full resolution ``(1, 3, T, H, W)``; without, nothing is returned."""
+        decoded for the next one. Returns the chunk at full resolution ``(1, 3, T, H, W)``."""
+        decoded = self._walk(t_pos, levels, symbols_of, reconstruct=True)
+        assert decoded is not None
+        return upsample(decoded.x_hat, self.num_levels - levels)
+
+    def _walk(self, t_pos: Tensor, levels: int, symbols_of: SymbolSource, reconstruct: bool) -> LevelDecoded | None:
+        """The one loop over the levels (see :meth:`_code_chunk`); the last level is decoded only
+        when ``reconstruct`` (the encoder needs the levels below the last, never the last)."""
         runner = self._runner()
         coarser: LevelDecoded | None = None
         for k in range(levels):
             symbols = symbols_of(k, coarser)
             if k + 1 < levels or reconstruct:
-                coarser = self.levels[k].synthesize(symbols, coarser, t_pos, runner)
-        if not reconstruct:
-            return None
-        assert coarser is not None
-        return upsample(coarser.x_hat, self.num_levels - levels)
+                coarser = self.level(k).synthesize(symbols, coarser, t_pos, runner)
+        return coarser
 
     def _analyze(self, x: Tensor, t_pos: Tensor) -> tuple[list[Tensor], list[Tensor]]:
         """Closed-loop analysis of one padded chunk ``x (1, 3, T, H, W)``: per level the uint8
@@ -271,12 +348,12 @@ class MPTVC(
         bounds: list[Tensor] = []
 
         def analyze(k: int, coarser: LevelDecoded | None) -> Tensor:
-            s, b = self.levels[k].analyze(targets[k], coarser, t_pos, runner)
+            s, b = self.level(k).analyze(targets[k], coarser, t_pos, runner)
             symbols.append(s)
             bounds.append(b)
             return s
 
-        self._code_chunk(t_pos, self.num_levels, analyze, reconstruct=False)
+        self._walk(t_pos, self.num_levels, analyze, reconstruct=False)
         return symbols, bounds
 
     # ------------------------------------------------------------------ whole videos
@@ -348,12 +425,40 @@ class MPTVC(
         """uint8 video -> rANS segments per level and chunk (rate-ordered by level)."""
         x, info = self._prepare(video, fps)
         segments: list[list[tuple[bytes, bytes]]] = [[] for _ in range(self.num_levels)]
-        for chunk in _ticking(self._chunks(info), progress):
+        contexts = ChunkContexts(self.intra_period, self.num_levels)
+        for c, chunk in enumerate(_ticking(self._chunks(info), progress)):
             t_pos = self._t_pos(chunk.stop - chunk.start, info.scene_ids[chunk])
             symbols, bounds = self._analyze(x[:, :, chunk], t_pos)
-            for k, level in enumerate(self.levels):
-                segments[k].append(level.compress(bounds[k], symbols[k]))
-        return Compressed(segments, info)
+            for k, segment in enumerate(self._compress_chunk(c, symbols, bounds, contexts)):
+                segments[k].append(segment)
+        return Compressed(segments, info, self.intra_period)
+
+    def _compress_chunk(
+        self, c: int, symbols: list[Tensor], bounds: list[Tensor], contexts: ChunkContexts
+    ) -> list[tuple[bytes, bytes]]:
+        """Entropy-code chunk ``c``'s levels, each with what its decoder will know (``contexts``)."""
+        segments = []
+        for k, level in enumerate(self.pyramid_levels()):
+            coarser = symbols[k - 1][0].cpu().numpy() if k else None  # (C_{k-1}, T', H', W')
+            segments.append(level.compress(bounds[k], symbols[k], contexts.level(c, k, coarser)))
+        for k, s in enumerate(symbols):
+            contexts.done(c, k, s[0].cpu().numpy())
+        return segments
+
+    def _decompressor(self, compressed: Compressed, c: int, chunk: slice, contexts: ChunkContexts) -> SymbolSource:
+        """The decoder's symbol source for chunk ``c``: level k from its segment and what the
+        decoder knows (the coarser levels just decoded, the previous chunk's last frames)."""
+        decoded: list[np.ndarray] = []
+
+        def source(k: int, coarser: LevelDecoded | None) -> Tensor:
+            context = contexts.level(c, k, decoded[k - 1] if k else None)
+            shape = self.latent_shape(k, compressed.info, chunk)
+            s = self.level(k).decompress(compressed.segments[k][c], shape, context)
+            decoded.append(s[0].cpu().numpy())
+            contexts.done(c, k, decoded[-1])
+            return s
+
+        return source
 
     def latent_shape(self, k: int, info: VideoInfo, chunk: slice) -> tuple[int, int, int, int]:
         """``(C_k, T', H', W')`` of level k in one chunk."""
@@ -369,14 +474,114 @@ class MPTVC(
         k_max = self._check_k_max(k_max, len(compressed.segments))
         info = compressed.info
         out = []
+        contexts = ChunkContexts(compressed.intra_period, self.num_levels)
         for c, chunk in enumerate(_ticking(self._chunks(info), progress)):
             t_pos = self._t_pos(chunk.stop - chunk.start, info.scene_ids[chunk])
-
-            def decoded(k: int, coarser: LevelDecoded | None, c: int = c, chunk: slice = chunk) -> Tensor:
-                return self.levels[k].decompress(compressed.segments[k][c], self.latent_shape(k, info, chunk))
-
-            out.append(self._code_chunk(t_pos, k_max + 1, decoded))
+            out.append(self._code_chunk(t_pos, k_max + 1, self._decompressor(compressed, c, chunk, contexts)))
         return self._finish(torch.cat(out, dim=2), info)
+
+    # ------------------------------------------------------------------ streams: long videos, a chunk at a time
+
+    def encode_stream(
+        self,
+        frames: Iterable[np.ndarray],
+        fps: float = 25.0,
+        *,
+        entropy: bool = False,
+        lookahead: int | None = DEFAULT_LOOKAHEAD,
+        progress: Progress | None = None,
+    ) -> CodedStream:
+        """Encode frames as they arrive: an iterator of :class:`CodedChunk` (symbols of every level,
+        with ``entropy`` also the rANS segments), one per chunk; ``.info`` once it is exhausted.
+
+        ``frames`` is any iterable of uint8 arrays ``(n, H, W, 3)`` of one size (e.g.
+        ``VideoReader(path).chunks(32)``); at most a chunk and ``lookahead`` frames are held (None: no
+        bound, for frames already in memory), so memory depends on
+        the frame size, not on the length. The symbols and segments equal those of :meth:`encode` and
+        :meth:`compress` on the whole video, except where a bounded lookahead had to decide a long run
+        of candidate shot cuts early (``streaming.py``; ``stream.chunks.forced`` lists them).
+        ``progress(frames)`` is called after each chunk with the frames it held.
+        """
+        chunks = ChunkedVideo(frames, self.config, fps, lookahead)
+        contexts = ChunkContexts(self.intra_period, self.num_levels)
+
+        def code(chunk: FrameChunk) -> CodedChunk:
+            with torch.no_grad():
+                x = torch.from_numpy(np.ascontiguousarray(chunk.frames)).to(self.device)
+                x = x.permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0  # (n, H, W, 3) -> (1, 3, n, H, W)
+                pad = chunks.padding
+                x = torch.nn.functional.pad(x, (0, pad.w, 0, pad.h, 0, chunk.pad_t), mode="replicate")
+                t_pos = self._t_pos(x.shape[2], chunk.scene_ids)
+                symbols, bounds = self._analyze(x, t_pos)
+                segments = self._compress_chunk(chunk.index, symbols, bounds, contexts) if entropy else None
+            per_level = [
+                s[0].permute(1, 2, 3, 0).cpu().numpy() for s in symbols
+            ]  # (C_k, T', H', W') -> (T', H', W', C_k)
+            if progress is not None:
+                progress(len(chunk.frames))
+            return CodedChunk(chunk.index, chunk.start, len(chunk.frames), per_level, segments)
+
+        return CodedStream(chunks, code)
+
+    def compress_stream(
+        self,
+        frames: Iterable[np.ndarray],
+        fps: float = 25.0,
+        *,
+        segments: list | None = None,
+        lookahead: int | None = DEFAULT_LOOKAHEAD,
+        progress: Progress | None = None,
+    ) -> Compressed:
+        """:meth:`encode_stream` with entropy coding, keeping only the segments: ``segments[k]`` gets
+        each chunk's ``(z, y)`` appended (default: lists in memory; a ``formats.spool.SegmentSpool``
+        keeps them on disk)."""
+        sink = [[] for _ in range(self.num_levels)] if segments is None else segments
+        stream = self.encode_stream(frames, fps, entropy=True, lookahead=lookahead, progress=progress)
+        for chunk in stream:
+            assert chunk.segments is not None
+            for k, segment in enumerate(chunk.segments):
+                sink[k].append(segment)
+        return Compressed(sink, stream.info, self.intra_period)
+
+    def _chunk_frames(self, x: Tensor, info: VideoInfo, chunk: slice) -> np.ndarray:
+        """A decoded chunk ``(1, 3, T, H, W)`` -> its uint8 frames ``(n, H, W, 3)``, padding cropped."""
+        return self._finish(x[:, :, : min(chunk.stop, info.frames) - chunk.start], info)
+
+    def decode_stream(
+        self, tokens: Tokens, k_max: int | None = None, progress: Progress | None = None
+    ) -> Iterator[np.ndarray]:
+        """Tokens -> uint8 frames ``(n, H, W, 3)`` chunk by chunk (levels ``0 .. k_max``); the arrays of
+        ``tokens.symbols`` are only sliced, so zarr arrays (a token store) are read a chunk at a time."""
+        k_max = self._check_k_max(k_max, len(tokens.symbols))
+        info, pt = tokens.info, self.config.patch_t
+        for chunk in self._chunks(info):
+            t_pos = self._t_pos(chunk.stop - chunk.start, info.scene_ids[chunk])
+            grid = slice(chunk.start // pt, chunk.stop // pt)
+
+            def stored(k: int, coarser: LevelDecoded | None, grid: slice = grid) -> Tensor:
+                s = np.ascontiguousarray(tokens.symbols[k][grid])  # (T', H', W', C_k)
+                return torch.from_numpy(s).to(self.device).permute(3, 0, 1, 2)[None]  # (1, C_k, T', H', W')
+
+            frames = self._chunk_frames(self._code_chunk(t_pos, k_max + 1, stored), info, chunk)
+            if progress is not None:
+                progress(len(frames))
+            yield frames
+
+    def decompress_stream(
+        self, compressed: Compressed, k_max: int | None = None, progress: Progress | None = None
+    ) -> Iterator[np.ndarray]:
+        """Segments -> uint8 frames ``(n, H, W, 3)`` chunk by chunk (levels ``0 .. k_max``); each
+        segment is read only when its chunk is decoded (``formats.spool.open_mptvc`` reads them from disk)."""
+        k_max = self._check_k_max(k_max, len(compressed.segments))
+        info = compressed.info
+        contexts = ChunkContexts(compressed.intra_period, self.num_levels)
+        for c, chunk in enumerate(self._chunks(info)):
+            t_pos = self._t_pos(chunk.stop - chunk.start, info.scene_ids[chunk])
+            decoded = self._decompressor(compressed, c, chunk, contexts)
+            frames = self._chunk_frames(self._code_chunk(t_pos, k_max + 1, decoded), info, chunk)
+            if progress is not None:
+                progress(len(frames))
+            yield frames
 
     def _check_k_max(self, k_max: int | None, available: int) -> int:
         k_max = available - 1 if k_max is None else k_max

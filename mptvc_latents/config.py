@@ -401,6 +401,34 @@ class HyperpriorConfig(ConfigBase):
 
 
 @dataclass(frozen=True)
+class ContextConfig(ConfigBase):
+    """The context entropy model of every level (``entropy/context.py``): which contexts its tables
+    are conditioned on, and how often temporal context restarts.
+
+    ``intra_period``: every ``intra_period``-th chunk (0, N, 2N, ...) is coded without the
+    previous chunk, so a reader can start there and ``truncate`` keeps working.
+    """
+
+    scale_bins: int = 16
+    temporal: bool = True
+    coarser: bool = True
+    channels: bool = True
+    intra_period: int = 4
+
+    def __post_init__(self) -> None:
+        _require(
+            _is_int(self.scale_bins) and 1 <= self.scale_bins <= 1024,
+            f"ContextConfig.scale_bins must be an integer in [1, 1024], got {self.scale_bins!r}.",
+        )
+        for name in ("temporal", "coarser", "channels"):
+            _require(isinstance(getattr(self, name), bool), f"ContextConfig.{name} must be a bool.")
+        _require(
+            _is_int(self.intra_period) and self.intra_period >= 1,
+            f"ContextConfig.intra_period must be a positive integer (chunks), got {self.intra_period!r}.",
+        )
+
+
+@dataclass(frozen=True)
 class LevelConfig(ConfigBase):
     """One level of the Matryoshka pyramid: its transformer width and depths, latent channels
     and FSQ levels (every latent channel of a level has the same number of FSQ levels)."""
@@ -453,6 +481,15 @@ class CodecConfig(ConfigBase):
     tile: tuple[int, int] = (480, 864)
     tile_overlap: tuple[int, int] = (128, 128)
     name: str = "custom"
+    context: ContextConfig | None = None  # the context entropy model; None: the scale hyperprior alone
+
+    def to_dict(self) -> dict[str, Any]:
+        """As ``ConfigBase.to_dict``; ``context`` is left out while it is ``None``, so configs
+        without a context model serialize as they did before it existed (files keep their bytes)."""
+        data = super().to_dict()
+        if data.get("context") is None:
+            data.pop("context", None)
+        return data
 
     def __post_init__(self) -> None:
         _require(

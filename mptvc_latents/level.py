@@ -25,10 +25,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from mptvc_latents.config import CodecConfig
+from mptvc_latents.entropy.context import ContextModel, LevelContext
 from mptvc_latents.entropy.hyperprior import ScaleHyperprior
 from mptvc_latents.layers.blocks import AxialTransformer
 from mptvc_latents.patching import patchify, unpatchify
@@ -138,7 +140,8 @@ class LevelSynthesis(nn.Module):
 
 
 class PyramidLevel(nn.Module):
-    """Level ``k`` of the pyramid: ``g_a``, ``fsq``, ``hyperprior`` (its entropy model) and ``g_s``.
+    """Level ``k`` of the pyramid: ``g_a``, ``fsq``, its entropy model (``hyperprior``, and the
+    ``context`` tables when the config has a context model) and ``g_s``.
 
     Every method takes the level's Gaussian target ``G_k`` or its symbols, and ``coarser``, the
     :class:`LevelDecoded` of level k-1 (``None`` for level 0).
@@ -154,6 +157,15 @@ class PyramidLevel(nn.Module):
             level.hyperprior, latent_channels=level.latent_channels, fsq_levels=level.fsq_levels
         )
         self.g_s = LevelSynthesis(config, k)
+        self.context: ContextModel | None = None
+        if config.context is not None:
+            self.context = ContextModel(
+                config.context,
+                levels=level.fsq_levels,
+                channels=level.latent_channels,
+                has_coarser=k > 0,
+                n_scales=level.hyperprior.n_scales,
+            )
 
     def _check_coarser(self, coarser: LevelDecoded | None) -> None:
         if (coarser is None) != (self.k == 0):
@@ -208,10 +220,46 @@ class PyramidLevel(nn.Module):
         self._check_coarser(coarser)
         return self._decode(self.fsq.symbols_to_codes(symbols), coarser, t_pos, runner)
 
-    def compress(self, y_bound: Tensor, symbols: Tensor) -> tuple[bytes, bytes]:
-        """Entropy-code one chunk's symbols: ``(z_bytes, y_bytes)``."""
-        return self.hyperprior.compress(y_bound, symbols)
+    def compress(self, y_bound: Tensor, symbols: Tensor, context: LevelContext | None = None) -> tuple[bytes, bytes]:
+        """Entropy-code one chunk's symbols ``(1, C_k, T', H', W')``: ``(z_bytes, y_bytes)``.
 
-    def decompress(self, segment: tuple[bytes, bytes], latent_shape: tuple[int, int, int, int]) -> Tensor:
-        """``(z_bytes, y_bytes)`` of one chunk -> uint8 symbols ``(1, C_k, T', H', W')``."""
-        return self.hyperprior.decompress(*segment, latent_shape)
+        Without ``context`` the scale hyperprior codes y alone (container v2). With it, z is
+        computed from the symbols themselves (so a token store holds every feature the context
+        tables are fitted on) and y is coded with the context tables, frame by frame.
+        """
+        if context is None:
+            return self.hyperprior.compress(y_bound, symbols)
+        model = self._context_model()
+        z_bytes, scale_index = self.hyperprior.compress_z(symbols.float())
+        y_bytes = model.encode(symbols[0].cpu().numpy(), scale_index[0].cpu().numpy(), context)
+        return z_bytes, y_bytes
+
+    def decompress(
+        self,
+        segment: tuple[bytes, bytes],
+        latent_shape: tuple[int, int, int, int],
+        context: LevelContext | None = None,
+    ) -> Tensor:
+        """``(z_bytes, y_bytes)`` of one chunk -> uint8 symbols ``(1, C_k, T', H', W')``; ``context``
+        as in :meth:`compress`."""
+        if context is None:
+            return self.hyperprior.decompress(*segment, latent_shape)
+        model = self._context_model()
+        scale_index = self.hyperprior.decompress_z(segment[0], latent_shape)[0].cpu().numpy()
+        symbols = model.decode(segment[1], scale_index, context)  # (C_k, T', H', W')
+        return torch.from_numpy(symbols)[None].to(self.hyperprior.z_mean.device)
+
+    @torch.no_grad()
+    def scale_index(self, symbols: Tensor) -> np.ndarray:
+        """The hyperprior table index the context model sees for each symbol, computed from the
+        symbols as :meth:`compress` does: int32 ``(C_k, T', H', W')`` of ``symbols (1, C_k, ...)``."""
+        hp = self.hyperprior
+        return hp._y_index(hp._exact_z_symbols(symbols.float()))[0].cpu().numpy()
+
+    def _context_model(self) -> ContextModel:
+        if self.context is None:
+            raise ValueError(
+                f"Level {self.k} has no context entropy model: this checkpoint's config has no `context` "
+                f"(fit one with `mptvc train-entropy`), so it codes with the scale hyperprior alone."
+            )
+        return self.context

@@ -119,6 +119,9 @@ class Compressed:
 
     segments: list[list[tuple[bytes, bytes]]]
     info: VideoInfo
+    # Chunks between restarts of the context entropy model's temporal context (container v3);
+    # None: every level coded by its scale hyperprior alone (container v2).
+    intra_period: int | None = None
 
     def level_bytes(self) -> list[int]:
         return [sum(len(z) + len(y) for z, y in level) for level in self.segments]

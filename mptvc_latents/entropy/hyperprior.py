@@ -278,12 +278,34 @@ class ScaleHyperprior(nn.Module):
             raise ValueError(f"compress codes one sample at a time, but the batch has {y_bound.shape[0]}.")
         if not bool(torch.isfinite(y_bound).all()):
             raise ValueError("y_bound must be finite to be compressed, but it holds NaN or infinity.")
+        z_bytes, y_index = self.compress_z(y_bound)
+        y_bytes = self.y_tables.coder().encode(symbols.cpu().numpy(), y_index.cpu().numpy())
+        return z_bytes, y_bytes
+
+    @torch.no_grad()
+    def compress_z(self, y_bound: Tensor) -> tuple[bytes, Tensor]:
+        """The z stream of one sample ``(1, C, T, H, W)`` and the y table index of every symbol
+        (int32, same shape): what another model of y (a context model) builds on."""
         z_symbols = self._exact_z_symbols(y_bound)  # (1, Z, T', H', W')
         z_index = self._z_index(z_symbols.shape)
         z_bytes = self.z_tables.coder().encode(z_symbols.cpu().numpy(), z_index.cpu().numpy())
-        y_index = self._y_index(z_symbols)  # (1, C, T, H, W)
-        y_bytes = self.y_tables.coder().encode(symbols.cpu().numpy(), y_index.cpu().numpy())
-        return z_bytes, y_bytes
+        return z_bytes, self._y_index(z_symbols)
+
+    @torch.no_grad()
+    def decompress_z(self, z_bytes: bytes, latent_shape: tuple[int, int, int, int]) -> Tensor:
+        """Decode a z stream into the y table index of every symbol, int32 ``(1, C, T, H, W)``.
+
+        Raises:
+            ValueError: for a bad shape or bytes that are damaged.
+        """
+        if not isinstance(z_bytes, (bytes, bytearray)):
+            raise ValueError(f"z_bytes must be bytes, got {type(z_bytes).__name__}.")
+        c, t, h, w = self._check_shape(latent_shape)
+        m_t, m_y, m_x = self.config.merge
+        z_shape = (1, self.config.hyper_channels, t // m_t, h // m_y, w // m_x)
+        z_index = self._z_index(z_shape).cpu().numpy()
+        z_symbols = torch.from_numpy(self.z_tables.coder().decode(z_bytes, z_index)).to(self.z_mean.device, torch.int64)
+        return self._y_index(z_symbols)
 
     @torch.no_grad()
     def decompress(self, z_bytes: bytes, y_bytes: bytes, latent_shape: tuple[int, int, int, int]) -> Tensor:
@@ -296,23 +318,16 @@ class ScaleHyperprior(nn.Module):
             ValueError: for a bad shape, or bytes that are damaged or were coded with other
                 tables or weights.
         """
-        for name, data in (("z_bytes", z_bytes), ("y_bytes", y_bytes)):
-            if not isinstance(data, (bytes, bytearray)):
-                raise ValueError(f"{name} must be bytes, got {type(data).__name__}.")
-        c, t, h, w = self._check_shape(latent_shape)
-        m_t, m_y, m_x = self.config.merge
-        device = self.z_mean.device
-        z_shape = (1, self.config.hyper_channels, t // m_t, h // m_y, w // m_x)
-        z_index = self._z_index(z_shape).cpu().numpy()
-        z_symbols = torch.from_numpy(self.z_tables.coder().decode(z_bytes, z_index)).to(device, torch.int64)
-        y_index = self._y_index(z_symbols).cpu().numpy()  # (1, C, T, H, W)
+        if not isinstance(y_bytes, (bytes, bytearray)):
+            raise ValueError(f"y_bytes must be bytes, got {type(y_bytes).__name__}.")
+        y_index = self.decompress_z(z_bytes, latent_shape).cpu().numpy()  # (1, C, T, H, W)
         symbols = self.y_tables.coder().decode(y_bytes, y_index)
         if symbols.size and (symbols.min() < 0 or symbols.max() >= self.fsq_levels):
             raise ValueError(
                 f"The y stream decoded to symbols outside [0, {self.fsq_levels - 1}]; the bytes are damaged "
                 f"or were coded with other tables."
             )
-        return torch.from_numpy(symbols.astype("uint8")).to(device)
+        return torch.from_numpy(symbols.astype("uint8")).to(self.z_mean.device)
 
     # ------------------------------------------------------------------ validation
 

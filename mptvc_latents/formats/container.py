@@ -22,7 +22,7 @@ import logging
 import math
 import struct
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -54,6 +54,7 @@ __all__ = [
     "ReadReport",
     "Inspection",
     "write_mptvc",
+    "mptvc_header",
     "parse_header",
     "read_mptvc",
     "check_checkpoint",
@@ -62,13 +63,15 @@ __all__ = [
 ]
 
 MAGIC = b"\x89MPTVC\r\n"
-VERSION = 2
+VERSION = 3  # v3: levels coded with the context entropy model (the config has "context"); v2: hyperprior alone
 KINDS = ("z", "y")
 MAX_SIDE = 65535
 MAX_FRAMES = 1 << 24
 MAX_CONFIG = 1 << 16  # bytes of config JSON after inflating
 
-FRAMING = framing.Framing(MAGIC, VERSION, "an mptvc file", "the mptvc header", "re-encode the video with this version")
+FRAMING = framing.Framing(
+    MAGIC, VERSION, "an mptvc file", "the mptvc header", "re-encode the video with this version", also_reads=(2,)
+)
 _GEOMETRY = struct.Struct("<IIId3I32sI")  # width, height, frames, fps, padding t/h/w, digest, config_len
 _COUNT = struct.Struct("<I")
 _RUN = struct.Struct("<iI")  # scene id, run length
@@ -211,6 +214,24 @@ def write_mptvc(compressed: Compressed, config: Mapping[str, Any], digest: str) 
     Raises:
         ValueError: when the data do not describe a video this config could have coded.
     """
+    if compressed.intra_period != intra_period(config):
+        raise ValueError(
+            f"The segments were coded with intra period {compressed.intra_period} but the config says "
+            f"{intra_period(config)}; write them with the config of the model that coded them."
+        )
+    payloads = [bytes(s) for level in compressed.segments for pair in level for s in pair]
+    chunks = [len(level) for level in compressed.segments]
+    return mptvc_header(compressed.info, config, digest, chunks, framing.payload_table(payloads)) + b"".join(payloads)
+
+
+def mptvc_header(info: VideoInfo, config: Mapping[str, Any], digest: str, chunks: Sequence[int], table: bytes) -> bytes:
+    """The header of an .mptvc file whose levels hold ``chunks[k]`` chunks each and whose segments
+    the payload ``table`` lists (``framing.payload_table``, in file order): the segments follow it.
+    ``write_mptvc`` is this header and the segments; ``formats.spool`` writes the segments from disk.
+
+    Raises:
+        ValueError: when the data do not describe a video this config could have coded.
+    """
     try:
         raw_digest = bytes.fromhex(digest)
     except (TypeError, ValueError):
@@ -224,7 +245,7 @@ def write_mptvc(compressed: Compressed, config: Mapping[str, Any], digest: str) 
         )
     codec = _codec_config(json.loads(config_json), _invalid_config)
     packed_config = zlib.compress(config_json, 9)
-    info, pad = compressed.info, compressed.info.padding
+    pad = info.padding
     frames, height, width, fps = int(info.frames), int(info.height), int(info.width), float(info.fps)
     problem = _geometry_problem(codec, frames, height, width, fps, pad)
     if problem:
@@ -233,21 +254,31 @@ def write_mptvc(compressed: Compressed, config: Mapping[str, Any], digest: str) 
     if ids.shape != (frames + pad.t,):
         raise ValueError(f"scene_ids must have one entry per padded frame ({frames + pad.t}), got shape {ids.shape}.")
     runs = scene_runs(ids)
-    chunks = -(-(frames + pad.t) // codec.chunk_frames)
-    segments = compressed.segments
-    if len(segments) != codec.num_levels or any(len(level) != chunks for level in segments):
+    expected = -(-(frames + pad.t) // codec.chunk_frames)
+    if len(chunks) != codec.num_levels or any(n != expected for n in chunks):
         raise ValueError(
-            f"Expected {codec.num_levels} levels of {chunks} chunks each, got "
-            f"{[len(level) for level in segments]} chunks per level."
+            f"Expected {codec.num_levels} levels of {expected} chunks each, got {list(chunks)} chunks per level."
         )
-    payloads = [bytes(s) for level in segments for pair in level for s in pair]
+    if len(table) != codec.num_levels * expected * 2 * framing.ENTRY.size:
+        raise ValueError(f"The payload table of {len(table)} bytes does not list 2 segments per level and chunk.")
 
     body = bytearray(_GEOMETRY.pack(width, height, frames, fps, pad.t, pad.h, pad.w, raw_digest, len(packed_config)))
     body += packed_config
     body += _COUNT.pack(len(runs)) + b"".join(_RUN.pack(*run) for run in runs)
-    body += _TABLE_HEAD.pack(codec.num_levels, chunks)
-    body += framing.payload_table(payloads)
-    return FRAMING.frame(bytes(body)) + b"".join(payloads)
+    body += _TABLE_HEAD.pack(codec.num_levels, expected)
+    body += table
+    return FRAMING.frame(bytes(body), version=file_version(config))
+
+
+def file_version(config: Mapping[str, Any]) -> int:
+    """3 for a codec config with a context entropy model, else 2 (whose bytes are unchanged)."""
+    return 3 if config.get("context") is not None else 2
+
+
+def intra_period(config: Mapping[str, Any]) -> int | None:
+    """The context model's intra period a file with this config was coded with (None: v2, hyperprior)."""
+    context = config.get("context")
+    return None if context is None else int(context["intra_period"])
 
 
 # --------------------------------------------------------------------------- reading
@@ -259,7 +290,13 @@ def parse_header(data: bytes, name: str = "the data") -> Header:
         frame = FRAMING.unframe(data, name)
     except framing.FramingError as e:
         raise _FRAME_ERRORS[type(e)](str(e)) from None
-    return _parse_body(frame.body, VERSION, frame.size, name)
+    header = _parse_body(frame.body, frame.version, frame.size, name)
+    if file_version(header.config) != header.version:
+        raise MalformedHeaderError(
+            f"The header of {name} is malformed: a version {header.version} file "
+            f"{'must' if header.version == 3 else 'cannot'} carry a context entropy model in its config."
+        )
+    return header
 
 
 class _Body:
@@ -466,7 +503,7 @@ def read_mptvc(
         )
     if report.truncated and warn:
         log.warning("%s", report.summary())
-    return Compressed(segments, header.info), header, report
+    return Compressed(segments, header.info, intra_period(header.config)), header, report
 
 
 def truncate_mptvc(source: bytes | bytearray | memoryview | str | Path, k_max: int) -> bytes:

@@ -78,10 +78,12 @@ class PayloadCrcError(CrcMismatchError):
 
 
 class Frame(NamedTuple):
-    """A checked frame: its ``body`` and its ``size`` in bytes (what follows it starts there)."""
+    """A checked frame: its ``body``, its ``size`` in bytes (what follows it starts there) and the
+    ``version`` it was written in."""
 
     body: bytes
     size: int
+    version: int
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,7 @@ class Framing:
     header: str
     remedy: str
     version_format: str = "<H"
+    also_reads: tuple[int, ...] = ()  # older versions this library still reads
 
     def __post_init__(self) -> None:
         if not self.magic:
@@ -111,8 +114,13 @@ class Framing:
         """Bytes of magic and version."""
         return len(self.magic) + struct.calcsize(self.version_format)
 
-    def signature(self) -> bytes:
-        return self.magic + struct.pack(self.version_format, self.version)
+    def signature(self, version: int | None = None) -> bytes:
+        return self.magic + struct.pack(self.version_format, self.version if version is None else version)
+
+    @property
+    def readable(self) -> tuple[int, ...]:
+        """Every version this library reads, newest first."""
+        return (self.version, *self.also_reads)
 
     def check_signature(self, data: bytes, name: str = "the data") -> int:
         """Check the magic and the version at the start of ``data``; return the offset after them.
@@ -133,22 +141,27 @@ class Framing:
         if n < self.signature_size:
             raise TruncatedError(f"{_cap(name)} is cut inside {self.header}: it has only {n} bytes.")
         (version,) = struct.unpack_from(self.version_format, data, m)
-        if version != self.version:
+        if version not in self.readable:
+            versions = " and ".join(str(v) for v in sorted(self.readable))
+            plural = "s" if len(self.readable) > 1 else ""
             raise UnsupportedVersionError(
-                f"{_cap(name)} is {self.what} of version {version}, but this library reads only version "
-                f"{self.version}; {self.remedy}."
+                f"{_cap(name)} is {self.what} of version {version}, but this library reads only "
+                f"version{plural} {versions}; {self.remedy}."
             )
         return self.signature_size
 
-    def frame(self, body: bytes) -> bytes:
-        """``magic | version | body_len | body | crc32`` of the bytes before the CRC.
+    def frame(self, body: bytes, version: int | None = None) -> bytes:
+        """``magic | version | body_len | body | crc32`` of the bytes before the CRC (``version``:
+        the current one unless an older readable one is asked for).
 
         Raises:
-            ValueError: for a body of 4 GiB or more.
+            ValueError: for a body of 4 GiB or more, or a version this library does not read.
         """
         if len(body) >= 2**32:
             raise ValueError(f"A body of {len(body)} bytes is too large for the frame of {self.what} (under 4 GiB).")
-        head = self.signature() + _LENGTH.pack(len(body)) + bytes(body)
+        if version is not None and version not in self.readable:
+            raise ValueError(f"{self.what} has no version {version}; this library writes {self.readable}.")
+        head = self.signature(version) + _LENGTH.pack(len(body)) + bytes(body)
         return head + _CRC.pack(crc32(head))
 
     def unframe(self, data: bytes, name: str = "the data") -> Frame:
@@ -174,7 +187,8 @@ class Framing:
                 f"The header of {name} fails its CRC check: the bytes are damaged (write them again or fetch "
                 f"an intact copy)."
             )
-        return Frame(bytes(data[start + _LENGTH.size : size - _CRC.size]), size)
+        (version,) = struct.unpack_from(self.version_format, data, len(self.magic))
+        return Frame(bytes(data[start + _LENGTH.size : size - _CRC.size]), size, version)
 
 
 def payload_table(payloads: Iterable[bytes]) -> bytes:
