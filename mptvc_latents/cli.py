@@ -147,13 +147,25 @@ def _export(args: argparse.Namespace) -> None:
 
 def _train(args: argparse.Namespace) -> None:
     configure_threads(args.threads or None)
-    from mptvc_latents.train import TrainConfig, Trainer
+    import torch.distributed
+
+    from mptvc_latents.train import Stage, TrainConfig, Trainer
+    from mptvc_latents.train.distributed import init_from_env
 
     flags = given_flags(args, TrainConfig)
-    if "crop" in flags:  # one side on the command line, (height, width) in the config
-        flags["crop"] = (flags["crop"], flags["crop"])
+    if "crop" in flags:  # a side (square) or height and width on the command line, (height, width) in the config
+        if len(flags["crop"]) > 2:
+            raise ValueError(f"--crop takes one side or a height and a width, got {len(flags['crop'])} numbers.")
+        flags["crop"] = (flags["crop"][0], flags["crop"][-1])
+    if "stages" in flags:
+        flags["stages"] = tuple(Stage(start, batch, frames, (h, w)) for start, batch, frames, h, w in flags["stages"])
     config = TrainConfig(sources=tuple(args.sources), run_dir=args.run_dir, **flags)
-    Trainer(config).fit(progress=not args.no_progress)
+    world = init_from_env()  # under torchrun: join the process group (NCCL on GPUs, gloo on CPUs)
+    try:
+        Trainer(config).fit(progress=not args.no_progress)
+    finally:
+        if world.world_size > 1:
+            torch.distributed.destroy_process_group()
 
 
 def _tokenize(args: argparse.Namespace) -> None:
@@ -293,21 +305,43 @@ def add_train(sub) -> None:
     p.add_argument("sources", nargs="+", help="video files, folders (searched recursively) or globs")
     p.add_argument(
         "--run",
+        "--run-dir",  # under torchrun: its own parser takes --run for an abbreviation of --run-path
         dest="run_dir",
         metavar="RUN",
         required=True,
         help="run folder (checkpoint, log.jsonl); re-running resumes",
     )
     p.add_argument("--preset", **config, help="codec preset name, or the path of a codec config.json")
-    p.add_argument("--batch", type=int, **config, help="clips per step")
+    p.add_argument("--batch", type=int, **config, help="clips per step (global: split over torchrun's processes)")
     p.add_argument("--frames", type=int, **config, help="frames per clip")
-    p.add_argument("--crop", type=int, **config, help="side of the square crop, in pixels")
+    p.add_argument("--crop", type=int, nargs="+", **config, help="crop side, or height and width, in pixels")
+    p.add_argument(
+        "--stage",
+        dest="stages",
+        type=int,
+        nargs=5,
+        action="append",
+        metavar=("STEP", "BATCH", "FRAMES", "HEIGHT", "WIDTH"),
+        **config,
+        help="from STEP on, BATCH clips of FRAMES x HEIGHT x WIDTH (repeat for more stages)",
+    )
+    p.add_argument("--time-strides", type=int, nargs="+", **config, help="temporal strides drawn per clip")
+    p.add_argument(
+        "--rescale", type=float, nargs=2, metavar=("LOW", "HIGH"), **config, help="scale range before cropping"
+    )
+    p.add_argument("--no-flip", dest="flip", action="store_false", **config, help="no random horizontal flips")
+    p.add_argument("--autocast", choices=("auto", "bf16", "off"), **config, help="bf16 transformers (auto: if fast)")
+    p.add_argument("--workers", type=int, **config, help="background processes that decode and cut clips")
+    p.add_argument("--max-side", type=int, **config, help="decode videos with the longer side at most this")
+    p.add_argument("--max-frames", type=int, **config, help="decode at most this many frames of a video")
+    p.add_argument("--frame-cache", **config, help="folder of decoded videos (default RUN/frames)")
     p.add_argument(
         "--phase-steps", type=int, nargs="+", **config, help="steps of each level alone, then of all levels jointly"
     )
     p.add_argument("--lr", type=float, **config, help="peak learning rate (warm-up, then cosine decay)")
     p.add_argument("--lambdas", type=float, nargs="+", **config, help="rate-distortion trade-off of each level")
     p.add_argument("--checkpoint-every", type=int, **config, help="steps between checkpoints")
+    p.add_argument("--log-every", type=int, **config, help="steps between records in RUN/log.jsonl")
     p.add_argument("--seed", type=int, **config)
     p.add_argument(
         "--init",

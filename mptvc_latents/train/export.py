@@ -11,13 +11,13 @@ import dataclasses
 import itertools
 import json
 import logging
-import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from mptvc_latents.codec import MPTVC
+from mptvc_latents.files import atomic_folder, completed_folder
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,10 @@ __all__ = ["export_checkpoint", "training_card"]
 def training_card(run_dir: str | Path) -> dict:
     """What a run did, from its folder: the recipe, the step reached, wall-clock hours and the last log record."""
     run = Path(run_dir)
-    state = torch.load(run / "checkpoint" / "trainer.pt", map_location="cpu", weights_only=True)
+    ckpt = completed_folder(run / "checkpoint")
+    if ckpt is None:
+        raise ValueError(f"The run folder {str(run)!r} has no checkpoint.")
+    state = torch.load(ckpt / "trainer.pt", map_location="cpu", weights_only=True)
     step = int(state["step"])
     records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
     records = [r for r in records if r["step"] <= step]
@@ -61,19 +64,16 @@ def export_checkpoint(src: str | Path, dst: str | Path, card: dict | None = None
     for p in model.parameters():
         p.data = p.data.to(torch.float16)
     dst = Path(dst)
-    tmp = dst.with_name(dst.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    if card is not None:
-        (tmp / "training.json").write_text(json.dumps(card, indent=1) + "\n")
-    (tmp / "README.md").write_text(
-        f"# MPT-VC checkpoint ({model.config.name})\n\n"
-        "Hub-style folder: `config.json` (the codec config) and `model.safetensors` (float16 weights and\n"
-        "int32 CDF tables), loaded strictly by `MPTVC.from_pretrained`. `training.json` records the run that made\n"
-        "it. Data, recipe, hours and results: MODEL_CARD.md at the root of the mptvc-latents repository.\n"
-    )
-    shutil.rmtree(dst, ignore_errors=True)
-    tmp.rename(dst)
+    with atomic_folder(dst) as tmp:  # a crash leaves the previous export (or none), never half of one
+        model.save_pretrained(tmp)
+        if card is not None:
+            (tmp / "training.json").write_text(json.dumps(card, indent=1) + "\n")
+        (tmp / "README.md").write_text(
+            f"# MPT-VC checkpoint ({model.config.name})\n\n"
+            "Hub-style folder: `config.json` (the codec config) and `model.safetensors` (float16 weights and\n"
+            "int32 CDF tables), loaded strictly by `MPTVC.from_pretrained`. `training.json` records the run that\n"
+            "made it. Data, recipe, hours and results: MODEL_CARD.md at the root of the mptvc-latents repository.\n"
+        )
     check = MPTVC.from_pretrained(dst)  # strict round trip in fp32
     log.info(
         "exported %s (%d parameters, digest %s)",
