@@ -30,15 +30,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
 
-from mptvc_latents.coder import RangeCoder, StreamDecoder
+from mptvc_latents.coder import StreamDecoder
 from mptvc_latents.config import ContextConfig
 from mptvc_latents.entropy.cdf import quantize_pmf
+from mptvc_latents.entropy.tables import TableBank
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +58,7 @@ class LevelContext:
     coarser_previous: np.ndarray | None = None
 
 
-class ContextModel(nn.Module):
+class ContextModel(TableBank):
     """Learned tables ``p(s | context)`` for the symbols of one level (see the module docstring).
 
     Args:
@@ -73,10 +72,6 @@ class ContextModel(nn.Module):
     Until :meth:`fit` the tables are uniform.
     """
 
-    cdfs: Tensor
-    cdf_lengths: Tensor
-    offsets: Tensor
-
     def __init__(self, config: ContextConfig, levels: int, channels: int, has_coarser: bool, n_scales: int) -> None:
         super().__init__()
         self.config, self.levels, self.channels, self.n_scales = config, levels, channels, n_scales
@@ -89,10 +84,7 @@ class ContextModel(nn.Module):
         )
         n = int(np.prod(self.radix))
         cdfs = quantize_pmf(np.ones((n, levels)))
-        self.register_buffer("cdfs", torch.from_numpy(cdfs))
-        self.register_buffer("cdf_lengths", torch.full((n,), cdfs.shape[1], dtype=torch.int32))
-        self.register_buffer("offsets", torch.zeros(n, dtype=torch.int32))
-        self._coder: RangeCoder | None = None
+        self.set_tables(cdfs, np.full(n, cdfs.shape[1], np.int32), np.zeros(n, np.int32))
 
     @property
     def num_contexts(self) -> int:
@@ -100,22 +92,6 @@ class ContextModel(nn.Module):
 
     def extra_repr(self) -> str:
         return f"contexts={self.num_contexts} (scale, temporal, coarser, channel radices {self.radix})"
-
-    def coder(self) -> RangeCoder:
-        """The range coder over the tables, built once and rebuilt after tables are loaded or fitted."""
-        if self._coder is None:
-            self._coder = RangeCoder(
-                self.cdfs.cpu().numpy(), self.cdf_lengths.cpu().numpy(), self.offsets.cpu().numpy()
-            )
-        return self._coder
-
-    def __getstate__(self) -> dict[str, Any]:
-        # The Rust coder does not pickle (ray.put, deepcopy); it is rebuilt from the buffers.
-        return {**self.__dict__, "_coder": None}
-
-    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-        self._coder = None  # the buffers now hold the checkpoint's tables
 
     # ------------------------------------------------------------------ contexts
 
@@ -220,7 +196,7 @@ class ContextModel(nn.Module):
         marginal = np.maximum(marginal, 1e-6)
         pmf = (counts + alpha * self.levels * marginal) / (counts.sum(1, keepdims=True) + alpha * self.levels)
         self.cdfs.copy_(torch.from_numpy(quantize_pmf(pmf)))
-        self._coder = None
+        self.tables_changed()
         logger.info("Fitted %d context tables from %d symbols.", self.num_contexts, int(total))
 
     def _check(self, symbols: np.ndarray, scale_index: np.ndarray) -> None:

@@ -32,10 +32,53 @@ from mptvc_latents.entropy.cdf import check_alphabet, discretized_gaussian_pmf, 
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["GaussianTableBank"]
+__all__ = ["GaussianTableBank", "TableBank"]
 
 
-class GaussianTableBank(nn.Module):
+class TableBank(nn.Module):
+    """Integer CDF tables kept as persistent int32 buffers (``cdfs (n, width)``, ``cdf_lengths
+    (n,)``, ``offsets (n,)``) and the range coder over them, built once and rebuilt whenever the
+    buffers are loaded from a checkpoint (or refitted: call :meth:`tables_changed`)."""
+
+    cdfs: Tensor
+    cdf_lengths: Tensor
+    offsets: Tensor
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._coder: RangeCoder | None = None
+
+    def set_tables(self, cdfs: np.ndarray, cdf_lengths: np.ndarray, offsets: np.ndarray) -> None:
+        """Register (or overwrite) the three table buffers."""
+        for name, value in (("cdfs", cdfs), ("cdf_lengths", cdf_lengths), ("offsets", offsets)):
+            if name in self._buffers:
+                getattr(self, name).copy_(torch.from_numpy(value))
+            else:
+                self.register_buffer(name, torch.from_numpy(value))
+        self.tables_changed()
+
+    def tables_changed(self) -> None:
+        self._coder = None
+
+    def coder(self) -> RangeCoder:
+        """The range coder over these tables, built once and cached until tables are loaded."""
+        if self._coder is None:
+            self._coder = RangeCoder(
+                self.cdfs.cpu().numpy(), self.cdf_lengths.cpu().numpy(), self.offsets.cpu().numpy()
+            )
+        return self._coder
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The Rust coder does not pickle (ray.put, deepcopy); it is rebuilt from the buffers.
+        return {**self.__dict__, "_coder": None}
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        # The buffers now hold the checkpoint's integers; the cached coder holds the old ones.
+        self._coder = None
+
+
+class GaussianTableBank(TableBank):
     """``n`` zero-mean discretized Gaussians over the integer alphabet ``[lo, hi]``.
 
     Args:
@@ -54,9 +97,6 @@ class GaussianTableBank(nn.Module):
     """
 
     log_scales: Tensor
-    cdfs: Tensor
-    cdf_lengths: Tensor
-    offsets: Tensor
     bits_table: Tensor
 
     def __init__(
@@ -88,7 +128,7 @@ class GaussianTableBank(nn.Module):
         self.register_buffer("cdf_lengths", torch.from_numpy(cdf_lengths))
         self.register_buffer("offsets", torch.from_numpy(offsets))
         self.register_buffer("bits_table", torch.from_numpy(coder.bits_table().astype(np.float32)))  # (n, A + 1)
-        self._coder: RangeCoder | None = coder
+        self._coder = coder
         logger.debug("Built %d Gaussian tables over [%d, %d] (tail=%s).", n, lo, hi, self.tail)
 
     @property
@@ -132,20 +172,3 @@ class GaussianTableBank(nn.Module):
         return torch.from_numpy(bits).to(values.device)
 
     # ------------------------------------------------------------------ coder
-
-    def coder(self) -> RangeCoder:
-        """The range coder over these tables, built once and cached until tables are loaded."""
-        if self._coder is None:
-            self._coder = RangeCoder(
-                self.cdfs.cpu().numpy(), self.cdf_lengths.cpu().numpy(), self.offsets.cpu().numpy()
-            )
-        return self._coder
-
-    def __getstate__(self) -> dict[str, Any]:
-        # The Rust coder does not pickle (ray.put, deepcopy); it is rebuilt from the buffers.
-        return {**self.__dict__, "_coder": None}
-
-    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-        # The buffers now hold the checkpoint's integers; the cached coder holds the old ones.
-        self._coder = None
