@@ -75,31 +75,54 @@ def _load_model(args: argparse.Namespace) -> MPTVC:
 # --------------------------------------------------------------------------- commands
 
 
-def _encode(args: argparse.Namespace) -> None:
+def encode_file(model: MPTVC, src: Path, dst: Path) -> tuple[Any, int]:
+    """Encode the video file ``src`` into the ``.mptvc`` file ``dst`` a chunk at a time: frames are
+    decoded as needed and the segments wait on disk (``formats.spool``), so memory does not grow with
+    the video's length. A progress bar counts frames. Returns the ``VideoInfo`` and the file's size."""
     from mptvc_latents.files import atomic_output
-    from mptvc_latents.formats.container import write_mptvc
-    from mptvc_latents.video import read_video
+    from mptvc_latents.formats.spool import SegmentSpool
+    from mptvc_latents.video import VideoReader
 
+    reader = VideoReader(src)
+    with atomic_output(dst) as tmp, SegmentSpool(model.num_levels, dst.parent) as spool:  # checks dst's folder first
+        with _bar(reader.frame_count, "encode", unit="frame") as bar:
+            chunks = reader.chunks(model.config.chunk_frames)
+            compressed = model.compress_stream(chunks, reader.fps, segments=spool, progress=bar.update)
+        with open(tmp, "wb") as out:
+            size = spool.write(out, compressed.info, model.config.to_dict(), model.tables_digest())
+    return compressed.info, size
+
+
+def decode_file(model: MPTVC, compressed: Any, dst: Path, k_max: int) -> None:
+    """Decode ``compressed`` (``formats.spool.open_mptvc``) into the video or ``.npy`` file ``dst`` a
+    chunk at a time, each chunk written as it finishes; a progress bar counts frames."""
+    from mptvc_latents.files import atomic_output
+    from mptvc_latents.video import FrameWriter
+
+    info = compressed.info
+    with _bar(info.frames, "decode", unit="frame") as bar, atomic_output(dst) as tmp:
+        with FrameWriter(tmp, info.fps, frames=info.frames) as writer:
+            for frames in model.decompress_stream(compressed, k_max, progress=bar.update):
+                writer.write(frames)
+
+
+def _encode(args: argparse.Namespace) -> None:
     src, dst = _paths(args, "input", "output")
     _require_file(src)
     model = _load_model(args)
-    clip = read_video(src)
-    compressed = compress_video(model, clip.frames, clip.fps)
-    data = write_mptvc(compressed, model.config.to_dict(), model.tables_digest())
-    with atomic_output(dst) as tmp:
-        tmp.write_bytes(data)
-    t, h, w = clip.frames.shape[:3]
-    log.info("%s: %d frames of %dx%d in %d bytes (%.4f bpp)", dst, t, w, h, len(data), 8 * len(data) / (t * h * w))
+    info, size = encode_file(model, src, dst)
+    t, h, w = info.frames, info.height, info.width
+    log.info("%s: %d frames of %dx%d in %d bytes (%.4f bpp)", dst, t, w, h, size, 8 * size / (t * h * w))
 
 
 def _decode(args: argparse.Namespace) -> None:
-    from mptvc_latents.files import atomic_output
-    from mptvc_latents.formats.container import check_checkpoint, read_mptvc
-    from mptvc_latents.video import write_frames
+    from mptvc_latents.formats.container import check_checkpoint
+    from mptvc_latents.formats.spool import open_mptvc
 
     src, dst = _paths(args, "input", "output")
     _require_file(src)
-    stream, header, report = read_mptvc(src, warn=False)  # a bad file fails before the model loads
+    # A bad file fails before the model loads: every CRC is checked, reading one segment at a time.
+    stream, header, report = open_mptvc(src, verify=True)
     k = report.levels_complete - 1 if args.k_max is None else args.k_max
     if k >= report.levels_complete:
         cut = " (the file is cut)" if report.truncated else ""

@@ -26,10 +26,11 @@ import dataclasses
 import hashlib
 import logging
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -528,20 +529,20 @@ class MPTVC(
         frames: Iterable[np.ndarray],
         fps: float = 25.0,
         *,
-        segments: list | None = None,
+        segments: Sequence[Any] | None = None,
         lookahead: int | None = DEFAULT_LOOKAHEAD,
         progress: Progress | None = None,
     ) -> Compressed:
         """:meth:`encode_stream` with entropy coding, keeping only the segments: ``segments[k]`` gets
         each chunk's ``(z, y)`` appended (default: lists in memory; a ``formats.spool.SegmentSpool``
         keeps them on disk)."""
-        sink = [[] for _ in range(self.num_levels)] if segments is None else segments
+        sink: Sequence[Any] = [[] for _ in range(self.num_levels)] if segments is None else segments
         stream = self.encode_stream(frames, fps, entropy=True, lookahead=lookahead, progress=progress)
         for chunk in stream:
             assert chunk.segments is not None
             for k, segment in enumerate(chunk.segments):
                 sink[k].append(segment)
-        return Compressed(sink, stream.info, self.intra_period)
+        return Compressed(cast("list[list[tuple[bytes, bytes]]]", sink), stream.info, self.intra_period)
 
     def _chunk_frames(self, x: Tensor, info: VideoInfo, chunk: slice) -> np.ndarray:
         """A decoded chunk ``(1, 3, T, H, W)`` -> its uint8 frames ``(n, H, W, 3)``, padding cropped."""
