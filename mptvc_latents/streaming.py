@@ -193,9 +193,20 @@ class CodedStream(Iterator[CodedChunk]):
 
     def __init__(self, chunks: ChunkedVideo, code: Callable[[FrameChunk], CodedChunk]) -> None:
         self.chunks, self._code, self._iter = chunks, code, iter(chunks)
+        self._skip = 0
+
+    def skip(self, chunks: int) -> None:
+        """Cut the first ``chunks`` chunks but do not code them: they come out without symbols. Their
+        frames are still read, so the scene ids of the chunks after them are right; this is how a
+        token store resumes a clip mid-way. Symbol streams only: an entropy coder's context, which
+        carries from chunk to chunk, would miss the skipped ones."""
+        self._skip = chunks
 
     def __next__(self) -> CodedChunk:
-        return self._code(next(self._iter))
+        chunk = next(self._iter)
+        if chunk.index < self._skip:
+            return CodedChunk(chunk.index, chunk.start, len(chunk.frames), [], None)
+        return self._code(chunk)
 
     @property
     def info(self) -> VideoInfo:

@@ -413,7 +413,90 @@ def test_cli_tokenize_levels_prefix(sources, ckpt, tmp_path):
     reader = TokenStore.open(out)
     (key,) = reader.clips()
     assert reader.clip_attrs(key)["levels"] == 1
-    assert sorted(n for n, _ in zarr.open_group(str(out), mode="r")[f"clips/{key}"].arrays()) == ["level_0"]
+    assert sorted(n for n, _ in zarr.open_group(str(out), mode="r")[f"clips/{key}"].arrays()) == [
+        "level_0",
+        "timestamps",
+    ]
+
+
+# --------------------------------------------------------------------------- long clips, a chunk at a time
+
+
+@pytest.fixture(scope="module")
+def long_clip(work) -> Path:
+    """All 64 frames of the sample at 40x56: 8 chunks of the tiny codec, the cut at frame 22."""
+    path = work / "long" / "long.mp4"
+    path.parent.mkdir()
+    sample = read_video(SAMPLE)
+    write_video(path, sample.frames[:, 40:80, 100:156], sample.fps)
+    return path
+
+
+def test_a_clip_is_written_a_chunk_at_a_time_with_its_timestamps(long_clip, model, tmp_path):
+    summary = tokenize([long_clip], tmp_path / "s.zarr", model, progress=False)
+    (key,) = summary.written
+    store = TokenStore.open(tmp_path / "s.zarr")
+    tokens = store.read_tokens(key)
+    clip = read_video(long_clip)
+    expected = model.encode(clip.frames, clip.fps)
+    assert all(np.array_equal(a, b) for a, b in zip(tokens.symbols, expected.symbols, strict=True))
+    assert tokens.info.scene_ids.tolist() == expected.info.scene_ids.tolist() and tokens.info.scene_ids[-1] == 1
+    np.testing.assert_array_equal(store.read_timestamps(key), clip.timestamps)
+    assert store.level_array(key, 2).shards == tokens.symbols[2].shape  # the whole clip in one shard, as before
+    lazy = store.read_tokens(key, 1, lazy=True)
+    assert isinstance(lazy.symbols[0], zarr.Array) and np.array_equal(lazy.symbols[1][2:4], tokens.symbols[1][2:4])
+
+
+def test_an_interrupted_clip_resumes_after_its_last_written_chunk(long_clip, model, tmp_path, monkeypatch):
+    reference = tmp_path / "ref.zarr"
+    tokenize([long_clip], reference, model, progress=False)
+    from mptvc_latents.formats.token_store import ClipWriter
+
+    append = ClipWriter.append
+
+    def crash_after_three(writer, symbols):
+        if writer.chunks_written == 3:
+            raise KeyboardInterrupt  # as Ctrl-C (or a kill) between chunks 3 and 4
+        append(writer, symbols)
+
+    target = tmp_path / "s.zarr"
+    monkeypatch.setattr(ClipWriter, "append", crash_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        tokenize([long_clip], target, model, progress=False)
+    monkeypatch.setattr(ClipWriter, "append", append)
+    key = clip_key(long_clip)
+    assert TokenStore.open(target).clips() == []  # incomplete: invisible
+    level = zarr.open_group(str(target / "clips" / key), mode="r+")["level_2"]
+    level.resize((level.shape[0] + 1, *level.shape[1:]))  # a crash inside the next chunk's write
+    coded = []
+    analyze = model._analyze
+    monkeypatch.setattr(model, "_analyze", lambda *args: coded.append(1) or analyze(*args))
+    summary = tokenize([long_clip], target, model, progress=False)
+    assert summary.written == [key] and len(coded) == 5  # chunks 3..7 only: 0..2 were written
+    _assert_same_store(target, reference)
+
+
+def test_a_part_written_clip_of_a_changed_source_is_written_anew(long_clip, model, tmp_path):
+    store = TokenStore.create(tmp_path / "s.zarr", model)
+    writer = store.begin_clip(clip_key(long_clip), str(long_clip), "0" * 64, 3, resume=True)
+    writer.append([np.zeros((2, 5, 7, c), np.uint8) for c in (2, 3, 4)])
+    assert store.sweep(resumable={clip_key(long_clip)}) == []  # kept: it might resume
+    again = store.begin_clip(clip_key(long_clip), str(long_clip), file_sha256(long_clip), 3, resume=True)
+    assert again.chunks_written == 0  # another sha256: started over
+    assert store.sweep() == [clip_key(long_clip)]
+
+
+def test_detokenize_writes_each_clip_a_chunk_at_a_time(long_clip, model, tmp_path, monkeypatch):
+    tokenize([long_clip], tmp_path / "s.zarr", model, progress=False)
+    writes = []
+    from mptvc_latents.video import FrameWriter
+
+    write = FrameWriter.write
+    monkeypatch.setattr(FrameWriter, "write", lambda self, frames: writes.append(len(frames)) or write(self, frames))
+    (path,) = detokenize(tmp_path / "s.zarr", tmp_path / "out", model, k_max=1, suffix=".npy", progress=False)
+    assert writes == [8] * 8
+    clip = read_video(long_clip)
+    np.testing.assert_array_equal(np.load(path), model.decode(model.encode(clip.frames, clip.fps), k_max=1))
 
 
 # --------------------------------------------------------------------------- TokenDataset

@@ -23,7 +23,7 @@ import hashlib
 import re
 import shutil
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -94,7 +94,11 @@ class ClipMeta(dict):
     @classmethod
     def build(cls, tokens: Tokens, source: str | Path, sha256: str, levels: int) -> ClipMeta:
         """The attributes of a clip in the current layout (v2)."""
-        info = tokens.info
+        return cls.of(tokens.info, source, sha256, levels)
+
+    @classmethod
+    def of(cls, info: VideoInfo, source: str | Path, sha256: str, levels: int) -> ClipMeta:
+        """The attributes of a clip of ``info`` in the current layout (v2)."""
         return cls(
             source=str(source),
             sha256=sha256,
@@ -240,11 +244,12 @@ class TokenStore:
             keys = [key for key, _ in self._clips_group().groups()]
         return sorted(key for key in keys if self.clip_attrs(key) is not None)
 
-    def sweep(self) -> list[str]:
+    def sweep(self, resumable: Collection[str] = ()) -> list[str]:
         """Delete what a crashed writer left: incomplete clips, and zarr's temp files (``*.partial``)
-        beside the root and clips metadata. Returns the keys of the clips deleted. Only for the one
-        writer of the store (``tokenize`` calls it when it starts): it would delete a clip that
-        another writer is writing."""
+        beside the root and clips metadata. An incomplete clip whose key is in ``resumable`` and that
+        recorded written chunks is kept (its temp files go), for ``begin_clip(..., resume=True)``.
+        Returns the keys of the clips deleted. Only for the one writer of the store (``tokenize`` calls
+        it when it starts): it would delete a clip that another writer is writing."""
         if not self.writable:
             raise ValueError(f"The token store {str(self.path)!r} was opened read-only.")
         for folder in (self.path, self.path / "clips"):
@@ -252,10 +257,32 @@ class TokenStore:
                 tmp.unlink(missing_ok=True)
         removed = []
         for folder in sorted(p for p in (self.path / "clips").iterdir() if p.is_dir()):
-            if self.clip_attrs(folder.name) is None:
-                shutil.rmtree(folder)
-                removed.append(folder.name)
+            if self.clip_attrs(folder.name) is not None:
+                continue
+            if folder.name in resumable and self._chunks_written(folder.name):
+                for tmp in folder.rglob("*.partial"):
+                    tmp.unlink(missing_ok=True)
+                continue
+            shutil.rmtree(folder)
+            removed.append(folder.name)
         return removed
+
+    def _chunks_written(self, key: str) -> int:
+        """Chunks an incomplete clip recorded as written (0 when it recorded none, or is unreadable)."""
+        try:
+            written = self._clips_group()[key].attrs.get("chunks_written", 0)
+        except (KeyError, ValueError, OSError):
+            return 0
+        return written if isinstance(written, int) else 0
+
+    def discard(self, key: str) -> None:
+        """Delete clip ``key`` if it is incomplete (a writer that failed on a bad source)."""
+        if not self.writable:
+            raise ValueError(f"The token store {str(self.path)!r} was opened read-only.")
+        clips = self._clips_group()
+        with _quiet():
+            if key in clips and self.clip_attrs(key) is None:
+                del clips[key]
 
     def __contains__(self, key: str) -> bool:
         return self.clip_attrs(key) is not None
@@ -267,43 +294,46 @@ class TokenStore:
         ``scene_ids`` in its own layout. Anything already under ``key`` (a clip cut short by a crash, or
         an older version) is deleted first.
         """
-        from zarr.codecs import ZstdCodec
+        levels = int(meta.get("levels", len(tokens.symbols)))
+        if not 1 <= levels <= len(tokens.symbols):
+            raise ValueError(f"levels={levels} is out of range: the tokens hold {len(tokens.symbols)} levels.")
+        writer = self.begin_clip(key, str(meta["source"]), str(meta["sha256"]), levels, len(tokens.symbols[0]))
+        writer.append(list(tokens.symbols[:levels]))
+        writer.finish(meta)
 
+    def begin_clip(
+        self, key: str, source: str, sha256: str, levels: int, length: int | None = None, resume: bool = False
+    ) -> ClipWriter:
+        """A :class:`ClipWriter` for clip ``key``, whose arrays grow a codec chunk at a time.
+
+        ``length``: the expected token frames, if known, sizes the shards as :meth:`write_clip` does
+        (up to 64 chunks, or the whole clip; unknown: 64). With ``resume``, an incomplete clip of
+        the same ``sha256`` and ``levels`` keeps the chunks it recorded as written
+        (``writer.chunks_written``) and the writer continues after them; anything else under
+        ``key`` is deleted first.
+        """
         if not self.writable:
             raise ValueError(f"The token store {str(self.path)!r} was opened read-only.")
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", key):
             raise ValueError(
                 f"Clip key {key!r} must be letters, digits, '.', '_' or '-' and start with a letter or digit."
             )
-        levels = int(meta.get("levels", len(tokens.symbols)))
-        if not 1 <= levels <= len(tokens.symbols):
-            raise ValueError(f"levels={levels} is out of range: the tokens hold {len(tokens.symbols)} levels.")
         clips = self._clips_group()
-        if key in clips:
-            del clips[key]
-        attributes = {**meta, "levels": levels, "complete": False}
-        if self.version == 1:
-            attributes["scene_ids"] = _runs_to_v1_scene_ids(attributes["scene_ids"])
         chunk_t = self._chunk_t()
+        # The zarr chunk is a codec chunk in time, or the whole clip when shorter; a shard up to 64 of them.
+        array_chunk = chunk_t if length is None else max(1, min(chunk_t, length))
+        shard_chunks = MAX_CHUNKS_PER_SHARD if length is None else min(MAX_CHUNKS_PER_SHARD, -(-length // array_chunk))
         with _quiet():
-            group = clips.create_group(key, attributes=attributes)
-            for k in range(levels):
-                symbols = np.ascontiguousarray(tokens.symbols[k], dtype=np.uint8)  # (T', H', W', C_k)
-                t, h, w, c = symbols.shape
-                chunks = (min(chunk_t, t), h, w, c)
-                shards = (chunks[0] * min(MAX_CHUNKS_PER_SHARD, -(-t // chunks[0])), h, w, c)
-                array = group.create_array(
-                    f"level_{k}",
-                    shape=symbols.shape,
-                    dtype="uint8",
-                    chunks=chunks,
-                    shards=shards,
-                    compressors=ZstdCodec(level=ZSTD_LEVEL, checksum=True),
-                    fill_value=0,
-                    dimension_names=("t", "h", "w", "c"),
-                )
-                array[...] = symbols
-            group.attrs.update({"complete": True})
+            if resume:
+                writer = ClipWriter.resume(self, key, sha256, levels)
+                if writer is not None:
+                    return writer
+            if key in clips:
+                del clips[key]
+            attributes = {"source": source, "sha256": sha256, "levels": int(levels), "complete": False}
+            progress = {"chunks_written": 0, "array_chunk": array_chunk, "shard_chunks": shard_chunks}
+            group = clips.create_group(key, attributes={**attributes, **progress})
+        return ClipWriter(self, group, levels, chunk_t, (array_chunk, shard_chunks), 0)
 
     def _chunk_t(self) -> int:
         config = self.attrs["checkpoint"]["config"]
@@ -313,8 +343,12 @@ class TokenStore:
         clip = cast("zarr.Group", self._clips_group()[key])
         return cast("zarr.Array", clip[f"level_{k}"])
 
-    def read_tokens(self, key: str, k_max: int | None = None) -> Tokens:
-        """Clip ``key``'s symbols of levels ``0 .. k_max`` (default: every level written) and its ``VideoInfo``."""
+    def read_tokens(self, key: str, k_max: int | None = None, lazy: bool = False) -> Tokens:
+        """Clip ``key``'s symbols of levels ``0 .. k_max`` (default: every level written) and its ``VideoInfo``.
+
+        ``lazy``: the symbols are the zarr arrays themselves, read when sliced (``MPTVC.decode_stream``
+        reads a chunk at a time), instead of numpy arrays of the whole clip.
+        """
         meta = self.clip_attrs(key)
         if meta is None:
             raise KeyError(f"The token store {str(self.path)!r} has no complete clip {key!r}.")
@@ -329,8 +363,102 @@ class TokenStore:
                 f"Clip {key!r} of the token store {str(self.path)!r} has attributes that do not describe its video "
                 f"({str(e).rstrip('.')}); tokenize its source again."
             ) from e
-        symbols = [np.asarray(self.level_array(key, k)[...]) for k in range(k_max + 1)]
-        return Tokens(symbols, info)
+        arrays = [self.level_array(key, k) for k in range(k_max + 1)]
+        symbols = arrays if lazy else [np.asarray(array[...]) for array in arrays]
+        return Tokens(cast("list[np.ndarray]", symbols), info)
+
+    def read_timestamps(self, key: str) -> np.ndarray | None:
+        """Presentation times in seconds ``(frames,)`` of clip ``key``'s source frames (NaN where the
+        file had none), or None for clips written before the store kept them."""
+        clip = cast("zarr.Group", self._clips_group()[key])
+        if "timestamps" not in clip:
+            return None
+        return np.asarray(cast("zarr.Array", clip["timestamps"])[...])
+
+
+class ClipWriter:
+    """Writes one clip of a :class:`TokenStore` a codec chunk at a time (``TokenStore.begin_clip``).
+
+    ``append`` grows every level's array by a chunk's symbols and then records ``chunks_written``
+    in the clip's attributes, so a crash loses at most the chunk being written: ``begin_clip(...,
+    resume=True)`` continues after the last one recorded. ``finish`` writes the clip's attributes
+    (and its frames' timestamps) and marks it ``complete`` last; readers never see it before.
+    """
+
+    def __init__(
+        self, store: TokenStore, group: zarr.Group, levels: int, chunk_t: int, layout: tuple[int, int], written: int
+    ) -> None:
+        self.store, self.group, self.levels = store, group, levels
+        self.chunk_t, self.chunks_written = chunk_t, written  # token frames of a codec chunk; chunks done
+        self.array_chunk, self.shard_chunks = layout  # the arrays' zarr chunk in time, and chunks per shard
+
+    @classmethod
+    def resume(cls, store: TokenStore, key: str, sha256: str, levels: int) -> ClipWriter | None:
+        """The writer of the incomplete clip ``key`` if it is one of this source and levels, else None."""
+        try:
+            group = cast("zarr.Group", store._clips_group()[key])
+            attrs = dict(group.attrs)
+        except (KeyError, ValueError, OSError):
+            return None
+        written = attrs.get("chunks_written")
+        if attrs.get("complete") is not False or attrs.get("sha256") != sha256 or attrs.get("levels") != levels:
+            return None
+        if not isinstance(written, int) or written < 1:
+            return None
+        length = written * store._chunk_t()
+        try:
+            for k in range(levels):
+                array = cast("zarr.Array", group[f"level_{k}"])
+                if array.shape[0] < length:
+                    return None
+                if array.shape[0] > length:  # a chunk cut short by the crash: written again
+                    array.resize((length, *array.shape[1:]))
+        except (KeyError, ValueError, OSError):
+            return None
+        layout = (cast(int, attrs["array_chunk"]), cast(int, attrs["shard_chunks"]))
+        return cls(store, group, levels, store._chunk_t(), layout, written)
+
+    def append(self, symbols: list[np.ndarray]) -> None:
+        """Add the next chunk(s): ``symbols[k]`` uint8 ``(T', H', W', C_k)`` for each level written."""
+        from zarr.codecs import ZstdCodec
+
+        if len(symbols) < self.levels:
+            raise ValueError(f"The clip stores {self.levels} levels, got symbols of {len(symbols)}.")
+        with _quiet():
+            for k in range(self.levels):
+                data = np.ascontiguousarray(symbols[k], dtype=np.uint8)  # (T', H', W', C_k)
+                name = f"level_{k}"
+                if name not in self.group:
+                    _, h, w, c = data.shape
+                    self.group.create_array(
+                        name,
+                        shape=(0, h, w, c),
+                        dtype="uint8",
+                        chunks=(self.array_chunk, h, w, c),
+                        shards=(self.array_chunk * self.shard_chunks, h, w, c),
+                        compressors=ZstdCodec(level=ZSTD_LEVEL, checksum=True),
+                        fill_value=0,
+                        dimension_names=("t", "h", "w", "c"),
+                    )
+                array = cast("zarr.Array", self.group[name])
+                start = array.shape[0]
+                array.resize((start + data.shape[0], *array.shape[1:]))
+                array[start:] = data
+            self.chunks_written += -(-symbols[0].shape[0] // self.chunk_t)
+            self.group.attrs.update({"chunks_written": self.chunks_written})
+
+    def finish(self, meta: Mapping[str, Any], timestamps: np.ndarray | None = None) -> None:
+        """Write the clip's attributes (:meth:`ClipMeta.build`; a v1 store gets ``scene_ids`` in its
+        layout) and ``timestamps`` (seconds, one per source frame), then mark it complete."""
+        attributes = {**meta, "levels": self.levels, "complete": False}
+        if self.store.version == 1:
+            attributes["scene_ids"] = _runs_to_v1_scene_ids(attributes["scene_ids"])
+        with _quiet():
+            if timestamps is not None:
+                times = np.asarray(timestamps, dtype=np.float64)  # (frames,)
+                self.group.create_array("timestamps", data=times, chunks=times.shape or (1,), overwrite=True)
+            self.group.attrs.put(attributes)  # drops the progress record (chunks_written, the array layout)
+            self.group.attrs.update({"complete": True})
 
 
 # --------------------------------------------------------------------------- layout v1, kept readable

@@ -3,11 +3,14 @@
 ::
 
     sources (files, folders, globs) -> plan: (path, key, sha256), finished clips skipped
-      -> workers (store/worker.py; spawned, one model and one torch thread each): read -> encode -> write_clip(key)
-      -> parent: progress, errors, consolidated metadata, summary
+      -> workers (store/worker.py; spawned, one model and one torch thread each):
+           read a chunk -> encode it -> append it to clip `key` (resumes after the last chunk written)
+      -> parent: progress (frames), errors, consolidated metadata, summary
 
-Each clip is written by exactly one worker, as whole arrays into its own subgroup, so no two
-writers ever touch one shard. A file that fails is reported and skipped; the store stays valid.
+Each clip is written by exactly one worker into its own subgroup, so no two writers ever touch
+one shard. A file that fails is reported and skipped; the store stays valid. Videos are read,
+encoded and written a chunk at a time, so memory does not grow with their length, and a run that
+was killed resumes a long clip after its last written chunk.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,10 +26,12 @@ from typing import TYPE_CHECKING
 
 from mptvc_latents.formats.token_store import TokenStore, clip_key, file_sha256
 from mptvc_latents.store.worker import ClipTokenizer, Job, Result, run_in_process_worker, start_process_worker
-from mptvc_latents.video import VIDEO_SUFFIXES, find_videos, write_frames
+from mptvc_latents.video import VIDEO_SUFFIXES, FrameWriter, VideoReader, find_videos
 
 if TYPE_CHECKING:
     from mptvc_latents.codec import MPTVC
+
+Progress = Callable[[int], object]
 
 log = logging.getLogger(__name__)
 
@@ -84,12 +89,15 @@ def find_sources(
 # --------------------------------------------------------------------------- the engines
 
 
-def _run_local(jobs: list[Job], model: MPTVC, store_path: Path, workers: int) -> Iterator[Result]:
-    """A :class:`Result` per job as they finish: in this process, or in ``workers`` spawned ones."""
+def _run_local(
+    jobs: list[Job], model: MPTVC, store_path: Path, workers: int, progress: Progress | None = None
+) -> Iterator[Result]:
+    """A :class:`Result` per job as they finish: in this process (``progress(frames)`` as chunks
+    finish), or in ``workers`` spawned ones."""
     if workers <= 1:
         tokenizer = ClipTokenizer(model, store_path)
         for job in jobs:
-            yield tokenizer(job)
+            yield tokenizer(job, progress)
         return
     ctx = multiprocessing.get_context("spawn")  # fork would copy torch's thread pool state
     pool = ProcessPoolExecutor(workers, ctx, initializer=start_process_worker, initargs=(model, str(store_path), 1))
@@ -166,7 +174,7 @@ def tokenize(
     else:
         store = TokenStore.create(store_path, model)
     summary = TokenizeSummary(failed=list(failed))
-    for key in store.sweep():
+    for key in store.sweep(resumable={source.key for source in found}):
         log.info("removed the incomplete clip %s (an interrupted run); it is rewritten if among the sources", key)
     for arg, reason in failed:
         log.warning("skipped %s: %s", arg, reason)
@@ -183,10 +191,10 @@ def tokenize(
         else:
             jobs.append(Job(str(source.path), source.key, sha, levels))
     paths = {job.key: job.path for job in jobs}
-    bar = _progress_bar(len(jobs)) if progress else None
+    bar = _FrameBar("tokenize", sum(_frame_count(job.path) for job in jobs), len(jobs)) if progress else None
     refresh = _Consolidator(store)
     try:
-        for key, frames, error in run(jobs, model, store_path, workers):
+        for key, frames, error in run(jobs, model, store_path, workers, None if bar is None else bar.chunk):
             refresh.maybe()
             if error is None:
                 summary.written.append(key)
@@ -194,7 +202,8 @@ def tokenize(
             else:
                 summary.failed.append((paths[key], error))
                 log.warning("skipped %s: %s", paths[key], error)
-            _tick(bar, summary.frames)
+            if bar is not None:
+                bar.clip(frames)
     finally:
         if bar is not None:
             bar.close()
@@ -222,17 +231,36 @@ class _Consolidator:
         self.cost = self.last - start
 
 
-def _tick(bar, frames_done: int) -> None:
-    """One more clip on the bar (if any), with the running frames per second."""
-    if bar is not None:
-        bar.update(1)
-        bar.set_postfix_str(f"{frames_done / max(bar.format_dict['elapsed'], 1e-9):.1f} frames/s")
+def _frame_count(path: str | Path) -> int:
+    """The frames a video declares (or its packets count), for a progress bar; 0 if unreadable."""
+    try:
+        return VideoReader(path).frame_count
+    except (ValueError, OSError):
+        return 0
 
 
-def _progress_bar(total: int, desc: str = "tokenize"):
-    from tqdm import tqdm
+class _FrameBar:
+    """A tqdm bar in frames (with the estimated time left) over a run of clips: chunks as they
+    finish where the engine reports them (in this process), else whole clips; clips in the postfix."""
 
-    return tqdm(total=total, desc=desc, unit="clip", disable=None, dynamic_ncols=True)
+    def __init__(self, desc: str, frames: int, clips: int) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=frames, desc=desc, unit="frame", disable=None, dynamic_ncols=True)
+        self.clips, self.done, self.counted = clips, 0, 0
+
+    def chunk(self, frames: int) -> None:
+        self.bar.update(frames)
+        self.counted += frames
+
+    def clip(self, frames: int) -> None:
+        """A clip of ``frames`` frames is done: whatever its chunks did not report yet."""
+        self.bar.update(max(0, frames - self.counted))
+        self.counted, self.done = 0, self.done + 1
+        self.bar.set_postfix_str(f"{self.done}/{self.clips} clips")
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def detokenize(
@@ -247,7 +275,8 @@ def detokenize(
     """Decode clips of a store (default: every complete one) into ``out_dir/<key><suffix>``.
 
     The frames are ``model.decode(tokens, k_max)``, i.e. ``decode(encode(x), k_max)`` of the source;
-    ``.npy`` keeps them exactly, ``.mp4`` (H.264) as closely as the video codec does.
+    ``.npy`` keeps them exactly, ``.mp4`` (H.264) as closely as the video codec does. Each clip is
+    read, decoded and written a chunk at a time, so memory does not grow with its length.
 
     Raises:
         StoreCheckpointError: when ``model`` did not write the store.
@@ -259,22 +288,26 @@ def detokenize(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     keys = store.clips() if clips is None else list(clips)
-    absent = [key for key in keys if key not in store]
+    frames_of = {key: store.clip_attrs(key) for key in keys}
+    absent = [key for key, meta in frames_of.items() if meta is None]
     if absent:
         raise ValueError(f"The token store {str(store_path)!r} has no complete clip named {absent[0]!r}.")
     if suffix.lower() not in (".npy", *VIDEO_SUFFIXES):
         raise ValueError(f"suffix must be .npy or a video suffix such as .mp4, got {suffix!r}.")
-    bar = _progress_bar(len(keys), "detokenize") if progress else None
-    written, decoded = [], 0
+    total = sum(int(meta["frames"]) for meta in frames_of.values() if meta is not None)
+    bar = _FrameBar("detokenize", total, len(keys)) if progress else None
+    written = []
     try:
         for key in keys:
-            tokens = store.read_tokens(key, k_max)
-            frames = model.decode(tokens)
-            decoded += frames.shape[0]
+            tokens = store.read_tokens(key, k_max, lazy=True)  # zarr arrays: read a chunk at a time
+            info = tokens.info
             with atomic_output(out_dir / f"{key}{suffix}") as tmp:
-                write_frames(tmp, frames, tokens.info.fps)
+                with FrameWriter(tmp, info.fps, frames=info.frames) as writer:
+                    for frames in model.decode_stream(tokens, progress=None if bar is None else bar.chunk):
+                        writer.write(frames)
             written.append(out_dir / f"{key}{suffix}")
-            _tick(bar, decoded)
+            if bar is not None:
+                bar.clip(info.frames)
     finally:
         if bar is not None:
             bar.close()

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -73,8 +73,11 @@ def _connect(workers: int) -> bool:
     return True
 
 
-def run_ray(jobs: list[Job], model: MPTVC, store_path: Path, workers: int) -> Iterator[Result]:
-    """A :class:`Result` per job as the actors finish them (order not kept)."""
+def run_ray(
+    jobs: list[Job], model: MPTVC, store_path: Path, workers: int, progress: Callable[[int], object] | None = None
+) -> Iterator[Result]:
+    """A :class:`Result` per job as the actors finish them (order not kept). ``progress`` is not
+    called: actors report whole clips, which the caller counts."""
     if not jobs:
         return
     started = _connect(workers)

@@ -2,8 +2,9 @@
 
 ::
 
-    Job(path, key, sha256, levels) -> ClipTokenizer: read_video -> model.encode -> TokenStore.write_clip(key)
-      -> Result(key, frames, error or None)
+    Job(path, key, sha256, levels) -> ClipTokenizer: VideoReader.chunks -> model.encode_stream
+      -> per chunk: ClipWriter.append (TokenStore.begin_clip(key), resumed after its last written chunk)
+      -> ClipWriter.finish (attributes, timestamps, complete) -> Result(key, frames, error or None)
 
 ``engine.py`` runs one :class:`ClipTokenizer` in this process, or one in each spawned worker process
 (:func:`start_process_worker` is the pool's initializer, :func:`run_in_process_worker` its task);
@@ -12,12 +13,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from mptvc_latents.formats.token_store import ClipMeta, TokenStore
 from mptvc_latents.runtime import configure_threads
-from mptvc_latents.video import read_video
+from mptvc_latents.video import VideoReader
 
 if TYPE_CHECKING:
     from mptvc_latents.codec import MPTVC
@@ -58,15 +60,29 @@ class ClipTokenizer:
         # Opened with the model: a worker never writes into a store of another checkpoint.
         self.store = TokenStore.open(store_path, model, writable=True)
 
-    def __call__(self, job: Job) -> Result:
-        """Read, encode and write one clip; a source that cannot be read or encoded is reported, not raised."""
+    def __call__(self, job: Job, progress: Callable[[int], object] | None = None) -> Result:
+        """Read, encode and write one clip a chunk at a time (memory flat in its length); a clip that
+        an interrupted run left part-written resumes after its last written chunk. A source that
+        cannot be read or encoded is reported, not raised, and its part-written clip deleted.
+        ``progress(frames)`` is called as chunks finish (also for the chunks a resume skips)."""
         try:
-            clip = read_video(job.path)
-            tokens = self.model.encode(clip.frames, clip.fps)
+            reader = VideoReader(job.path)
+            pt = self.model.config.patch_t
+            length = -(-reader.frame_count // pt) if reader.frame_count else None  # token frames, for the shards
+            writer = self.store.begin_clip(job.key, job.path, job.sha256, job.levels, length, resume=True)
+            stream = self.model.encode_stream(reader.chunks(self.model.config.chunk_frames), reader.fps)
+            stream.skip(writer.chunks_written)
+            for chunk in stream:
+                if chunk.index >= writer.chunks_written:
+                    writer.append(chunk.symbols)
+                if progress is not None:
+                    progress(chunk.frames)
+            info = stream.info
         except Exception as e:  # noqa: BLE001 - whatever a bad file makes the decoder or codec raise, skip it
+            self.store.discard(job.key)
             return Result(job.key, 0, " ".join(str(e).split()) or type(e).__name__)
-        self.store.write_clip(job.key, tokens, ClipMeta.build(tokens, job.path, job.sha256, job.levels))
-        return Result(job.key, int(clip.frames.shape[0]), None)
+        writer.finish(ClipMeta.of(info, job.path, job.sha256, job.levels), reader.timestamps)
+        return Result(job.key, int(info.frames), None)
 
 
 # A process pool hands state from its initializer to its tasks only through the worker process's
