@@ -409,10 +409,11 @@ class ContextConfig(ConfigBase):
     previous chunk, so a reader can start there and ``truncate`` keeps working.
     """
 
-    scale_bins: int = 16
+    scale_bins: int = 8
     temporal: bool = True
     coarser: bool = True
     channels: bool = True
+    channel_changes: bool = True
     intra_period: int = 4
 
     def __post_init__(self) -> None:
@@ -420,7 +421,7 @@ class ContextConfig(ConfigBase):
             _is_int(self.scale_bins) and 1 <= self.scale_bins <= 1024,
             f"ContextConfig.scale_bins must be an integer in [1, 1024], got {self.scale_bins!r}.",
         )
-        for name in ("temporal", "coarser", "channels"):
+        for name in ("temporal", "coarser", "channels", "channel_changes"):
             _require(isinstance(getattr(self, name), bool), f"ContextConfig.{name} must be a bool.")
         _require(
             _is_int(self.intra_period) and self.intra_period >= 1,

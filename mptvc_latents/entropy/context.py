@@ -11,7 +11,10 @@ the coarser levels of the chunk and the token frames decoded before. Each FSQ sy
 - ``coarser`` (levels k > 0): how many channels of level k-1 changed at that position from the
   previous token frame (0, 1, 2 or more; "unknown" where the previous frame is not available):
   where the coarser level is static, the finer residual tends to repeat too;
-- ``channel``: the channel ``c``.
+- ``channel``: the channel ``c``;
+- ``channel changes``: how many of the channels ``< c`` at that position changed from the
+  previous token frame (0, 1, 2 or more): a cheap, local motion detector. Channels of a frame
+  are then decoded one after another.
 
 Token frames are coded in time order, each frame's contexts computed from what precedes it,
 so the decoder decodes one frame per ``StreamDecoder.decode_many`` call. Every decision is
@@ -81,6 +84,7 @@ class ContextModel(TableBank):
             levels + 1 if config.temporal else 1,
             4 if (config.coarser and has_coarser) else 1,
             channels if config.channels else 1,
+            4 if (config.channel_changes and config.temporal) else 1,
         )
         n = int(np.prod(self.radix))
         cdfs = quantize_pmf(np.ones((n, levels)))
@@ -91,7 +95,7 @@ class ContextModel(TableBank):
         return int(self.cdfs.shape[0])
 
     def extra_repr(self) -> str:
-        return f"contexts={self.num_contexts} (scale, temporal, coarser, channel radices {self.radix})"
+        return f"contexts={self.num_contexts} (scale, temporal, coarser, channel, channel-change radices {self.radix})"
 
     # ------------------------------------------------------------------ contexts
 
@@ -101,15 +105,19 @@ class ContextModel(TableBank):
         previous: np.ndarray | None,
         coarser: np.ndarray | None,
         coarser_previous: np.ndarray | None,
+        current: np.ndarray | None = None,
     ) -> np.ndarray:
         """Context of every symbol of one token frame: int32 ``(C, H', W')``.
 
         ``scale_index (C, H', W')`` are the hyperprior's table indexes of the frame; ``previous``
         the same level one frame earlier (``(C, H', W')`` or ``None``); ``coarser`` and
-        ``coarser_previous`` level k-1 in this frame and the one before (``(C', H', W')``).
+        ``coarser_previous`` level k-1 in this frame and the one before (``(C', H', W')``);
+        ``current`` the frame's own symbols (``(C, H', W')``): channel c's context reads only
+        its channels ``< c`` (how many of them changed from the previous frame), so a decoder
+        that has filled channels ``0 .. c-1`` gets channel c's context right.
         """
         c, h, w = scale_index.shape
-        r_scale, r_prev, r_coarse, r_chan = self.radix
+        r_scale, r_prev, r_coarse, r_chan, r_changes = self.radix
         ctx = scale_index.astype(np.int64) * r_scale // self.n_scales  # (C, H, W) in [0, scale_bins)
         if r_prev > 1:
             prev = np.full((c, h, w), self.levels, np.int64) if previous is None else previous.astype(np.int64)
@@ -122,6 +130,12 @@ class ContextModel(TableBank):
             ctx = ctx * r_coarse + change[None]
         if r_chan > 1:
             ctx = ctx * r_chan + np.arange(c, dtype=np.int64)[:, None, None]
+        if r_changes > 1:
+            changes = np.full((c, h, w), 3, np.int64)  # "unknown": channel 0, or no previous frame
+            if previous is not None and current is not None and c > 1:
+                changed = (current[:-1] != previous[:-1]).astype(np.int64)  # (C - 1, H, W)
+                changes[1:] = np.minimum(np.cumsum(changed, axis=0), 2)  # channels 0 .. c-1 that changed
+            ctx = ctx * r_changes + changes
         return ctx.astype(np.int32)
 
     def contexts(self, symbols: np.ndarray, scale_index: np.ndarray, context: LevelContext) -> np.ndarray:
@@ -130,7 +144,7 @@ class ContextModel(TableBank):
         previous, coarser_previous = context.previous, context.coarser_previous
         for t in range(symbols.shape[1]):
             coarser = None if context.coarser is None else context.coarser[:, t]
-            out[:, t] = self.frame_contexts(scale_index[:, t], previous, coarser, coarser_previous)
+            out[:, t] = self.frame_contexts(scale_index[:, t], previous, coarser, coarser_previous, symbols[:, t])
             previous, coarser_previous = symbols[:, t], coarser
         return out
 
@@ -154,17 +168,31 @@ class ContextModel(TableBank):
         previous, coarser_previous = context.previous, context.coarser_previous
         for t in range(scale_index.shape[1]):
             coarser = None if context.coarser is None else context.coarser[:, t]
-            ctx = self.frame_contexts(scale_index[:, t], previous, coarser, coarser_previous)
-            frame = decoder.decode_many(self.coder(), ctx)  # (C, H', W') int32
-            if frame.size and (frame.min() < 0 or frame.max() >= self.levels):
-                raise ValueError(
-                    f"The context-coded stream decoded to symbols outside [0, {self.levels - 1}]; the bytes are "
-                    f"damaged or were coded with other tables."
-                )
-            symbols[:, t] = frame
-            previous, coarser_previous = symbols[:, t], coarser
+            frame = symbols[:, t]  # (C, H', W'), filled channel by channel when contexts read earlier channels
+            ctx = self.frame_contexts(scale_index[:, t], previous, coarser, coarser_previous)  # changes "unknown"
+            if self.radix[4] == 1 or previous is None:
+                frame[:] = self._decode_group(decoder, ctx)
+            else:
+                # The channel-change digit is the last one: "unknown" (3) -> the count of channels
+                # 0 .. c-1 that changed, kept as the channels are decoded.
+                changed = np.zeros(frame.shape[1:], np.int64)  # (H', W')
+                for ch in range(frame.shape[0]):
+                    digit = 3 if ch == 0 else np.minimum(changed, 2)
+                    frame[ch] = self._decode_group(decoder, ctx[ch] - 3 + digit)
+                    changed += frame[ch] != previous[ch]
+            previous, coarser_previous = frame, coarser
         decoder.finish()
         return symbols
+
+    def _decode_group(self, decoder: StreamDecoder, ctx: np.ndarray) -> np.ndarray:
+        """Decode ``ctx.size`` symbols with these contexts; refuse values outside the alphabet."""
+        decoded = decoder.decode_many(self.coder(), ctx)
+        if decoded.size and (decoded.min() < 0 or decoded.max() >= self.levels):
+            raise ValueError(
+                f"The context-coded stream decoded to symbols outside [0, {self.levels - 1}]; the bytes "
+                f"are damaged or were coded with other tables."
+            )
+        return decoded.astype(np.uint8)
 
     def ideal_bits(self, symbols: np.ndarray, scale_index: np.ndarray, context: LevelContext) -> float:
         """Bits :meth:`encode` spends on the symbols, without the stream's fixed overhead."""
