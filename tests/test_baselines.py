@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 import mptvc_latents
-from mptvc_latents.eval.baselines import OutOfRangeError, RateSweep, at_matched_bpp, encode_decode, rd_curve
+from mptvc_latents.eval.baselines import (
+    OutOfRangeError,
+    RateSweep,
+    at_matched_bpp,
+    encode_decode,
+    measure,
+    rd_curve,
+)
 from mptvc_latents.eval.metrics import psnr_rgb, psnr_y
 from mptvc_latents.video import read_video
 
@@ -97,3 +104,12 @@ def test_bad_arguments_are_refused(clip):
         encode_decode(clip, 25.0, "libx264", 52)
     with pytest.raises(ValueError, match="uint8"):
         encode_decode(clip.astype(np.float32), 25.0, "libx264", 30)
+
+
+def test_a_clip_read_a_chunk_at_a_time_measures_what_the_whole_array_does(clip, sweep):
+    """``measure`` keeps only packets and compares chunk by chunk: the same bytes and PSNR as the arrays."""
+    decoded, num_bytes = encode_decode(clip, 25.0, sweep.codec, 30)
+    point = measure(lambda: (clip[i : i + 3] for i in range(0, 8, 3)), 25.0, sweep.codec, 30)
+    assert point.num_bytes == num_bytes
+    assert point.psnr_y == psnr_y(clip, decoded) and point.psnr_rgb == psnr_rgb(clip, decoded)
+    assert RateSweep(lambda: [clip[:4], clip[4:]], 25.0, sweep.codec).point(30) == point

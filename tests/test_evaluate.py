@@ -13,6 +13,7 @@ import mptvc_latents
 from mptvc_latents.codec import MPTVC
 from mptvc_latents.config import CodecConfig, HyperpriorConfig, LevelConfig
 from mptvc_latents.eval.cli import add_command, default_clip_dirs
+from mptvc_latents.eval.metrics import psnr_rgb, psnr_y
 from mptvc_latents.eval.rd import collect_clips, estimated_container_bytes, evaluate, write_report
 from mptvc_latents.formats.container import truncate_mptvc, write_mptvc
 from mptvc_latents.video import read_video, write_video
@@ -183,3 +184,16 @@ def test_mptvc_eval_without_clips_names_the_missing_default_folder(tmp_path, mon
         args.func(args)
     with pytest.raises(SystemExit):
         _parser().parse_args(["eval", "--max-frames", "0"])
+
+
+def test_a_clip_is_measured_a_chunk_at_a_time_with_the_whole_clips_numbers(model, tmp_path):
+    frames = read_video(SAMPLE, max_frames=20, start=14).frames[:, 40:88, 100:164]  # 3 chunks, the cut at 8
+    write_video(tmp_path / "long.mp4", frames, fps=25.0, crf=12)
+    source = read_video(tmp_path / "long.mp4").frames
+    (clip,) = evaluate(model, [tmp_path / "long.mp4"], baselines=())["clips"]
+    compressed = model.compress(source, 25.0)
+    assert clip["frames"] == 20
+    for p in clip["prefixes"]:
+        decoded = model.decompress(compressed, p["k"])
+        assert p["psnr_y"] == psnr_y(source, decoded) and p["psnr_rgb"] == psnr_rgb(source, decoded)
+        assert p["payload_bytes"] == sum(compressed.level_bytes()[: p["k"] + 1])

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from mptvc_latents.eval.metrics import BT709_LUMA, bpp, mse_rgb, mse_y, psnr_rgb, psnr_y
+from mptvc_latents.eval.metrics import BT709_LUMA, SquaredError, bpp, mse_rgb, mse_y, psnr_rgb, psnr_y
 
 ONE_GREY_LEVEL_DB = 20 * math.log10(255)  # MSE = 1: 48.1308 dB
 
@@ -80,3 +80,17 @@ def test_bad_inputs_are_refused_with_a_sentence():
     _sentence(lambda: psnr_rgb(video[..., 0], video[..., 0]), "(T, H, W, 3)")
     _sentence(lambda: psnr_y(video, video[:, :, :4]), "same shape")
     _sentence(lambda: psnr_rgb(video[:0], video[:0]), "empty")
+
+
+def test_squared_error_added_chunk_by_chunk_gives_the_whole_videos_psnr_exactly():
+    rng = np.random.default_rng(7)
+    a = rng.integers(0, 256, (37, 9, 13, 3), dtype=np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-9, 10, a.shape), 0, 255).astype(np.uint8)
+    error = SquaredError()
+    for start in range(0, 37, 8):
+        error.add(a[start : start + 8], b[start : start + 8])
+    assert error.psnr_y() == psnr_y(a, b) and error.psnr_rgb() == psnr_rgb(a, b)
+    with pytest.raises(ValueError, match="No frames were added"):
+        SquaredError().psnr_y()
+    with pytest.raises(ValueError, match="same shape"):
+        error.add(a[:2], b[:3])

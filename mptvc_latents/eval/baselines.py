@@ -30,15 +30,15 @@ Every encode is cached, so matching several targets on one clip costs a few enco
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from mptvc_latents.eval.metrics import SquaredError
 from mptvc_latents.eval.metrics import bpp as bits_per_pixel
-from mptvc_latents.eval.metrics import psnr_rgb, psnr_y
 
 if TYPE_CHECKING:
     import av
@@ -51,6 +51,7 @@ __all__ = [
     "OutOfRangeError",
     "RateSweep",
     "encode_decode",
+    "measure",
     "at_matched_bpp",
     "rd_curve",
 ]
@@ -130,6 +131,77 @@ def _sei_bytes(packet: bytes, nal_type: Callable[[int], int], sei_types: frozens
     return total
 
 
+FrameSource = Callable[[], Iterable[np.ndarray]]
+"""Gives the clip's frames afresh each call, as uint8 batches ``(n, H, W, 3)`` (e.g. ``VideoReader.chunks``)."""
+
+
+def _check_args(codec: str, crf: int, fps: float) -> None:
+    _check_codec(codec)
+    if not isinstance(crf, (int, np.integer)) or not CRF_RANGE[0] <= crf <= CRF_RANGE[1]:
+        raise ValueError(f"CRF must be an integer in {CRF_RANGE[0]}..{CRF_RANGE[1]}, got {crf!r}.")
+    if not fps > 0:
+        raise ValueError(f"The frame rate must be positive, got {fps!r}.")
+
+
+def _encode(
+    batches: Iterable[np.ndarray], fps: float, codec: str, crf: int, threads: int
+) -> tuple[list[bytes], int, int, int]:
+    """Encode uint8 RGB batches ``(n, H, W, 3)`` at ``crf``: the Annex B packets, and ``(T, H, W)``."""
+    import av
+
+    encoder: av.VideoCodecContext | None = None
+    packets: list[bytes] = []
+    t, size = 0, (0, 0)
+    rate = Fraction(fps).limit_denominator(1001)
+    for batch in batches:
+        batch = _check_frames(batch)
+        if encoder is None:
+            size = (batch.shape[1], batch.shape[2])
+            encoder = _video_codec(codec, "w")
+            encoder.width, encoder.height = size[1] + size[1] % 2, size[0] + size[0] % 2  # yuv420p: even sides
+            encoder.pix_fmt = "yuv420p"
+            encoder.time_base, encoder.framerate = 1 / rate, rate
+            encoder.thread_count = threads
+            options = {"preset": "medium", "tune": "psnr", "crf": str(int(crf))}
+            if codec == "libx265":
+                pools = f":pools={threads}:frame-threads={threads}" if threads else ""
+                options["x265-params"] = "log-level=error:info=0" + pools
+            encoder.options = options
+        if batch.shape[1:3] != size:
+            raise ValueError(f"Frame {t} is {batch.shape[2]}x{batch.shape[1]}, not {size[1]}x{size[0]} as before.")
+        h, w = size
+        if h % 2 or w % 2:  # yuv420p subsamples chroma by 2 both ways: repeat the last row/column
+            batch = np.pad(batch, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+        for rgb in batch:
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            frame = frame.reformat(format="yuv420p", interpolation=_SWS)
+            frame.pts = t
+            packets.extend(bytes(p) for p in encoder.encode(frame))
+            t += 1
+    if encoder is None:
+        raise ValueError("The video is empty: it has no frames.")
+    packets.extend(bytes(p) for p in encoder.encode(None))
+    return packets, t, size[0], size[1]
+
+
+def _decode(packets: list[bytes], codec: str, height: int, width: int) -> Iterator[np.ndarray]:
+    """The frames ``(H, W, 3)`` of ``codec``'s packets, as rgb24 cropped to ``(height, width)``."""
+    import av
+
+    decoder = _video_codec(CODECS[codec][0], "r")
+    for data in [*packets, None]:
+        for frame in decoder.decode(None if data is None else av.Packet(data)):
+            yield frame.reformat(format="rgb24", interpolation=_SWS).to_ndarray()[:height, :width]
+
+
+def _stream_bytes(packets: list[bytes], codec: str, include_sei: bool) -> int:
+    _, sei_types, nal_type = CODECS[codec]
+    num_bytes = sum(len(p) for p in packets)
+    if not include_sei:
+        num_bytes -= sum(_sei_bytes(p, nal_type, sei_types) for p in packets)
+    return num_bytes
+
+
 def encode_decode(
     frames: np.ndarray, fps: float, codec: str, crf: int, *, threads: int = 1, include_sei: bool = False
 ) -> tuple[np.ndarray, int]:
@@ -139,56 +211,51 @@ def encode_decode(
     stream (packets without container, SEI excluded unless ``include_sei``; module docstring).
     ``threads=0`` lets the encoder choose (faster, but the bytes then depend on the machine).
     """
-    import av
-
     frames = _check_frames(frames)
-    _check_codec(codec)
-    if not isinstance(crf, (int, np.integer)) or not CRF_RANGE[0] <= crf <= CRF_RANGE[1]:
-        raise ValueError(f"CRF must be an integer in {CRF_RANGE[0]}..{CRF_RANGE[1]}, got {crf!r}.")
-    if not fps > 0:
-        raise ValueError(f"The frame rate must be positive, got {fps!r}.")
-    t, h, w = frames.shape[:3]
-    if h % 2 or w % 2:  # yuv420p subsamples chroma by 2 both ways
-        frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-    decoder_name, sei_types, nal_type = CODECS[codec]
-    rate = Fraction(fps).limit_denominator(1001)
-
-    encoder = _video_codec(codec, "w")
-    encoder.width, encoder.height = frames.shape[2], frames.shape[1]
-    encoder.pix_fmt = "yuv420p"
-    encoder.time_base, encoder.framerate = 1 / rate, rate
-    encoder.thread_count = threads
-    options = {"preset": "medium", "tune": "psnr", "crf": str(int(crf))}
-    if codec == "libx265":
-        pools = f":pools={threads}:frame-threads={threads}" if threads else ""
-        options["x265-params"] = "log-level=error:info=0" + pools
-    encoder.options = options
-    packets: list[bytes] = []
-    for i, rgb in enumerate(frames):
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-        frame = frame.reformat(format="yuv420p", interpolation=_SWS)
-        frame.pts = i
-        packets.extend(bytes(p) for p in encoder.encode(frame))
-    packets.extend(bytes(p) for p in encoder.encode(None))
-
-    decoder = _video_codec(decoder_name, "r")
-    decoded = []
-    for data in [*packets, None]:
-        for frame in decoder.decode(None if data is None else av.Packet(data)):
-            decoded.append(frame.reformat(format="rgb24", interpolation=_SWS).to_ndarray())
+    _check_args(codec, crf, fps)
+    packets, t, h, w = _encode([frames], fps, codec, crf, threads)
+    decoded = list(_decode(packets, codec, h, w))
     if len(decoded) != t:
         raise RuntimeError(f"The {codec} round trip returned {len(decoded)} frames for {t} encoded.")
-    num_bytes = sum(len(p) for p in packets)
-    if not include_sei:
-        num_bytes -= sum(_sei_bytes(p, nal_type, sei_types) for p in packets)
-    return np.stack(decoded)[:, :h, :w], num_bytes
+    return np.stack(decoded), _stream_bytes(packets, codec, include_sei)
+
+
+def measure(
+    source: FrameSource, fps: float, codec: str, crf: int, *, threads: int = 1, include_sei: bool = False
+) -> RatePoint:
+    """:func:`encode_decode` of the clip ``source()`` gives, measured a chunk at a time: the frames are
+    encoded as they come (only the packets are kept), then decoded and compared with a second pass
+    of ``source()``, so a long clip never sits in memory. The numbers equal those of the arrays."""
+    _check_args(codec, crf, fps)
+    packets, t, h, w = _encode(source(), fps, codec, crf, threads)
+    error, decoded = SquaredError(), _decode(packets, codec, h, w)
+    count = 0
+    for batch in source():
+        for reference in batch:
+            frame = next(decoded, None)
+            if frame is None:
+                raise RuntimeError(f"The {codec} round trip returned {count} frames for {t} encoded.")
+            error.add(reference[None], frame[None])
+            count += 1
+    if count != t or next(decoded, None) is not None:
+        raise RuntimeError(f"The {codec} round trip does not return the {t} frames encoded.")
+    num_bytes = _stream_bytes(packets, codec, include_sei)
+    return RatePoint(int(crf), num_bytes, bits_per_pixel(num_bytes, t, h, w), error.psnr_y(), error.psnr_rgb())
 
 
 class RateSweep:
-    """Encodes of one clip with one codec at integer CRFs, cached; finds the rate a target needs."""
+    """Encodes of one clip with one codec at integer CRFs, cached; finds the rate a target needs.
 
-    def __init__(self, frames: np.ndarray, fps: float, codec: str, *, threads: int = 1) -> None:
-        self.frames = _check_frames(frames)
+    ``frames``: the clip as uint8 ``(T, H, W, 3)``, or a :data:`FrameSource` that reads it afresh
+    a chunk at a time (long clips: :func:`measure`).
+    """
+
+    def __init__(self, frames: np.ndarray | FrameSource, fps: float, codec: str, *, threads: int = 1) -> None:
+        if callable(frames):
+            self.source: FrameSource = frames
+        else:
+            clip = _check_frames(frames)
+            self.source = lambda: [clip]
         _check_codec(codec)
         self.fps, self.codec, self.threads = float(fps), codec, threads
         self._points: dict[int, RatePoint] = {}
@@ -196,15 +263,7 @@ class RateSweep:
     def point(self, crf: int) -> RatePoint:
         """The encode at ``crf`` (computed once)."""
         if crf not in self._points:
-            decoded, num_bytes = encode_decode(self.frames, self.fps, self.codec, crf, threads=self.threads)
-            t, h, w = self.frames.shape[:3]
-            self._points[crf] = RatePoint(
-                crf,
-                num_bytes,
-                bits_per_pixel(num_bytes, t, h, w),
-                psnr_y(self.frames, decoded),
-                psnr_rgb(self.frames, decoded),
-            )
+            self._points[crf] = measure(self.source, self.fps, self.codec, crf, threads=self.threads)
         return self._points[crf]
 
     @property

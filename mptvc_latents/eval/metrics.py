@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-__all__ = ["BT709_LUMA", "psnr_y", "psnr_rgb", "mse_y", "mse_rgb", "bpp"]
+__all__ = ["BT709_LUMA", "SquaredError", "psnr_y", "psnr_rgb", "mse_y", "mse_rgb", "bpp"]
 
 BT709_LUMA = np.array([0.2126, 0.7152, 0.0722], dtype=np.float64)
 _PEAK = 255.0
@@ -34,6 +34,14 @@ def _check_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
+def _frame_squared_error(a: np.ndarray, b: np.ndarray, weights: np.ndarray | None) -> float:
+    """Sum of the squared (luma-weighted, if ``weights``) difference of two frames ``(H, W, 3)``, float64."""
+    diff = a.astype(np.float64) - b  # (H, W, 3)
+    if weights is not None:
+        diff = diff @ weights  # (H, W): Y is linear, so Y(a) - Y(b) = Y(a - b)
+    return float(np.dot(diff.ravel(), diff.ravel()))
+
+
 def _sum_squared_error(a: np.ndarray, b: np.ndarray, weights: np.ndarray | None) -> float:
     """Sum over all frames of the squared (luma-weighted, if ``weights``) difference, in float64.
 
@@ -41,11 +49,39 @@ def _sum_squared_error(a: np.ndarray, b: np.ndarray, weights: np.ndarray | None)
     """
     total = 0.0
     for fa, fb in zip(a, b, strict=True):
-        diff = fa.astype(np.float64) - fb  # (H, W, 3)
-        if weights is not None:
-            diff = diff @ weights  # (H, W): Y is linear, so Y(a) - Y(b) = Y(a - b)
-        total += float(np.dot(diff.ravel(), diff.ravel()))
+        total += _frame_squared_error(fa, fb, weights)
     return total
+
+
+class SquaredError:
+    """PSNR of two videos compared a chunk at a time (long videos never in memory whole).
+
+    ``add(reference, decoded)`` per chunk of uint8 frames ``(n, H, W, 3)``; :meth:`psnr_y` and
+    :meth:`psnr_rgb` pool the squared error over every frame added, frame by frame in the same
+    order as :func:`psnr_y` / :func:`psnr_rgb` of the whole videos, so the numbers are identical.
+    """
+
+    def __init__(self) -> None:
+        self.sum_y, self.sum_rgb, self.pixels = 0.0, 0.0, 0
+
+    def add(self, a: np.ndarray, b: np.ndarray) -> None:
+        a, b = _check_pair(a, b)
+        for fa, fb in zip(a, b, strict=True):
+            self.sum_y += _frame_squared_error(fa, fb, BT709_LUMA)
+            self.sum_rgb += _frame_squared_error(fa, fb, None)
+        self.pixels += a.size // 3
+
+    def _check(self) -> None:
+        if self.pixels == 0:
+            raise ValueError("No frames were added, so there is no error to measure.")
+
+    def psnr_y(self) -> float:
+        self._check()
+        return _psnr(self.sum_y / self.pixels)
+
+    def psnr_rgb(self) -> float:
+        self._check()
+        return _psnr(self.sum_rgb / (3 * self.pixels))
 
 
 def mse_y(a: np.ndarray, b: np.ndarray) -> float:

@@ -1,11 +1,13 @@
 """Rate-distortion evaluation of a codec's prefixes against x264 and x265 at matched bitrate.
 
-For each clip::
+For each clip, a chunk at a time (memory does not grow with the clip's length)::
 
-    read_video(clip, max_frames) -> model.compress -> for k in 0..K-1:
-        bytes_k = container_bytes(compressed, k)     size of the file holding levels 0..k
-        video_k = model.decompress(compressed, k)    -> bpp, PSNR-Y (BT.709), PSNR-RGB, seconds
-    for each baseline: RateSweep(clip) -> PSNR at bpp_{K-2} and bpp_{K-1} (medium, full) + RD curve
+    VideoReader(clip, max_frames).chunks -> model.compress_stream -> for k in 0..K-1:
+        bytes_k = container_bytes(compressed, k)            size of the file holding levels 0..k
+        model.decompress_stream(compressed, k), chunk by chunk against the source read again
+                                                            -> bpp, PSNR-Y (BT.709), PSNR-RGB, seconds
+    for each baseline: RateSweep(the reader's chunks) -> PSNR at bpp_{K-2} and bpp_{K-1} (medium,
+        full) + RD curve; each encode keeps only its packets and is compared chunk by chunk
 
 ``container_bytes(compressed, k)`` gives the byte size of the file that holds levels 0..k.
 By default it is :func:`mptvc_file_bytes`: the real ``.mptvc`` file (``formats.container.write_mptvc``)
@@ -25,15 +27,16 @@ import platform
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from mptvc_latents.eval.baselines import OutOfRangeError, RateSweep
-from mptvc_latents.eval.metrics import bpp, psnr_rgb, psnr_y
+from mptvc_latents.eval.metrics import SquaredError, bpp
 from mptvc_latents.eval.report import write_report
-from mptvc_latents.video import find_videos, read_video
+from mptvc_latents.video import VideoReader, find_videos
 
 log = logging.getLogger(__name__)
 
@@ -100,16 +103,23 @@ def _prefix_name(k: int, levels: int) -> str:
     return "full" if k == levels - 1 else f"k={k}"
 
 
-def _evaluate_ours(model, frames: np.ndarray, fps: float, container_bytes: ContainerBytes) -> dict:
-    t, h, w = frames.shape[:3]
+def _evaluate_ours(model, reader: VideoReader, container_bytes: ContainerBytes) -> dict:
+    """Compress the clip a chunk at a time, then decode every prefix a chunk at a time, comparing each
+    decoded chunk with the source's frames read again alongside (PSNR pooled over the clip)."""
+    step = model.config.chunk_frames
     start = time.perf_counter()
-    compressed = model.compress(frames, fps)
+    compressed = model.compress_stream(reader.chunks(step), reader.fps)
     encode_seconds = time.perf_counter() - start
+    t, h, w = compressed.info.frames, compressed.info.height, compressed.info.width
     prefixes = []
     for k in range(model.num_levels):
-        start = time.perf_counter()
-        decoded = model.decompress(compressed, k)
-        seconds = time.perf_counter() - start
+        error, seconds = SquaredError(), 0.0
+        decoded = model.decompress_stream(compressed, k)
+        for reference in reader.chunks(step):
+            start = time.perf_counter()
+            frames = next(decoded)
+            seconds += time.perf_counter() - start
+            error.add(reference, frames)
         num_bytes = int(container_bytes(compressed, k))
         prefixes.append(
             {
@@ -118,12 +128,12 @@ def _evaluate_ours(model, frames: np.ndarray, fps: float, container_bytes: Conta
                 "bytes": num_bytes,
                 "payload_bytes": sum(compressed.level_bytes()[: k + 1]),  # the rest: header, table
                 "bpp": bpp(num_bytes, t, h, w),
-                "psnr_y": psnr_y(frames, decoded),
-                "psnr_rgb": psnr_rgb(frames, decoded),
+                "psnr_y": error.psnr_y(),
+                "psnr_rgb": error.psnr_rgb(),
                 "decode_seconds": seconds,
             }
         )
-    return {"encode_seconds": encode_seconds, "prefixes": prefixes}
+    return {"frames": t, "encode_seconds": encode_seconds, "prefixes": prefixes}
 
 
 def _evaluate_baseline(
@@ -232,18 +242,18 @@ def evaluate(
 
     results = []
     for path in clip_paths:
-        clip = read_video(path, max_frames=max_frames)
-        frames = clip.frames
-        t, h, w = frames.shape[:3]
-        log.info("%s: %d frames of %dx%d at %.3g fps", path, t, w, h, clip.fps)
-        entry = {"name": _clip_name(path), "path": str(path), "frames": t, "height": h, "width": w, "fps": clip.fps}
-        entry.update(_evaluate_ours(model, frames, clip.fps, container_bytes))
+        reader = VideoReader(path, max_frames=max_frames)
+        h, w = reader.size
+        log.info("%s: %d frames of %dx%d at %.3g fps", path, reader.frame_count, w, h, reader.fps)
+        entry: dict = {"name": _clip_name(path), "path": str(path), "frames": 0, "height": h, "width": w}
+        entry["fps"] = reader.fps
+        entry.update(_evaluate_ours(model, reader, container_bytes))  # with the frames it read
         sizes = [p["bytes"] for p in entry["prefixes"]]
         if sizes != sorted(sizes):
             log.warning("%s: prefix sizes %s are not increasing", path, sizes)
         entry["baselines"] = {}
         for codec in baselines:
-            sweep = RateSweep(frames, clip.fps, codec, threads=threads)
+            sweep = RateSweep(partial(reader.chunks, model.config.chunk_frames), reader.fps, codec, threads=threads)
             entry["baselines"][codec] = _evaluate_baseline(sweep, entry["prefixes"], matched, curve_crfs)
         for p in entry["prefixes"]:
             log.info("  k=%d %8d B %.4f bpp %.2f dB", p["k"], p["bytes"], p["bpp"], p["psnr_y"])
