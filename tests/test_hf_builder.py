@@ -132,3 +132,19 @@ def test_bad_arguments(videos, ckpt, store, work):
         load_token_dataset(store=store, k_max=5, cache_dir=work / "bad")
     with pytest.raises(ValueError, match="no such file"):
         load_token_dataset(work / "nothing", ckpt=ckpt, cache_dir=work / "bad")
+
+
+def test_windows_of_long_clips_are_rows_read_a_window_at_a_time(store, work):
+    """``window``: a row per window of token frames (here 2 of each clip's 4), with ``t0``; a new cache."""
+    whole = load_token_dataset(store=store, cache_dir=work / "windows")
+    ds = load_token_dataset(store=store, window=2, cache_dir=work / "windows").with_format("numpy")
+    assert _cache_dir(ds) != _cache_dir(whole) and "t0" not in whole.column_names
+    ref = TokenStore.open(store)
+    assert sorted((row["key"], int(row["t0"])) for row in ds) == [(key, t0) for key in ref.clips() for t0 in (0, 2)]
+    for row in ds:
+        tokens = ref.read_tokens(row["key"])
+        for k in range(3):
+            window = row[f"level_{k}"].reshape(row[f"level_{k}_shape"])
+            np.testing.assert_array_equal(window, tokens.symbols[k][row["t0"] : row["t0"] + 2])
+    with pytest.raises(ValueError, match="window must be a number of token frames"):
+        load_token_dataset(store=store, window=0, cache_dir=work / "windows")

@@ -4,7 +4,7 @@
 
     videos (files, folders, globs) + checkpoint --tokenize--> CACHE/mptvc_tokens/stores/<digest>.zarr --+
     an existing token store ----------------------------------------------------------------------------+
-        --> rows {key, source, fps, frames, height, width, level_k, level_k_shape} --> Arrow in
+        --> rows {key, source, fps, frames, height, width, [t0,] level_k, level_k_shape} --> Arrow in
             CACHE/mptvc_tokens/<name>-<id>/1.0.0/   (id: checkpoint digest + file-list fingerprint + k_max)
 
 **Cache key.** ``MptvcTokensConfig`` resolves, when built, the checkpoint digest
@@ -48,8 +48,9 @@ __all__ = ["MptvcTokens", "MptvcTokensConfig", "SymbolDataset", "load_token_data
 _TORCH_NAMES = frozenset({"torch", "pt", "pytorch"})
 
 
-def token_features(levels: int) -> datasets.Features:
-    """One row per clip: its metadata, and per level the flat uint8 symbols plus their ``(t, h, w, c)`` shape."""
+def token_features(levels: int, windowed: bool = False) -> datasets.Features:
+    """One row per clip (or, ``windowed``, per window of a clip, with its first token frame ``t0``):
+    its metadata, and per level the flat uint8 symbols plus their ``(t, h, w, c)`` shape."""
     features = {
         "key": datasets.Value("string"),
         "source": datasets.Value("string"),
@@ -58,6 +59,8 @@ def token_features(levels: int) -> datasets.Features:
         "height": datasets.Value("int32"),
         "width": datasets.Value("int32"),
     }
+    if windowed:
+        features["t0"] = datasets.Value("int32")
     for k in range(levels):
         features[f"level_{k}"] = datasets.List(datasets.Value("uint8"))
         features[f"level_{k}_shape"] = datasets.List(datasets.Value("int32"), length=4)
@@ -71,7 +74,9 @@ def _sha(obj: Any) -> str:
 @dataclass
 class MptvcTokensConfig(datasets.BuilderConfig):
     """What to export: ``videos`` (files, folders, globs) with ``ckpt`` (default: the shipped
-    checkpoint), or an existing token ``store``; levels ``0 .. k_max`` (default: all).
+    checkpoint), or an existing token ``store``; levels ``0 .. k_max`` (default: all); a row per
+    clip, or with ``window`` a row per ``window`` token frames of a clip (long clips: a row stays
+    small, and the builder reads a window of the store at a time).
 
     ``checkpoint_digest``, ``files_fingerprint`` and ``levels`` are filled in when the config is
     built (the checkpoint is loaded for its digest); they key the cache.
@@ -81,6 +86,7 @@ class MptvcTokensConfig(datasets.BuilderConfig):
     ckpt: str | None = None
     store: str | None = None
     k_max: int | None = None
+    window: int | None = None
     checkpoint_digest: str = ""
     files_fingerprint: str = ""
     levels: int = 0
@@ -95,6 +101,8 @@ class MptvcTokensConfig(datasets.BuilderConfig):
             raise ValueError(
                 "Give either videos (files, folders or globs) or an existing token store, not both or neither."
             )
+        if self.window is not None and (not isinstance(self.window, int) or self.window < 1):
+            raise ValueError(f"window must be a number of token frames, 1 or more, got {self.window!r}.")
         k_max = available - 1 if self.k_max is None else self.k_max
         if not 0 <= k_max < available:
             raise ValueError(f"k_max={k_max} is out of range: the tokens hold levels 0..{available - 1}.")
@@ -131,7 +139,9 @@ class MptvcTokensConfig(datasets.BuilderConfig):
         return model.num_levels
 
     def create_config_id(self, config_kwargs: dict, custom_features: datasets.Features | None = None) -> str:
-        key = [self.checkpoint_digest, self.files_fingerprint, self.k_max]
+        key: list[Any] = [self.checkpoint_digest, self.files_fingerprint, self.k_max]
+        if self.window is not None:  # rows per clip keep the ids they had
+            key.append({"window": self.window})
         if custom_features is not None:
             key.append(custom_features.to_dict())
         return f"{self.name}-{_sha(key)[:20]}"
@@ -154,7 +164,7 @@ class MptvcTokens(datasets.GeneratorBasedBuilder):
     def _info(self) -> datasets.DatasetInfo:
         return datasets.DatasetInfo(
             description="FSQ symbols of MPT-VC token stores, one row per clip (docs/token_store.md).",
-            features=token_features(self.config.levels),
+            features=token_features(self.config.levels, windowed=self.config.window is not None),
         )
 
     def _split_generators(self, dl_manager: Any) -> list[datasets.SplitGenerator]:
@@ -179,13 +189,19 @@ class MptvcTokens(datasets.GeneratorBasedBuilder):
             meta = store.clip_attrs(key)
             if meta is None:
                 raise KeyError(f"The token store {str(store.path)!r} has no complete clip {key!r}.")
-            tokens = store.read_tokens(key, config.k_max)
-            row = {k: meta[k] for k in ("source", "fps", "frames", "height", "width")}
-            row["key"] = key
-            for k, symbols in enumerate(tokens.symbols):  # (t, h, w, c) uint8
-                row[f"level_{k}"] = np.ascontiguousarray(symbols, dtype=np.uint8).reshape(-1)
-                row[f"level_{k}_shape"] = list(symbols.shape)
-            yield key, row
+            tokens = store.read_tokens(key, config.k_max, lazy=True)  # zarr arrays, read by window
+            length = tokens.symbols[0].shape[0]
+            window = length if config.window is None else config.window
+            for t0 in range(0, length - window + 1, window):  # windows never run past the end
+                row = {k: meta[k] for k in ("source", "fps", "frames", "height", "width")}
+                row["key"] = key
+                if config.window is not None:
+                    row["t0"] = t0
+                for k, array in enumerate(tokens.symbols):
+                    symbols = np.asarray(array[t0 : t0 + window], dtype=np.uint8)  # (t, h, w, c)
+                    row[f"level_{k}"] = symbols.reshape(-1)
+                    row[f"level_{k}_shape"] = list(symbols.shape)
+                yield (key if config.window is None else f"{key}@{t0}"), row
 
     def _tokenize(self, videos: Sequence[str]) -> tuple[Any, list[str]]:
         from filelock import FileLock
@@ -255,6 +271,7 @@ def load_token_dataset(
     ckpt: str | os.PathLike | None = None,
     store: str | os.PathLike | None = None,
     k_max: int | None = None,
+    window: int | None = None,
     cache_dir: str | os.PathLike | None = None,
 ) -> SymbolDataset:
     """The clips of ``source`` (video files, folders, globs; encoded with ``ckpt``, default the
@@ -262,13 +279,15 @@ def load_token_dataset(
     ``datasets.Dataset`` cached as Arrow under ``cache_dir`` (default: the ``datasets`` cache).
 
     A second call with the same checkpoint and the same files (paths, sizes, mtimes) or store
-    clips reuses the cache; anything else builds a new one.
+    clips reuses the cache; anything else builds a new one. ``window``: a row per ``window`` token
+    frames of each clip (column ``t0``, the first), for long clips; windows never run past a clip's
+    end, so a clip shorter than ``window`` gives none.
 
     Raises:
         ValueError: for both or neither of ``source`` and ``store``, missing inputs, a bad
             checkpoint or ``k_max`` out of range.
     """
-    config: dict[str, Any] = {"k_max": k_max}
+    config: dict[str, Any] = {"k_max": k_max, "window": window}
     if store is not None and source is None:
         if ckpt is not None:
             raise ValueError("ckpt is for tokenizing videos; a store records its own checkpoint, leave ckpt out.")
