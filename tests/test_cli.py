@@ -404,3 +404,58 @@ def test_train_flags_left_out_take_the_train_config_defaults(monkeypatch, tmp_pa
     assert made == [dataclasses.replace(expected, init="ckpt"), False]
     assert cli.main(["train", "a", "--run", "run", "--batch", "0"]) == 2
     assert "TrainConfig.batch must be a positive integer, got 0." in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- awkward and long videos
+
+
+def test_a_video_whose_size_changes_encodes_at_its_first_size(ckpt, tmp_path):
+    """An H.264 stream re-coded at another size half way (as screen recordings do) encodes and
+    decodes at the first size; a rotation that is no quarter turn is one line naming file and frame."""
+    import av
+
+    def h264(path, frames):
+        with av.open(str(path), "w", format="h264") as container:
+            stream = container.add_stream("libx264", rate=25)
+            stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+            for rgb in frames:
+                for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+
+    source = read_video(SAMPLE, max_frames=12).frames
+    h264(tmp_path / "a.h264", np.ascontiguousarray(source[:5, 40:80, 100:156]))
+    h264(tmp_path / "b.h264", np.ascontiguousarray(source[5:, 40:96, 100:180]))
+    joined = tmp_path / "joined.h264"
+    joined.write_bytes((tmp_path / "a.h264").read_bytes() + (tmp_path / "b.h264").read_bytes())
+    assert _run("encode", joined, tmp_path / "j.mptvc", "--ckpt", ckpt) == 0
+    assert _decode(tmp_path / "j.mptvc", tmp_path / "j.npy", ckpt).shape == (12, 40, 56, 3)
+
+
+def test_a_tilted_video_is_one_line_naming_the_file_and_frame(ckpt, tmp_path, capsys):
+    import av
+
+    with av.open(str(tmp_path / "tilted.mp4"), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.set_display_rotation(45)
+        for packet in stream.encode(av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")):
+            container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    assert _run("encode", tmp_path / "tilted.mp4", tmp_path / "t.mptvc", "--ckpt", ckpt) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Frame 0 of" in err and "tilted.mp4' asks to be displayed rotated by 45" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tilted.mp4"]  # no output, no spool left
+
+
+def test_encode_and_decode_hold_a_chunk_at_a_time(encoded, clip, ckpt, model, work, monkeypatch):
+    """The CLI feeds the codec the reader's chunks and writes each decoded chunk as it comes."""
+    from mptvc_latents.video import FrameWriter
+
+    writes = []
+    write = FrameWriter.write
+    monkeypatch.setattr(FrameWriter, "write", lambda self, frames: writes.append(len(frames)) or write(self, frames))
+    frames = _decode(encoded, work / "chunked.npy", ckpt)
+    assert writes == [8, 8] and frames.shape == (16, 40, 56, 3)
