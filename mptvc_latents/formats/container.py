@@ -564,6 +564,8 @@ class Inspection:
             "config_name": h.config.get("name"),
             "chunks": h.num_chunks,
             "digest": h.digest,
+            "entropy": "scale hyperprior" if intra_period(h.config) is None else "context model",
+            "intra_period": intra_period(h.config),
             "levels_total": h.num_levels,
             "levels_complete": self.levels_complete,
             "truncated": self.file_bytes < h.level_ends()[-1],
@@ -577,6 +579,8 @@ class Inspection:
             f"video   {d['width']}x{d['height']}, {d['frames']} frames at {d['fps']:g} fps, {d['scenes']} scene(s)",
             f"codec   {d['config_name']}, {d['levels_total']} levels, {d['chunks']} chunk(s), "
             f"tables sha256 {d['digest']}",
+            f"entropy {d['entropy']}"
+            + (f", temporal context restarts every {d['intra_period']} chunks" if d["intra_period"] else ""),
             f"levels  {d['levels_complete']} of {d['levels_total']} complete"
             + (" (the file is cut)" if d["truncated"] else ""),
             "level  level bytes  prefix bytes  prefix bpp",
