@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import DataLoader
 
 from mptvc_latents.train import data
 from mptvc_latents.train.data import (
@@ -13,6 +12,7 @@ from mptvc_latents.train.data import (
     FrameCache,
     Stage,
     VideoEntry,
+    clip_loader,
     cut_clip,
     decode_video,
     plan_crops,
@@ -122,9 +122,7 @@ def test_ranks_take_disjoint_shares_of_the_global_batch_and_workers_change_nothi
     assert x.min() >= -1 and x.max() <= 1 and scenes.dtype == torch.int64
 
     in_process = list(ClipStream(entries, stages, augment, cache, seed=3, start=1, end=5))
-    loader = DataLoader(ClipStream(entries, stages, augment, cache, seed=3, start=1, end=5), batch_size=None,
-                        num_workers=2)  # fmt: skip
-    in_workers = list(loader)
+    in_workers = list(clip_loader(ClipStream(entries, stages, augment, cache, seed=3, start=1, end=5), workers=2))
     assert [b[0] for b in in_workers] == [b[0] for b in in_process] == [1, 2, 3, 4]
     assert all(torch.equal(a[1], b[1]) and torch.equal(a[2], b[2]) for a, b in zip(in_process, in_workers, strict=True))
 

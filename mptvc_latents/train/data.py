@@ -39,23 +39,25 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.data import IterableDataset, get_worker_info
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from mptvc_latents.config import ConfigBase
 from mptvc_latents.files import atomic_output
 from mptvc_latents.scenes import detect_scene_cuts
-from mptvc_latents.video import find_videos
+from mptvc_latents.video import VideoReader, find_videos
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "Augment",
     "ClipStream",
+    "clip_loader",
     "Crop",
     "FrameCache",
     "Stage",
     "VideoEntry",
     "cut_clip",
+    "decode_video",
     "plan_crops",
     "probe_videos",
 ]
@@ -124,37 +126,28 @@ class VideoEntry:
     width: int
 
 
-def _target_size(width: int, height: int, max_side: int) -> tuple[int, int]:
-    """The decoded size of a frame: the longer side at most ``max_side``, even sides when shrunk."""
+def _target_size(height: int, width: int, max_side: int) -> tuple[int, int]:
+    """``(height, width)`` of a decoded frame: the longer side at most ``max_side``, even sides when shrunk."""
     scale = max(width, height) / max_side
     if scale <= 1:
-        return width, height
-    return int(round(width / scale)) // 2 * 2, int(round(height / scale)) // 2 * 2
+        return height, width
+    return int(round(height / scale)) // 2 * 2, int(round(width / scale)) // 2 * 2
 
 
 def probe_videos(sources: list[str] | tuple[str, ...], max_side: int, max_frames: int) -> list[VideoEntry]:
-    """The catalog of ``sources``: per video its packet count (capped at ``max_frames``) and the
-    decoded size of its first frame, without decoding the rest. Unreadable files are skipped with
-    a warning; ValueError when none is left."""
-    import av
-
+    """The catalog of ``sources``: per video its frame count (as ``VideoReader.frame_count``
+    declares it, capped at ``max_frames``) and the decoded size of its first frame, without
+    decoding the rest. Unreadable files are skipped with a warning; ValueError when none is left."""
     entries = []
     for path in find_videos(sources).paths:
         try:
-            with av.open(str(path)) as container:
-                stream = container.streams.video[0]
-                first = next(container.decode(stream))
-                width, height = _target_size(first.width, first.height, max_side)
-                container.seek(0)
-                packets = 0
-                for packet in container.demux(stream):
-                    packets += packet.size > 0
-                    if packets >= max_frames:
-                        break
+            reader = VideoReader(path, max_frames=max_frames)
+            height, width = _target_size(*reader.size, max_side)
+            frames = reader.frame_count
         except Exception as e:  # noqa: BLE001 - one bad file must not stop training
             log.warning("Skipping %s: %s", path, e)
             continue
-        entries.append(VideoEntry(str(path), max(1, packets), height, width))
+        entries.append(VideoEntry(str(path), max(1, frames), height, width))
     if not entries:
         raise ValueError("None of the training videos could be read.")
     log.info("%d training videos, %d frames (decoded when first used)", len(entries), sum(e.frames for e in entries))
@@ -162,23 +155,18 @@ def probe_videos(sources: list[str] | tuple[str, ...], max_side: int, max_frames
 
 
 def decode_video(path: str | Path, max_side: int, max_frames: int) -> np.ndarray:
-    """Frames ``(T, H, W, 3)`` uint8, every frame at the decoded size of the first (see ``probe_videos``)."""
-    import av
-
-    frames: list[np.ndarray] = []
-    size: tuple[int, int] | None = None
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        for frame in container.decode(stream):
-            size = size or _target_size(frame.width, frame.height, max_side)
-            if (frame.width, frame.height) != size:
-                frame = frame.reformat(width=size[0], height=size[1], interpolation="AREA")
-            frames.append(frame.to_ndarray(format="rgb24"))
-            if len(frames) >= max_frames:
-                break
-    if not frames:
-        raise ValueError(f"The video {str(path)!r} has no frames.")
-    return np.stack(frames)
+    """Frames ``(T, H, W, 3)`` uint8 as ``video.VideoReader`` reads them (upright, every frame at the
+    first one's size), shrunk by area averaging so the longer side is at most ``max_side``."""
+    reader = VideoReader(path, max_frames=max_frames)
+    height, width = _target_size(*reader.size, max_side)
+    chunks = []
+    for chunk in reader.chunks(32):  # (n, H, W, 3)
+        if chunk.shape[1:3] != (height, width):
+            x = torch.from_numpy(chunk).permute(0, 3, 1, 2).float()  # (n, 3, H, W)
+            x = F.interpolate(x, size=(height, width), mode="area")
+            chunk = x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        chunks.append(chunk)
+    return np.concatenate(chunks)
 
 
 class FrameCache:
@@ -193,6 +181,10 @@ class FrameCache:
         self.folder = Path(folder)
         self.max_side, self.max_frames = max_side, max_frames
         self._open: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def __getstate__(self) -> dict:
+        """What a worker process receives: the settings, not the open memory maps."""
+        return {**self.__dict__, "_open": {}}
 
     def _stem(self, path: str) -> str:
         stat = Path(path).stat()
@@ -342,3 +334,19 @@ class ClipStream(IterableDataset):
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
         for step in range(self.start + worker, self.end, workers):
             yield (step, *self.batch(step))
+
+
+def clip_loader(stream: ClipStream, workers: int, pin_memory: bool = False) -> DataLoader:
+    """A ``DataLoader`` over ``stream`` with ``workers`` background processes (0: in this process).
+
+    Workers are spawned, not forked: a fork copies whatever locks the training process's threads
+    (OpenMP, the video decoder) hold at that moment, and a worker can hang on one for ever.
+    """
+    return DataLoader(
+        stream,
+        batch_size=None,
+        num_workers=workers,
+        prefetch_factor=2 if workers else None,
+        multiprocessing_context="spawn" if workers else None,
+        pin_memory=pin_memory,
+    )

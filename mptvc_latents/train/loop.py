@@ -32,13 +32,12 @@ from typing import Any
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
 
 from mptvc_latents.codec import MPTVC, format2_name
 from mptvc_latents.config import CodecConfig, ConfigBase
 from mptvc_latents.files import atomic_folder, completed_folder
 from mptvc_latents.presets import preset
-from mptvc_latents.train.data import Augment, ClipStream, FrameCache, Stage, plan_crops, probe_videos
+from mptvc_latents.train.data import Augment, ClipStream, FrameCache, Stage, clip_loader, plan_crops, probe_videos
 from mptvc_latents.train.distributed import World, broadcast_object, mean_over_ranks
 from mptvc_latents.train.loss import rd_loss
 from mptvc_latents.train.schedule import warmup_cosine
@@ -348,13 +347,7 @@ class Trainer:
     def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """This process's clips of the current step, from the background workers."""
         if self._batches is None:
-            loader = DataLoader(
-                self._stream(self.step),
-                batch_size=None,
-                num_workers=self.config.workers,
-                prefetch_factor=2 if self.config.workers else None,
-                pin_memory=self.device.type == "cuda",
-            )
+            loader = clip_loader(self._stream(self.step), self.config.workers, pin_memory=self.device.type == "cuda")
             self._batches = iter(loader)
         step, x, scenes = next(self._batches)
         assert step == self.step, f"the data stream is at step {step}, the trainer at {self.step}"
