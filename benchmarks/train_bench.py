@@ -158,6 +158,7 @@ def main() -> None:
         seconds = float(np.median(times))
         rows[key] = {
             "seconds_per_step": seconds,
+            "cpu_seconds_per_step": float(np.median(cpu_samples[key])),
             "steps_per_second": 1 / seconds,
             "pixels_per_second": pixels / seconds,
         }
