@@ -415,6 +415,7 @@ class ContextConfig(ConfigBase):
     channels: bool = True
     channel_changes: bool = True
     intra_period: int = 4
+    hyper_from: int = 1  # levels below this send no hyper latent z (measured: at level 0 z costs more than it saves)
 
     def __post_init__(self) -> None:
         _require(
@@ -423,6 +424,10 @@ class ContextConfig(ConfigBase):
         )
         for name in ("temporal", "coarser", "channels", "channel_changes"):
             _require(isinstance(getattr(self, name), bool), f"ContextConfig.{name} must be a bool.")
+        _require(
+            _is_int(self.hyper_from) and self.hyper_from >= 0,
+            f"ContextConfig.hyper_from must be a non-negative integer (a level), got {self.hyper_from!r}.",
+        )
         _require(
             _is_int(self.intra_period) and self.intra_period >= 1,
             f"ContextConfig.intra_period must be a positive integer (chunks), got {self.intra_period!r}.",

@@ -165,6 +165,7 @@ class PyramidLevel(nn.Module):
                 channels=level.latent_channels,
                 has_coarser=k > 0,
                 n_scales=level.hyperprior.n_scales,
+                uses_hyper=k >= config.context.hyper_from,
             )
 
     def _check_coarser(self, coarser: LevelDecoded | None) -> None:
@@ -230,8 +231,12 @@ class PyramidLevel(nn.Module):
         if context is None:
             return self.hyperprior.compress(y_bound, symbols)
         model = self._context_model()
-        z_bytes, scale_index = self.hyperprior.compress_z(symbols.float())
-        y_bytes = model.encode(symbols[0].cpu().numpy(), scale_index[0].cpu().numpy(), context)
+        if model.uses_hyper:
+            z_bytes, scale_index = self.hyperprior.compress_z(symbols.float())
+            scale = scale_index[0].cpu().numpy()
+        else:  # no hyper latent: an empty z stream, one scale bin
+            z_bytes, scale = b"", np.zeros(symbols.shape[1:], np.int32)
+        y_bytes = model.encode(symbols[0].cpu().numpy(), scale, context)
         return z_bytes, y_bytes
 
     def decompress(
@@ -245,7 +250,15 @@ class PyramidLevel(nn.Module):
         if context is None:
             return self.hyperprior.decompress(*segment, latent_shape)
         model = self._context_model()
-        scale_index = self.hyperprior.decompress_z(segment[0], latent_shape)[0].cpu().numpy()
+        if model.uses_hyper:
+            scale_index = self.hyperprior.decompress_z(segment[0], latent_shape)[0].cpu().numpy()
+        elif segment[0]:
+            raise ValueError(
+                f"Level {self.k} codes no hyper latent in this checkpoint, but the segment carries a z stream of "
+                f"{len(segment[0])} bytes: it was coded with another context configuration."
+            )
+        else:
+            scale_index = np.zeros(latent_shape, np.int32)
         symbols = model.decode(segment[1], scale_index, context)  # (C_k, T', H', W')
         return torch.from_numpy(symbols)[None].to(self.hyperprior.z_mean.device)
 
@@ -253,6 +266,8 @@ class PyramidLevel(nn.Module):
     def scale_index(self, symbols: Tensor) -> np.ndarray:
         """The hyperprior table index the context model sees for each symbol, computed from the
         symbols as :meth:`compress` does: int32 ``(C_k, T', H', W')`` of ``symbols (1, C_k, ...)``."""
+        if self.context is not None and not self.context.uses_hyper:
+            return np.zeros(symbols.shape[1:], np.int32)
         hp = self.hyperprior
         return hp._y_index(hp._exact_z_symbols(symbols.float()))[0].cpu().numpy()
 
