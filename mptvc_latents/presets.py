@@ -3,8 +3,12 @@
 - ``mptvc-full``: the published configuration (patch 8, p_t 4, chunks of 32 frames, K=3,
   widths 64/96/128, FSQ levels 8/8/10, RoPE theta 1e4, scene jump 1e4, hyperprior with
   sigma_floor 0.3 and 32 hyper channels, canonical tile 480x864). The published model has
-  5,039,641 parameters (backbone 4,354,201 + entropy 685,440); ``mptvc info`` and
-  BENCHMARKS.md report ours beside it.
+  5,039,641 parameters (backbone 4,354,201 + entropy 685,440). Its depth and MLP ratio are not
+  published: 4 encoder + 4 decoder blocks per level with an MLP ratio of 2 give a backbone of
+  4,357,784 (+0.08%), the only one of depths 2-4 and ratios 2/3/4 within 1% (3 + 3 blocks at
+  ratio 4 give 4,110,424, -5.6%). The entropy count is not reached by any plain scale
+  hyperprior of a round width (192 gives 383,840; 256 gives 609,888), so the published entropy
+  model must differ in a way not described (MODEL_CARD.md); the width stays 192.
 - ``mptvc-cpu``: the same structure sized to train on a 2-core CPU (2+2 blocks per level,
   narrower hyperprior), the configuration of the shipped checkpoint.
 """
@@ -23,16 +27,17 @@ def _full() -> CodecConfig:
     return CodecConfig(
         levels=(
             LevelConfig(
-                dim=64, heads=2, latent_channels=4, fsq_levels=8, encoder_depth=3, decoder_depth=3, hyperprior=hp
+                dim=64, heads=2, latent_channels=4, fsq_levels=8, encoder_depth=4, decoder_depth=4, hyperprior=hp
             ),
             LevelConfig(
-                dim=96, heads=3, latent_channels=12, fsq_levels=8, encoder_depth=3, decoder_depth=3, hyperprior=hp
+                dim=96, heads=3, latent_channels=12, fsq_levels=8, encoder_depth=4, decoder_depth=4, hyperprior=hp
             ),
             LevelConfig(
-                dim=128, heads=4, latent_channels=24, fsq_levels=10, encoder_depth=3, decoder_depth=3, hyperprior=hp
+                dim=128, heads=4, latent_channels=24, fsq_levels=10, encoder_depth=4, decoder_depth=4, hyperprior=hp
             ),
         ),
-        tile_overlap=(160, 160),  # 20 tokens > 2 x (3 blocks x radius 3) + 1
+        mlp_ratio=2.0,
+        tile_overlap=(208, 208),  # 26 tokens > 2 x (4 blocks x radius 3) + 1
         name="mptvc-full",
     )
 
