@@ -159,7 +159,7 @@ def other_ckpt(work) -> Path:
     "case, words",
     [
         ("decode-not-mptvc", "is not an mptvc file"),
-        ("decode-version", "version 3"),
+        ("decode-version", "version 9"),
         ("decode-header-crc", "header of the file"),
         ("decode-segment-crc", "level 1, chunk 0"),
         ("decode-truncated-header", "cut inside the mptvc header"),
@@ -372,7 +372,18 @@ def test_every_core_command_is_an_add_command_of_core_commands_and_plugins_follo
     core = argparse.ArgumentParser().add_subparsers()
     for add_command in cli.CORE_COMMANDS:
         add_command(core)
-    names = ["encode", "decode", "info", "truncate", "train", "export", "tokenize", "detokenize", "eval"]
+    names = [
+        "encode",
+        "decode",
+        "info",
+        "truncate",
+        "train",
+        "export",
+        "train-entropy",
+        "tokenize",
+        "detokenize",
+        "eval",
+    ]
     assert list(core.choices) == names
     (everything,) = [a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
     assert list(everything.choices) == [*names, "generate", "prior-tokenize", "prior-train", "prior-eval", "heads"]
