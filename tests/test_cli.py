@@ -134,7 +134,7 @@ def test_bf16_encodes_a_file_the_same_checkpoint_decodes(clip, ckpt, model, work
 
 def _damaged(data: bytes, header, what: str) -> bytes:
     if what == "version":
-        return data[:8] + b"\x03\x00" + data[10:]
+        return data[:8] + b"\x09\x00" + data[10:]
     if what == "header":
         return data[:40] + bytes([data[40] ^ 4]) + data[41:]
     if what == "segment":
