@@ -69,8 +69,11 @@ def test_training_runs_the_curriculum_and_resumes_exactly_where_it_stopped(tmp_p
 
 def test_single_level_phases_freeze_the_other_levels(tmp_path):
     trainer = Trainer(_train_config(tmp_path))
+    frames = Path(trainer.config.run_dir) / "frames"
+    assert not frames.exists(), "videos are decoded when a clip first needs them, not up front"
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
     trainer.train_step()  # phase 0: level 0 alone
+    assert len(list(frames.glob("*.npy"))) == 2  # the sample clip's frames and scene ids
     changed = {n for n, p in trainer.model.named_parameters() if not torch.equal(p, before[n])}
     assert changed and all(".0." in n for n in changed), sorted(changed)[:5]
 
