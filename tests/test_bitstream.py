@@ -224,8 +224,9 @@ def test_a_cut_at_every_byte_keeps_the_complete_levels_or_raises_the_documented_
 
 
 def test_every_flipped_bit_raises_the_error_of_its_region(data, header):
-    """Magic: not mptvc; version: unsupported (or the header CRC for another readable version); length: truncated header or header CRC;
-    rest of the header: header CRC; a segment: segment CRC naming its level, chunk and kind."""
+    """Magic: not mptvc; version: unsupported (or the header CRC for another readable version);
+    length: truncated header or header CRC; rest of the header: header CRC; a segment: segment CRC
+    naming its level, chunk and kind."""
     owners = []  # (level, chunk, kind) of every payload byte
     for k, level in enumerate(header.segment_sizes):
         for c, pair in enumerate(level):
