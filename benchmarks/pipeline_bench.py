@@ -13,11 +13,15 @@ with the median total, and splits its wall time:
     encode: read video | model (compress less entropy) | entropy | container write
     decode: container read | model (decompress less entropy) | entropy | write video
 
-"entropy" is everything between FSQ symbols and bytes (the hyperprior's ``compress`` /
-``decompress``: ``h_a``, ``h_s``, table indexes and the rANS coder); of it, "f64 hyper nets"
-is ``h_a`` and ``h_s`` run in float64 plus the table indexes, and "rANS" the coder calls
-alone (``RangeCoder.encode`` / ``decode``). The codec is the shipped checkpoint when
-there is one, else the ``mptvc-cpu`` preset with random weights (the output says which).
+"entropy" is everything between FSQ symbols and bytes (each level's ``compress`` /
+``decompress``: ``h_a``, ``h_s``, table indexes and the rANS coder, and with a context entropy
+model its contexts, computed a token frame at a time); of it, "f64 hyper nets" is ``h_a`` and
+``h_s`` run in float64 plus the table indexes, "contexts" the context model's context indexes
+(``ContextModel.frame_contexts``, numpy), and "rANS" the coder calls alone
+(``RangeCoder.encode`` / ``decode``, ``StreamDecoder.decode_many`` / ``finish``). The codec is
+the shipped checkpoint when there is one, else the ``mptvc-cpu`` preset with random weights;
+``--ckpt`` takes another, e.g. one with context tables from ``mptvc train-entropy`` (the output
+says which, and which entropy model codes the y streams).
 """
 
 from __future__ import annotations
@@ -115,7 +119,8 @@ def run_one(width: int, height: int, frames: int, ckpt: str | None, repeats: int
     import torch
 
     from mptvc_latents import cli
-    from mptvc_latents.coder import RangeCoder
+    from mptvc_latents.coder import RangeCoder, StreamDecoder
+    from mptvc_latents.entropy.context import ContextModel
     from mptvc_latents.formats.container import read_mptvc, write_mptvc
     from mptvc_latents.video import read_video, write_video
 
@@ -128,14 +133,20 @@ def run_one(width: int, height: int, frames: int, ckpt: str | None, repeats: int
         model.decompress(model.compress(warm), 0)
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-        # instance attributes shadow the methods for this process only
-        for hp in (level.hyperprior for level in model.levels):
-            hp.compress = clock.wrap("entropy_encode", hp.compress)
-            hp.decompress = clock.wrap("entropy_decode", hp.decompress)
+        # instance attributes shadow the methods for this process only; a level's compress and
+        # decompress hold its whole entropy stage, with the hyperprior alone or the context model
+        for level in model.pyramid_levels():
+            level.compress = clock.wrap("entropy_encode", level.compress)
+            level.decompress = clock.wrap("entropy_decode", level.decompress)
+            hp = level.hyperprior
             hp._exact_z_symbols = clock.wrap("hyper_nets", hp._exact_z_symbols)  # h_a in float64
             hp._y_index = clock.wrap("hyper_nets", hp._y_index)  # h_s in float64, then table indexes
-        RangeCoder.encode = clock.wrap("rans_encode", RangeCoder.encode)
-        RangeCoder.decode = clock.wrap("rans_decode", RangeCoder.decode)
+        # the classes' methods, in this child process only (mypy: assigning to a method is the point)
+        RangeCoder.encode = clock.wrap("rans_encode", RangeCoder.encode)  # type: ignore[method-assign]
+        RangeCoder.decode = clock.wrap("rans_decode", RangeCoder.decode)  # type: ignore[method-assign]
+        StreamDecoder.decode_many = clock.wrap("rans_decode", StreamDecoder.decode_many)  # type: ignore[method-assign]
+        StreamDecoder.finish = clock.wrap("rans_decode", StreamDecoder.finish)  # type: ignore[method-assign]
+        ContextModel.frame_contexts = clock.wrap("contexts", ContextModel.frame_contexts)  # type: ignore[method-assign]
 
         runs = []
         for _ in range(repeats):
@@ -162,12 +173,16 @@ def run_one(width: int, height: int, frames: int, ckpt: str | None, repeats: int
     entropy = s.get("entropy_encode", 0.0) + s.get("entropy_decode", 0.0)
     rans = s.get("rans_encode", 0.0) + s.get("rans_decode", 0.0)
     s.setdefault("hyper_nets", 0.0)
+    s.setdefault("contexts", 0.0)
     size = sum(compressed.level_bytes())
+    context = model.config.context
     return {
         "width": width,
         "height": height,
         "frames": frames,
         "codec": source,
+        "entropy_model": "hyperprior" if context is None else f"context (intra period {context.intra_period})",
+        "tables_digest": model.tables_digest(),
         "torch_threads": torch.get_num_threads(),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "repeats": repeats,
@@ -178,6 +193,7 @@ def run_one(width: int, height: int, frames: int, ckpt: str | None, repeats: int
         "rans_share": rans / total,
         "hyper_nets_share": s["hyper_nets"] / total,
         "payload_bytes": size,
+        "level_bytes": compressed.level_bytes(),
         "bpp": 8 * size / (frames * width * height),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "rss_before_pipeline_mb": rss_before,
@@ -193,8 +209,9 @@ def _load_average() -> list[float]:
 
 def markdown(rows: list[dict]) -> str:
     head = (
-        "| resolution | total s | read video | model | entropy | of which f64 hyper nets | of which rANS "
-        "| container w+r | write video | entropy share | rANS share | peak RSS MB (before the pipeline) | load avg |"
+        "| resolution | entropy model | total s | read video | model | entropy | of which f64 hyper nets "
+        "| of which contexts | of which rANS | container w+r | write video | entropy share | rANS share "
+        "| bpp | peak RSS MB (before the pipeline) | load avg |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
@@ -203,10 +220,11 @@ def markdown(rows: list[dict]) -> str:
         entropy = s["entropy_encode"] + s["entropy_decode"]
         rans = s.get("rans_encode", 0.0) + s.get("rans_decode", 0.0)
         lines.append(
-            f"| {r['width']}x{r['height']} | {r['total_seconds']:.2f} | {s['read_video']:.3f} | {model:.2f} | "
-            f"{entropy:.3f} | {s['hyper_nets']:.3f} | {rans:.4f} | {s['container_write'] + s['container_read']:.4f} | "
+            f"| {r['width']}x{r['height']} | {r.get('entropy_model', 'hyperprior')} | {r['total_seconds']:.2f} | "
+            f"{s['read_video']:.3f} | {model:.2f} | {entropy:.3f} | {s['hyper_nets']:.3f} | "
+            f"{s.get('contexts', 0.0):.3f} | {rans:.4f} | {s['container_write'] + s['container_read']:.4f} | "
             f"{s['write_video']:.3f} | "
-            f"{100 * r['entropy_share']:.2f}% | {100 * r['rans_share']:.2f}% | "
+            f"{100 * r['entropy_share']:.2f}% | {100 * r['rans_share']:.2f}% | {r['bpp']:.4f} | "
             f"{r['peak_rss_mb']:.0f} ({r['rss_before_pipeline_mb']:.0f}) | "
             f"{r['load_average_start'][0]:.1f} |"
         )

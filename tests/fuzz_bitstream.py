@@ -3,9 +3,10 @@
     python tests/fuzz_bitstream.py --seconds 20                    # atheris (libFuzzer), if installed
     python tests/fuzz_bitstream.py --seconds 20 --engine random    # pure-Python mutations
 
-Seeds are valid files of a few geometries, whole and cut. Half of the mutants get their header
-CRC re-stamped, so they reach the body parser and the segment table instead of stopping at
-the CRC. Every file that reads is checked further: its prefixes, ``inspect_mptvc``, and a
+Seeds are valid files of a few geometries, whole and cut, in version 2 (scale hyperprior) and
+version 3 (context entropy model: the config carries ``context``). Half of the mutants get their
+header CRC re-stamped, so they reach the body parser and the segment table instead of stopping
+at the CRC. Every file that reads is checked further: its prefixes, ``inspect_mptvc``, and a
 re-write with ``write_mptvc`` that must read back to the same segments and header.
 Exit status 0 means no failure; a failure prints the input (hex) and exits non-zero.
 """
@@ -26,13 +27,16 @@ import numpy as np
 _LIB = None  # mptvc_latents.formats.container, imported after atheris starts instrumenting
 
 
-def _config_dict(chunk_frames: int = 8, levels: int = 3) -> dict:
-    from mptvc_latents.config import CodecConfig, HyperpriorConfig, LevelConfig
+def _config_dict(chunk_frames: int = 8, levels: int = 3, intra_period: int | None = None) -> dict:
+    """A codec config; with ``intra_period``, one with a context entropy model (a version 3 file)."""
+    from mptvc_latents.config import CodecConfig, ContextConfig, HyperpriorConfig, LevelConfig
 
     hp = HyperpriorConfig(hyper_channels=4, hidden=16)
     dims = ((16, 2), (16, 3), (32, 4))[:levels]
     level_configs = tuple(LevelConfig(dim=d, heads=1, latent_channels=c, fsq_levels=8, hyperprior=hp) for d, c in dims)
-    return CodecConfig(levels=level_configs, chunk_frames=chunk_frames, patch=8, name="fuzz").to_dict()
+    context = None if intra_period is None else ContextConfig(intra_period=intra_period)
+    config = CodecConfig(levels=level_configs, chunk_frames=chunk_frames, patch=8, name="fuzz", context=context)
+    return config.to_dict()
 
 
 def seeds() -> list[bytes]:
@@ -41,13 +45,15 @@ def seeds() -> list[bytes]:
 
     rng = np.random.default_rng(0)
     out = []
-    for frames, height, width, levels, chunk in (
-        (5, 20, 30, 3, 8),
-        (17, 16, 16, 2, 8),
-        (1, 1, 1, 1, 16),
-        (40, 33, 17, 3, 16),
+    for frames, height, width, levels, chunk, intra_period in (
+        (5, 20, 30, 3, 8, None),
+        (17, 16, 16, 2, 8, None),
+        (1, 1, 1, 1, 16, None),
+        (40, 33, 17, 3, 16, None),
+        (40, 20, 30, 3, 8, 2),  # version 3: five chunks, intra chunks 0, 2, 4
+        (9, 16, 16, 1, 8, 1),
     ):
-        config = _config_dict(chunk, levels)
+        config = _config_dict(chunk, levels, intra_period)
         pad = Padding(-frames % 8, -height % 16, -width % 16)
         padded = frames + pad.t
         ids = np.sort(rng.integers(0, 3, padded)).astype(np.int32)
@@ -57,7 +63,8 @@ def seeds() -> list[bytes]:
             for _ in range(levels)
         ]
         info = VideoInfo(frames, height, width, 25.0, pad, ids)
-        data = _LIB.write_mptvc(Compressed(segments, info), config, "ab" * 32)
+        data = _LIB.write_mptvc(Compressed(segments, info, intra_period), config, "ab" * 32)
+        assert data[8] == (2 if intra_period is None else 3)
         out += [data, data[: len(data) * 3 // 4], data[: len(data) // 3]]
     return out
 
@@ -88,6 +95,7 @@ def check(data: bytes) -> None:
     assert 1 <= report.levels_complete == len(stream.segments) <= header.num_levels
     assert ends[report.levels_complete - 1] <= len(data) == report.file_bytes
     assert stream.info.scene_ids.shape == (stream.info.padded_shape[0],)
+    assert (stream.intra_period is None) == (header.version == 2) == ("context" not in header.config)
     inspection = lib.inspect_mptvc(data).to_dict()
     assert inspection["levels_complete"] == report.levels_complete
     for k in range(report.levels_complete):
