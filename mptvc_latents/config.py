@@ -423,7 +423,8 @@ class ContextConfig(ConfigBase):
             f"ContextConfig.scale_bins must be an integer in [1, 1024], got {self.scale_bins!r}.",
         )
         for name in ("temporal", "coarser", "channels", "channel_changes"):
-            _require(isinstance(getattr(self, name), bool), f"ContextConfig.{name} must be a bool.")
+            value = getattr(self, name)
+            _require(isinstance(value, bool), f"ContextConfig.{name} must be true or false, got {value!r}.")
         _require(
             _is_int(self.hyper_from) and self.hyper_from >= 0,
             f"ContextConfig.hyper_from must be a non-negative integer (a level), got {self.hyper_from!r}.",
@@ -535,6 +536,10 @@ class CodecConfig(ConfigBase):
         _require(
             _is_number(self.mlp_ratio) and self.mlp_ratio > 0,
             f"CodecConfig.mlp_ratio must be a positive number, got {self.mlp_ratio!r}.",
+        )
+        _require(
+            self.context is None or isinstance(self.context, ContextConfig),
+            f"CodecConfig.context must be a ContextConfig or None, got {self.context!r}.",
         )
         for k, level in enumerate(self.levels):
             fields = (

@@ -455,9 +455,11 @@ def test_the_train_entropy_command_writes_a_checkpoint_that_encode_and_decode_us
         ("scale_bins", 1025, "got 1025."),
         ("scale_bins", 2.0, "got 2.0."),
         ("scale_bins", True, "got True."),
-        ("temporal", 1, "ContextConfig.temporal must be a bool."),
-        ("coarser", "yes", "ContextConfig.coarser must be a bool."),
-        ("channels", None, "ContextConfig.channels must be a bool."),
+        ("temporal", 1, "ContextConfig.temporal must be true or false, got 1."),
+        ("coarser", "yes", "ContextConfig.coarser must be true or false, got 'yes'."),
+        ("channels", None, "ContextConfig.channels must be true or false, got None."),
+        ("channel_changes", 0, "ContextConfig.channel_changes must be true or false, got 0."),
+        ("hyper_from", -1, "hyper_from must be a non-negative integer (a level), got -1."),
         ("intra_period", 0, "intra_period must be a positive integer (chunks), got 0."),
         ("intra_period", -4, "got -4."),
         ("intra_period", 1.5, "got 1.5."),
@@ -476,15 +478,11 @@ def test_a_config_with_a_context_model_round_trips_and_one_without_keeps_its_old
     assert CodecConfig.from_dict(tiny_config().to_dict()).context is None
 
 
-@pytest.mark.xfail(strict=True, reason="CodecConfig does not check the type of `context` (reported, issue 14)")
 def test_a_codec_config_refuses_a_context_that_is_not_a_context_config():
     with pytest.raises(ValueError, match="CodecConfig.context"):
         tiny_config(context={"intra_period": 4})
 
 
-@pytest.mark.xfail(
-    strict=True, raises=RuntimeError, reason="with_context_model loads the base's context tables (reported, issue 14)"
-)
 def test_new_context_tables_can_replace_those_of_a_checkpoint_that_has_some(fitted):
     """train-entropy on a checkpoint with context tables (the shipped one) in another layout."""
     refit = with_context_model(fitted, ContextConfig(scale_bins=3))

@@ -37,11 +37,12 @@ __all__ = ["clip_counts", "fit_context_model", "with_context_model"]
 def with_context_model(base: MPTVC, context: ContextConfig) -> MPTVC:
     """A copy of ``base`` with (untrained, uniform) context tables of config ``context``."""
     model = MPTVC(dataclasses.replace(base.config, context=context))
-    missing, unexpected = model.load_state_dict(base.state_dict(), strict=False)
+    weights = {name: t for name, t in base.state_dict().items() if ".context." not in name}
+    missing, unexpected = model.load_state_dict(weights, strict=False)
     stray = [name for name in missing if ".context." not in name]
     if stray or unexpected:
         raise ValueError(f"The base checkpoint does not match its config: missing {stray}, unexpected {unexpected}.")
-    if base.config.context is not None:  # refit from scratch, keeping the layout of the new config
+    if base.config.context is not None:  # the new tables start uniform, in the layout of the new config
         log.info("The base checkpoint has a context model already; its tables are replaced.")
     return model.eval()
 
