@@ -69,6 +69,18 @@ SymbolSource = Callable[[int, LevelDecoded | None], Tensor]
 """Gives level k's symbols ``(1, C_k, T', H', W')`` of a chunk, knowing the decoded level below."""
 
 
+def _frames_to_unit(frames: np.ndarray, device: torch.device) -> Tensor:
+    """uint8 ``(T, H, W, 3)`` -> ``(1, 3, T, H, W)`` in [-1, 1], converted in place (one float copy)."""
+    x = torch.from_numpy(frames).to(device).permute(3, 0, 1, 2)[None].float()  # (1, 3, T, H, W)
+    return x.div_(127.5).sub_(1.0)
+
+
+def _unit_to_frames(x: Tensor) -> np.ndarray:
+    """``(1, 3, T, H, W)`` in [-1, 1] -> uint8 ``(T, H, W, 3)``, rounded in place (one float copy)."""
+    y = x[0].permute(1, 2, 3, 0).clamp(-1, 1)  # (T, H, W, 3)
+    return y.add_(1).mul_(127.5).round_().to(torch.uint8).cpu().numpy()
+
+
 def _ticking(chunks: list[slice], progress: Progress | None) -> Iterator[slice]:
     """Yield the chunks, calling ``progress(1)`` after each one is done."""
     for chunk in chunks:
@@ -371,7 +383,7 @@ class MPTVC(
         scenes = detect_scene_cuts(video) if t > 1 else np.zeros(1, np.int32)
         scenes = np.concatenate([scenes, np.full(pad.t, scenes[-1], np.int32)]).astype(np.int32)
         video = np.ascontiguousarray(video)  # torch cannot wrap negative strides, e.g. BGR -> RGB as video[..., ::-1]
-        x = torch.from_numpy(video).to(self.device).permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0  # (1, 3, T, H, W)
+        x = _frames_to_unit(video, self.device)  # (1, 3, T, H, W)
         x = torch.nn.functional.pad(x, (0, pad.w, 0, pad.h, 0, pad.t), mode="replicate")
         return x, VideoInfo(t, h, w, float(fps), pad, scenes)
 
@@ -382,7 +394,7 @@ class MPTVC(
 
     def _finish(self, x: Tensor, info: VideoInfo) -> np.ndarray:
         x = x[:, :, : info.frames, : info.height, : info.width]
-        return ((x[0].permute(1, 2, 3, 0).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
+        return _unit_to_frames(x)
 
     def num_chunks(self, frames: int) -> int:
         """How many chunks a video of ``frames`` frames is coded in (for progress bars)."""
@@ -508,8 +520,7 @@ class MPTVC(
 
         def code(chunk: FrameChunk) -> CodedChunk:
             with torch.no_grad():
-                x = torch.from_numpy(np.ascontiguousarray(chunk.frames)).to(self.device)
-                x = x.permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0  # (n, H, W, 3) -> (1, 3, n, H, W)
+                x = _frames_to_unit(np.ascontiguousarray(chunk.frames), self.device)  # (1, 3, n, H, W)
                 pad = chunks.padding
                 x = torch.nn.functional.pad(x, (0, pad.w, 0, pad.h, 0, chunk.pad_t), mode="replicate")
                 t_pos = self._t_pos(x.shape[2], chunk.scene_ids)

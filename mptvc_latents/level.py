@@ -33,7 +33,7 @@ from mptvc_latents.config import CodecConfig
 from mptvc_latents.entropy.context import ContextModel, LevelContext
 from mptvc_latents.entropy.hyperprior import ScaleHyperprior
 from mptvc_latents.layers.blocks import AxialTransformer
-from mptvc_latents.patching import patchify, unpatchify
+from mptvc_latents.patching import patchify, patchify_into, unpatchify
 from mptvc_latents.pyramid import up
 from mptvc_latents.quantization.fsq import FSQ
 
@@ -92,14 +92,27 @@ class LevelAnalysis(nn.Module):
         self.transformer = AxialTransformer(config.transformer(k, "encoder"))
         self.to_y = nn.Linear(level.dim, level.latent_channels)
 
-    def forward(self, target: Tensor, context: Tensor | None, t_pos: Tensor, runner: Runner = _direct) -> Tensor:
-        """``target`` and ``context`` ``(B, 3, T, H_k, W_k)`` -> ``y (B, C_k, T', H', W')``."""
-        tokens = patchify(target, self.patch, self.patch_t)  # (B, T', H', W', 3 p_t p^2)
-        if self.has_context:
-            assert context is not None
-            tokens = torch.cat([tokens, patchify(context, self.patch, self.patch_t)], dim=-1)
-        h = _run(self.transformer, self.embed(tokens), t_pos, runner)  # (B, T', H', W', D)
+    def forward(
+        self, gaussian: Tensor, coarser: LevelDecoded | None, t_pos: Tensor, runner: Runner = _direct
+    ) -> Tensor:
+        """``G_k (B, 3, T, H_k, W_k)`` and the decoded level below -> ``y (B, C_k, T', H', W')``."""
+        h = self.embed(self._tokens(gaussian, coarser))  # (B, T', H', W', D); the pixel tokens are freed here
+        h = _run(self.transformer, h, t_pos, runner)
         return self.to_y(h).permute(0, 4, 1, 2, 3)  # (B, C_k, T', H', W')
+
+    def _tokens(self, gaussian: Tensor, coarser: LevelDecoded | None) -> Tensor:
+        """``[patchify(G_k - context), patchify(context)]`` ``(B, T', H', W', F or 2 F)``, built in one
+        buffer: besides ``G_k`` only the context and the tokens are ever held at full resolution."""
+        if not self.has_context:
+            return patchify(gaussian, self.patch, self.patch_t)  # (B, T', H', W', F)
+        assert coarser is not None
+        context = coarser.context  # up(x_hat_{k-1}) (B, 3, T, H_k, W_k), freed on return
+        b, _, t, h, w = gaussian.shape
+        features = 3 * self.patch_t * self.patch**2
+        tokens = gaussian.new_empty(b, t // self.patch_t, h // self.patch, w // self.patch, 2 * features)
+        patchify_into(tokens[..., :features], gaussian, self.patch, self.patch_t, subtract=context)
+        patchify_into(tokens[..., features:], context, self.patch, self.patch_t)
+        return tokens
 
 
 class LevelSynthesis(nn.Module):
@@ -175,14 +188,6 @@ class PyramidLevel(nn.Module):
                 f"got {'none' if coarser is None else 'one'}."
             )
 
-    def _target(self, gaussian: Tensor, coarser: LevelDecoded | None) -> tuple[Tensor, Tensor | None]:
-        """What g_a codes (``G_k`` or its residual against the coarser reconstruction) and the context."""
-        self._check_coarser(coarser)
-        if coarser is None:
-            return gaussian, None
-        context = coarser.context
-        return gaussian - context, context
-
     def _decode(
         self, codes: Tensor, coarser: LevelDecoded | None, t_pos: Tensor, runner: Runner = _direct
     ) -> LevelDecoded:
@@ -195,8 +200,8 @@ class PyramidLevel(nn.Module):
     def forward(self, gaussian: Tensor, coarser: LevelDecoded | None, t_pos: Tensor) -> LevelOutput:
         """Training pass: reconstruct ``G_k (B, 3, T, H_k, W_k)`` through FSQ (straight-through) and
         count the coder's integer-table bits (gradients from the continuous relaxation)."""
-        target, context = self._target(gaussian, coarser)
-        y = self.g_a(target, context, t_pos)
+        self._check_coarser(coarser)
+        y = self.g_a(gaussian, coarser, t_pos)
         q = self.fsq(y)
         hp = self.hyperprior(self.fsq.bound(y), q.symbols)
         return LevelOutput(self._decode(q.codes, coarser, t_pos), hp.bits_y, hp.bits_z)
@@ -209,8 +214,8 @@ class PyramidLevel(nn.Module):
     ) -> tuple[Tensor, Tensor]:
         """``G_k`` -> ``(symbols, y_bound)``: uint8 symbols ``(B, C_k, T', H', W')`` and the
         bounded latent the entropy model reads (float32, same shape)."""
-        target, context = self._target(gaussian, coarser)
-        y = self.g_a(target, context, t_pos, runner)
+        self._check_coarser(coarser)
+        y = self.g_a(gaussian, coarser, t_pos, runner)
         return self.fsq(y).symbols, self.fsq.bound(y)
 
     @torch.no_grad()
@@ -221,14 +226,22 @@ class PyramidLevel(nn.Module):
         self._check_coarser(coarser)
         return self._decode(self.fsq.symbols_to_codes(symbols), coarser, t_pos, runner)
 
-    def compress(self, y_bound: Tensor, symbols: Tensor, context: LevelContext | None = None) -> tuple[bytes, bytes]:
+    def compress(
+        self, y_bound: Tensor, symbols: Tensor, context: LevelContext | None = None, sent: np.ndarray | None = None
+    ) -> tuple[bytes, bytes]:
         """Entropy-code one chunk's symbols ``(1, C_k, T', H', W')``: ``(z_bytes, y_bytes)``.
 
         Without ``context`` the scale hyperprior codes y alone (container v2). With it, z is
         computed from the symbols themselves (so a token store holds every feature the context
-        tables are fitted on) and y is coded with the context tables, frame by frame.
+        tables are fitted on) and y is coded with the context tables, frame by frame; ``sent``
+        (bool ``(T',)``, rate control) codes only those token frames (``ContextModel.encode``).
         """
         if context is None:
+            if sent is not None and not np.all(sent):
+                raise ValueError(
+                    "Token frames can be left out only by the context entropy model; this checkpoint codes with "
+                    "the scale hyperprior alone (fit context tables with `mptvc train-entropy`)."
+                )
             return self.hyperprior.compress(y_bound, symbols)
         model = self._context_model()
         if model.uses_hyper:
@@ -236,7 +249,7 @@ class PyramidLevel(nn.Module):
             scale = scale_index[0].cpu().numpy()
         else:  # no hyper latent: an empty z stream, one scale bin
             z_bytes, scale = b"", np.zeros(symbols.shape[1:], np.int32)
-        y_bytes = model.encode(symbols[0].cpu().numpy(), scale, context)
+        y_bytes = model.encode(symbols[0].cpu().numpy(), scale, context, sent)
         return z_bytes, y_bytes
 
     def decompress(
@@ -244,10 +257,16 @@ class PyramidLevel(nn.Module):
         segment: tuple[bytes, bytes],
         latent_shape: tuple[int, int, int, int],
         context: LevelContext | None = None,
+        sent: np.ndarray | None = None,
     ) -> Tensor:
         """``(z_bytes, y_bytes)`` of one chunk -> uint8 symbols ``(1, C_k, T', H', W')``; ``context``
-        as in :meth:`compress`."""
+        and ``sent`` as in :meth:`compress`."""
         if context is None:
+            if sent is not None and not np.all(sent):
+                raise ValueError(
+                    "Token frames were left out, which only the context entropy model codes, but this file's "
+                    "levels are coded with the scale hyperprior alone: the file is malformed."
+                )
             return self.hyperprior.decompress(*segment, latent_shape)
         model = self._context_model()
         if model.uses_hyper:
@@ -259,7 +278,7 @@ class PyramidLevel(nn.Module):
             )
         else:
             scale_index = np.zeros(latent_shape, np.int32)
-        symbols = model.decode(segment[1], scale_index, context)  # (C_k, T', H', W')
+        symbols = model.decode(segment[1], scale_index, context, sent)  # (C_k, T', H', W')
         return torch.from_numpy(symbols)[None].to(self.hyperprior.z_mean.device)
 
     @torch.no_grad()

@@ -33,8 +33,8 @@ def _check_patch(patch: int, patch_t: int) -> None:
             raise ValueError(f"{name} must be a positive integer, got {value!r}.")
 
 
-def patchify(video: Tensor, patch: int, patch_t: int) -> Tensor:
-    """``(B, C, T, H, W)`` -> tokens ``(B, T/pt, H/p, W/p, C * pt * p * p)``."""
+def _patch_view(video: Tensor, patch: int, patch_t: int) -> Tensor:
+    """``(B, C, T, H, W)`` -> its patches as a view ``(B, T', H', W', C, pt, p, p)`` (no copy)."""
     _check_video(video)
     _check_patch(patch, patch_t)
     b, c, t, h, w = video.shape
@@ -44,8 +44,30 @@ def patchify(video: Tensor, patch: int, patch_t: int) -> Tensor:
             f"pad it with pad_to_multiple first."
         )
     x = video.reshape(b, c, t // patch_t, patch_t, h // patch, patch, w // patch, patch)  # (B, C, T', pt, H', p, W', p)
-    x = x.permute(0, 2, 4, 6, 1, 3, 5, 7)  # (B, T', H', W', C, pt, p, p)
-    return x.reshape(b, t // patch_t, h // patch, w // patch, c * patch_t * patch * patch)
+    return x.permute(0, 2, 4, 6, 1, 3, 5, 7)  # (B, T', H', W', C, pt, p, p)
+
+
+def patchify(video: Tensor, patch: int, patch_t: int) -> Tensor:
+    """``(B, C, T, H, W)`` -> tokens ``(B, T/pt, H/p, W/p, C * pt * p * p)``."""
+    x = _patch_view(video, patch, patch_t)  # (B, T', H', W', C, pt, p, p)
+    return x.reshape(*x.shape[:4], -1)
+
+
+def patchify_into(out: Tensor, video: Tensor, patch: int, patch_t: int, subtract: Tensor | None = None) -> Tensor:
+    """Write ``patchify(video)`` (or ``patchify(video - subtract)``, the same floats) into ``out``
+    ``(B, T', H', W', C * pt * p * p)``, e.g. a slice of the last axis of a larger token buffer, so a
+    full-resolution copy is never made: large frames stay within memory. Returns ``out``."""
+    x = _patch_view(video, patch, patch_t)  # (B, T', H', W', C, pt, p, p)
+    if tuple(out.shape) != (*x.shape[:4], x.shape[4:].numel()):
+        raise ValueError(
+            f"The token buffer has shape {tuple(out.shape)}, the patches of {tuple(video.shape)} need "
+            f"{(*x.shape[:4], x.shape[4:].numel())}."
+        )
+    view = out.unflatten(-1, tuple(x.shape[4:]))  # (B, T', H', W', C, pt, p, p), sharing out's memory
+    view.copy_(x)
+    if subtract is not None:
+        view.sub_(_patch_view(subtract, patch, patch_t))
+    return out
 
 
 def unpatchify(tokens: Tensor, patch: int, patch_t: int, channels: int) -> Tensor:

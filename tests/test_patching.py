@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from mptvc_latents.patching import crop, pad_to_multiple, patchify, unpatchify
+from mptvc_latents.patching import crop, pad_to_multiple, patchify, patchify_into, unpatchify
 from mptvc_latents.types import Padding
 
 
@@ -67,3 +67,19 @@ def test_bad_inputs_raise_value_errors():
         crop(video, Padding(t=4))
     with pytest.raises(ValueError, match="non-negative"):
         Padding(h=-1)
+
+
+def test_patchify_into_a_slice_of_a_buffer_equals_patchify_and_the_difference():
+    """``patchify_into`` writes the same floats as ``patchify`` (and as ``patchify(a - b)``) into a
+    slice of a larger buffer, leaving the rest of the buffer untouched."""
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(2, 3, 8, 16, 24, generator=g), torch.randn(2, 3, 8, 16, 24, generator=g)
+    f = 3 * 4 * 8 * 8
+    buffer = torch.full((2, 2, 2, 3, 2 * f + 5), 7.0)
+    patchify_into(buffer[..., :f], a, 8, 4, subtract=b)
+    patchify_into(buffer[..., f : 2 * f], b, 8, 4)
+    assert torch.equal(buffer[..., :f], patchify(a - b, 8, 4))
+    assert torch.equal(buffer[..., f : 2 * f], patchify(b, 8, 4))
+    assert torch.equal(buffer[..., 2 * f :], torch.full((2, 2, 2, 3, 5), 7.0))
+    with pytest.raises(ValueError, match="token buffer has shape"):
+        patchify_into(buffer[..., :f], a[:, :, :4], 8, 4)
