@@ -106,11 +106,55 @@ def decode_file(model: MPTVC, compressed: Any, dst: Path, k_max: int) -> None:
                 writer.write(frames)
 
 
+def encode_file_to_target(model: MPTVC, src: Path, dst: Path, target: Any) -> tuple[Any, int]:
+    """``encode_file`` for a ``ratecontrol.RateTarget``: the video is read once per encoder pass
+    (a chunk at a time) and the file written as container v4. Returns the ``VideoInfo`` and the size."""
+    from mptvc_latents.files import atomic_output
+    from mptvc_latents.formats.container import write_mptvc
+    from mptvc_latents.ratecontrol import compress_to_target
+    from mptvc_latents.streaming import DEFAULT_LOOKAHEAD
+    from mptvc_latents.video import VideoReader
+
+    def frames() -> Any:
+        return VideoReader(src).chunks(model.config.chunk_frames)
+
+    with atomic_output(dst) as tmp:
+        with _bar(None, "rate control passes", unit="frame") as bar:  # type: ignore[arg-type]
+            compressed = compress_to_target(
+                model, frames, VideoReader(src).fps, target, lookahead=DEFAULT_LOOKAHEAD, progress=bar.update
+            )
+        data = write_mptvc(compressed, model.config.to_dict(), model.tables_digest())
+        tmp.write_bytes(data)
+    return compressed.info, len(data)
+
+
+def _rate_target(args: argparse.Namespace) -> Any:
+    """The ``RateTarget`` of ``--target-bpp`` / ``--target-psnr`` (None without either)."""
+    if args.target_bpp is None and args.target_psnr is None:
+        if args.best_effort or args.no_skip_frames:
+            raise ValueError("--best-effort and --no-skip-frames need a target: --target-bpp or --target-psnr.")
+        return None
+    from mptvc_latents.ratecontrol import RateTarget
+
+    return RateTarget(
+        bpp=args.target_bpp, psnr=args.target_psnr, best_effort=args.best_effort, skip_frames=not args.no_skip_frames
+    )
+
+
+def _add_target(p: argparse.ArgumentParser) -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--target-bpp", type=float, help="rate control: at most this many bits per pixel (whole file)")
+    group.add_argument("--target-psnr", type=float, help="rate control: at least this PSNR-RGB in dB (predicted)")
+    p.add_argument("--best-effort", action="store_true", help="an unreachable target gives the nearest coding")
+    p.add_argument("--no-skip-frames", action="store_true", help="rate control by levels per chunk only")
+
+
 def _encode(args: argparse.Namespace) -> None:
     src, dst = _paths(args, "input", "output")
     _require_file(src)
+    target = _rate_target(args)
     model = _load_model(args)
-    info, size = encode_file(model, src, dst)
+    info, size = encode_file(model, src, dst) if target is None else encode_file_to_target(model, src, dst, target)
     t, h, w = info.frames, info.height, info.width
     log.info("%s: %d frames of %dx%d in %d bytes (%.4f bpp)", dst, t, w, h, size, 8 * size / (t * h * w))
 
@@ -293,6 +337,7 @@ def add_encode(sub) -> None:
     _add_paths(p, "encode")
     _add_ckpt(p)
     _add_dtype(p)
+    _add_target(p)
     p.set_defaults(func=_encode)
 
 

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -47,6 +47,9 @@ from mptvc_latents.scenes import detect_scene_cuts
 from mptvc_latents.streaming import DEFAULT_LOOKAHEAD, ChunkedVideo, CodedChunk, CodedStream, FrameChunk
 from mptvc_latents.tiling import run_tiled
 from mptvc_latents.types import Compressed, Padding, Tokens, VideoInfo
+
+if TYPE_CHECKING:
+    from mptvc_latents.ratecontrol import RateTarget
 
 log = logging.getLogger(__name__)
 
@@ -430,12 +433,28 @@ class MPTVC(
                 s = np.ascontiguousarray(tokens.symbols[k][grid])  # (T', H', W', C_k)
                 return torch.from_numpy(s).to(self.device).permute(3, 0, 1, 2)[None]  # (1, C_k, T', H', W')
 
-            out.append(self._code_chunk(t_pos, k_max + 1, stored))
+            out.append(self._code_chunk(t_pos, tokens.chunk_levels(grid, k_max + 1), stored))
         return self._finish(torch.cat(out, dim=2), info)
 
     @torch.no_grad()
-    def compress(self, video: np.ndarray, fps: float = 25.0, progress: Progress | None = None) -> Compressed:
-        """uint8 video -> rANS segments per level and chunk (rate-ordered by level)."""
+    def compress(
+        self,
+        video: np.ndarray,
+        fps: float = 25.0,
+        progress: Progress | None = None,
+        *,
+        target: RateTarget | None = None,
+    ) -> Compressed:
+        """uint8 video -> rANS segments per level and chunk (rate-ordered by level).
+
+        ``target`` (``ratecontrol.RateTarget(bpp=...)`` or ``(psnr=...)``): choose per chunk the
+        levels and token frames sent to meet it (``ratecontrol.py``; ``progress`` then counts frames,
+        once per encoder pass); the result's ``rate`` records the choice (container v4).
+        """
+        if target is not None:
+            from mptvc_latents.ratecontrol import compress_to_target
+
+            return compress_to_target(self, lambda: [video], fps, target, progress=progress)
         x, info = self._prepare(video, fps)
         segments: list[list[tuple[bytes, bytes]]] = [[] for _ in range(self.num_levels)]
         contexts = ChunkContexts(self.intra_period, self.num_levels)
@@ -466,7 +485,8 @@ class MPTVC(
         def source(k: int, coarser: LevelDecoded | None) -> Tensor:
             context = contexts.level(c, k, decoded[k - 1] if k else None)
             shape = self.latent_shape(k, compressed.info, chunk)
-            s = self.level(k).decompress(compressed.segments[k][c], shape, context)
+            sent = None if compressed.rate is None else compressed.rate.chunks[c].sent(k, shape[1])
+            s = self.level(k).decompress(compressed.segments[k][c], shape, context, sent)
             decoded.append(s[0].cpu().numpy())
             contexts.done(c, k, decoded[-1])
             return s
@@ -490,7 +510,8 @@ class MPTVC(
         contexts = ChunkContexts(compressed.intra_period, self.num_levels)
         for c, chunk in enumerate(_ticking(self._chunks(info), progress)):
             t_pos = self._t_pos(chunk.stop - chunk.start, info.scene_ids[chunk])
-            out.append(self._code_chunk(t_pos, k_max + 1, self._decompressor(compressed, c, chunk, contexts)))
+            levels = compressed.chunk_levels(c, k_max + 1)
+            out.append(self._code_chunk(t_pos, levels, self._decompressor(compressed, c, chunk, contexts)))
         return self._finish(torch.cat(out, dim=2), info)
 
     # ------------------------------------------------------------------ streams: long videos, a chunk at a time
@@ -574,7 +595,8 @@ class MPTVC(
                 s = np.ascontiguousarray(tokens.symbols[k][grid])  # (T', H', W', C_k)
                 return torch.from_numpy(s).to(self.device).permute(3, 0, 1, 2)[None]  # (1, C_k, T', H', W')
 
-            frames = self._chunk_frames(self._code_chunk(t_pos, k_max + 1, stored), info, chunk)
+            levels = tokens.chunk_levels(grid, k_max + 1)
+            frames = self._chunk_frames(self._code_chunk(t_pos, levels, stored), info, chunk)
             if progress is not None:
                 progress(len(frames))
             yield frames
@@ -590,7 +612,8 @@ class MPTVC(
         for c, chunk in enumerate(self._chunks(info)):
             t_pos = self._t_pos(chunk.stop - chunk.start, info.scene_ids[chunk])
             decoded = self._decompressor(compressed, c, chunk, contexts)
-            frames = self._chunk_frames(self._code_chunk(t_pos, k_max + 1, decoded), info, chunk)
+            levels = compressed.chunk_levels(c, k_max + 1)
+            frames = self._chunk_frames(self._code_chunk(t_pos, levels, decoded), info, chunk)
             if progress is not None:
                 progress(len(frames))
             yield frames

@@ -4,7 +4,8 @@
 - :class:`VideoInfo`: what a decoder needs besides the tokens (geometry, fps, padding, shots).
 - :class:`Tokens`: the FSQ symbols of every level (``MPTVC.encode``, token stores).
 - :class:`Compressed`: the entropy-coded segments of every level and chunk (``MPTVC.compress``,
-  the ``.mptvc`` container).
+  the ``.mptvc`` container); with rate control, its :class:`RatePlan` (levels and token frames
+  sent per chunk, the encoder-measured distortion of every prefix; ``ratecontrol.py``).
 - :class:`SceneRun` and :func:`scene_runs` / :func:`scene_ids_from_runs`: the one run-length
   code of per-frame scene ids, ``(id, length)`` pairs, used by the container and the store.
 
@@ -20,8 +21,10 @@ from typing import NamedTuple
 import numpy as np
 
 __all__ = [
+    "ChunkRate",
     "Compressed",
     "Padding",
+    "RatePlan",
     "SceneRun",
     "Tokens",
     "VideoInfo",
@@ -105,12 +108,69 @@ class VideoInfo:
         return self.frames + self.padding.t, self.height + self.padding.h, self.width + self.padding.w
 
 
+@dataclass(frozen=True)
+class ChunkRate:
+    """What rate control kept of one chunk (``ratecontrol.py``, container v4).
+
+    ``levels``: levels 0 .. levels-1 are coded, the others are not sent. ``skipped[k]``: bit t set
+    when token frame t of level k is not sent (the decoder repeats frame t-1 there; level 0 and
+    frame 0 are always sent). ``sse[j]``: the encoder-measured sum of squared errors of the chunk's
+    uint8 RGB frames (padding cropped) decoded from levels 0 .. min(j, levels-1), one per level j.
+    """
+
+    levels: int
+    skipped: tuple[int, ...]
+    sse: tuple[float, ...]
+
+    def sent(self, k: int, frames: int) -> np.ndarray:
+        """bool ``(frames,)``: which token frames of level ``k`` are sent (all False above ``levels``)."""
+        if k >= self.levels:
+            return np.zeros(frames, bool)
+        return (self.skipped[k] >> np.arange(frames)) & 1 == 0
+
+
+@dataclass(frozen=True)
+class RatePlan:
+    """A rate-controlled video: one :class:`ChunkRate` per chunk and the target it was coded for
+    (``target_kind`` "bpp" or "psnr", ``target`` its value)."""
+
+    chunks: tuple[ChunkRate, ...]
+    target_kind: str
+    target: float
+
+    def levels(self, c: int, available: int) -> int:
+        """Levels decoded in chunk ``c`` when ``available`` levels are asked for (a prefix, ``k_max``)."""
+        return min(available, self.chunks[c].levels)
+
+    def mask(self, frames_per_chunk: Sequence[int], num_levels: int) -> np.ndarray:
+        """uint8 ``(T', K)``: 1 where level k of token frame t holds sent tokens."""
+        rows = [
+            np.stack([chunk.sent(k, n) for k in range(num_levels)], axis=1)
+            for chunk, n in zip(self.chunks, frames_per_chunk, strict=True)
+        ]
+        return np.concatenate(rows).astype(np.uint8)
+
+
 @dataclass
 class Tokens:
-    """FSQ symbols of every level: ``symbols[k]`` is uint8 ``(T', H', W', C_k)`` over all chunks."""
+    """FSQ symbols of every level: ``symbols[k]`` is uint8 ``(T', H', W', C_k)`` over all chunks.
+
+    ``mask`` (rate-controlled tokens): uint8 ``(T', K)``, 1 where level k of token frame t was sent;
+    a level not sent in a chunk holds zeros and is not decoded there, a skipped token frame holds
+    the frame before it (what the decoder of the ``.mptvc`` file fills in). ``None``: all sent.
+    """
 
     symbols: list[np.ndarray]
     info: VideoInfo
+    mask: np.ndarray | None = None
+
+    def chunk_levels(self, grid: slice, available: int) -> int:
+        """Levels to decode in the chunk of token frames ``grid``: ``available``, fewer where the
+        mask says a level was not sent in it (a level is sent in a chunk iff its first frame is)."""
+        if self.mask is None:
+            return available
+        first = np.asarray(self.mask[grid.start])  # (K,)
+        return min(available, int(first.argmin()) if not first.all() else len(first))
 
 
 @dataclass
@@ -122,6 +182,13 @@ class Compressed:
     # Chunks between restarts of the context entropy model's temporal context (container v3);
     # None: every level coded by its scale hyperprior alone (container v2).
     intra_period: int | None = None
+    # Rate control (container v4): levels and token frames sent per chunk; None: everything sent.
+    rate: RatePlan | None = None
 
     def level_bytes(self) -> list[int]:
         return [sum(len(z) + len(y) for z, y in level) for level in self.segments]
+
+    def chunk_levels(self, c: int, available: int) -> int:
+        """Levels to decode in chunk ``c`` when ``available`` are asked for (fewer where rate control
+        did not send them)."""
+        return available if self.rate is None else self.rate.levels(c, available)

@@ -3,8 +3,9 @@
     python tests/fuzz_bitstream.py --seconds 20                    # atheris (libFuzzer), if installed
     python tests/fuzz_bitstream.py --seconds 20 --engine random    # pure-Python mutations
 
-Seeds are valid files of a few geometries, whole and cut, in version 2 (scale hyperprior) and
-version 3 (context entropy model: the config carries ``context``). Half of the mutants get their
+Seeds are valid files of a few geometries, whole and cut, in version 2 (scale hyperprior),
+version 3 (context entropy model: the config carries ``context``) and version 4 (rate control:
+levels and skipped token frames per chunk, with either entropy model). Half of the mutants get their
 header CRC re-stamped, so they reach the body parser and the segment table instead of stopping
 at the CRC. Every file that reads is checked further: its prefixes, ``inspect_mptvc``, and a
 re-write with ``write_mptvc`` that must read back to the same segments and header.
@@ -66,7 +67,31 @@ def seeds() -> list[bytes]:
         data = _LIB.write_mptvc(Compressed(segments, info, intra_period), config, "ab" * 32)
         assert data[8] == (2 if intra_period is None else 3)
         out += [data, data[: len(data) * 3 // 4], data[: len(data) // 3]]
+        rated = _LIB.write_mptvc(_rate_controlled(segments, info, intra_period, chunk, rng), config, "ab" * 32)
+        assert rated[8] == 4
+        out += [rated, rated[: len(rated) * 2 // 3]]
     return out
+
+
+def _rate_controlled(segments: list, info, intra_period: int | None, chunk: int, rng: np.random.Generator):
+    """The segments as a version 4 file: random levels per chunk (empty segments above them), token
+    frames 1.. of levels >= 1 left out at random where a context model codes them, and SSEs."""
+    from mptvc_latents.types import ChunkRate, Compressed, RatePlan
+
+    levels, padded = len(segments), info.padded_shape[0]
+    plans, kept = [], [list(level) for level in segments]
+    for c in range(len(segments[0])):
+        n = int(rng.integers(1, levels + 1))
+        t = (min(chunk * (c + 1), padded) - chunk * c) // 4  # token frames of the chunk (patch_t = 4)
+        skipped = [
+            int(rng.integers(0, 1 << t)) & ~1 if 0 < k < n and intra_period is not None else 0 for k in range(levels)
+        ]
+        sse = sorted(rng.random(levels) * 1e6, reverse=True)[:n]
+        plans.append(ChunkRate(n, tuple(skipped), tuple(sse + [sse[-1]] * (levels - n))))
+        for k in range(n, levels):
+            kept[k][c] = (b"", b"")
+    plan = RatePlan(tuple(plans), "bpp" if len(plans) % 2 else "psnr", 0.05 if len(plans) % 2 else 31.5)
+    return Compressed(kept, info, intra_period, plan)
 
 
 def fix_header_crc(data: bytes) -> bytes:
@@ -95,7 +120,9 @@ def check(data: bytes) -> None:
     assert 1 <= report.levels_complete == len(stream.segments) <= header.num_levels
     assert ends[report.levels_complete - 1] <= len(data) == report.file_bytes
     assert stream.info.scene_ids.shape == (stream.info.padded_shape[0],)
-    assert (stream.intra_period is None) == (header.version == 2) == ("context" not in header.config)
+    assert (stream.intra_period is None) == ("context" not in header.config)
+    assert header.version == 4 or (stream.intra_period is None) == (header.version == 2)
+    assert (header.rate is not None) == (header.version == 4) and stream.rate == header.rate
     inspection = lib.inspect_mptvc(data).to_dict()
     assert inspection["levels_complete"] == report.levels_complete
     for k in range(report.levels_complete):
@@ -105,6 +132,7 @@ def check(data: bytes) -> None:
         assert again.segments == stream.segments and header2.digest == header.digest
         assert header2.segment_sizes == header.segment_sizes and header2.config == header.config
         assert np.array_equal(again.info.scene_ids, stream.info.scene_ids)
+        assert header2.rate == header.rate
 
 
 _INTERESTING = (0, 1, 2, 7, 8, 255, 256, 0xFFFF, 0x10000, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF)

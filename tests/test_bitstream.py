@@ -243,7 +243,7 @@ def test_every_flipped_bit_raises_the_error_of_its_region(data, header):
             if i < 8:
                 assert type(error) is bs.NotMptvcError, (i, bit)
             elif i < 10:
-                # A flip to another version this library reads (2 <-> 3) is caught by the header CRC.
+                # A flip to another version this library reads (2, 3, 4) is caught by the header CRC.
                 readable = int.from_bytes(flipped[8:10], "little") in bs.FRAMING.readable
                 assert type(error) is (bs.HeaderCrcError if readable else bs.UnsupportedVersionError), (i, bit)
             elif i < 14:
@@ -267,10 +267,10 @@ def test_messages_are_sentences_for_every_error(data, header):
         _sentence(info.value)
 
 
-def test_versions_other_than_2_and_3_are_refused(data):
-    for version in (0, 1, 4, 0xFFFF):
+def test_versions_other_than_2_to_4_are_refused(data):
+    for version in (0, 1, 5, 0xFFFF):
         with pytest.raises(
-            bs.UnsupportedVersionError, match=f"version {version}, but this library reads only versions 2 and 3"
+            bs.UnsupportedVersionError, match=f"version {version}, but this library reads only versions 2, 3 and 4;"
         ):
             read_mptvc(data[:8] + struct.pack("<H", version) + data[10:])
     with pytest.raises(bs.UnsupportedVersionError):

@@ -46,7 +46,7 @@ from mptvc_latents.entropy.tables import TableBank
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ContextModel", "LevelContext"]
+__all__ = ["ContextModel", "LevelContext", "check_sent", "repeat_skipped"]
 
 
 @dataclass
@@ -158,27 +158,49 @@ class ContextModel(TableBank):
 
     # ------------------------------------------------------------------ coding
 
-    def encode(self, symbols: np.ndarray, scale_index: np.ndarray, context: LevelContext) -> bytes:
-        """Code one chunk's symbols ``(C, T', H', W')`` of this level, frame by frame: bytes."""
+    def encode(
+        self, symbols: np.ndarray, scale_index: np.ndarray, context: LevelContext, sent: np.ndarray | None = None
+    ) -> bytes:
+        """Code one chunk's symbols ``(C, T', H', W')`` of this level, frame by frame: bytes.
+
+        ``sent`` (bool ``(T',)``, rate control): only these token frames are coded; every other
+        frame must already equal the frame before it (:func:`repeat_skipped`), which is what the
+        decoder fills in, and the contexts of later frames read it.
+        """
         self._check(symbols, scale_index)
         ctx = self.contexts(symbols, scale_index, context)
+        frames = check_sent(sent, symbols)
+        skipped = np.flatnonzero(~frames)
+        if not np.array_equal(symbols[:, skipped], symbols[:, skipped - 1]):
+            raise ValueError(
+                "A token frame that is not sent must repeat the frame before it (what the decoder fills in); "
+                "pass the symbols through repeat_skipped first."
+            )
         # (C, T', H', W') -> (T', C, H', W'): the stream holds one frame after another.
-        return self.coder().encode(symbols.transpose(1, 0, 2, 3).astype(np.int32), ctx.transpose(1, 0, 2, 3))
+        return self.coder().encode(
+            symbols.transpose(1, 0, 2, 3)[frames].astype(np.int32), ctx.transpose(1, 0, 2, 3)[frames]
+        )
 
-    def decode(self, data: bytes, scale_index: np.ndarray, context: LevelContext) -> np.ndarray:
-        """Decode :meth:`encode`'s bytes into uint8 symbols ``(C, T', H', W')``.
+    def decode(
+        self, data: bytes, scale_index: np.ndarray, context: LevelContext, sent: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Decode :meth:`encode`'s bytes into uint8 symbols ``(C, T', H', W')`` (a frame not ``sent``
+        repeats the one before it).
 
         Raises:
             ValueError: when the bytes are damaged, cut, or were coded with other tables.
         """
         symbols = np.empty(scale_index.shape, np.uint8)
+        frames = check_sent(sent, symbols)
         decoder = StreamDecoder(data)
         previous, coarser_previous = context.previous, context.coarser_previous
         for t in range(scale_index.shape[1]):
             coarser = None if context.coarser is None else context.coarser[:, t]
             frame = symbols[:, t]  # (C, H', W'), filled channel by channel when contexts read earlier channels
             ctx = self.frame_contexts(scale_index[:, t], previous, coarser, coarser_previous)  # changes "unknown"
-            if self.radix[4] == 1 or previous is None:
+            if not frames[t]:
+                frame[:] = symbols[:, t - 1]  # not sent: the decoder repeats the frame before
+            elif self.radix[4] == 1 or previous is None:
                 frame[:] = self._decode_group(decoder, ctx)
             else:
                 # The channel-change digit is the last one: "unknown" (3) -> the count of channels
@@ -206,6 +228,13 @@ class ContextModel(TableBank):
         """Bits :meth:`encode` spends on the symbols, without the stream's fixed overhead."""
         self._check(symbols, scale_index)
         return self.coder().ideal_bits(symbols.astype(np.int32), self.contexts(symbols, scale_index, context))
+
+    def frame_bits(self, symbols: np.ndarray, scale_index: np.ndarray, context: LevelContext) -> np.ndarray:
+        """Ideal bits of each token frame: float64 ``(T',)`` (what rate control saves by not sending one)."""
+        self._check(symbols, scale_index)
+        ctx = self.contexts(symbols, scale_index, context)
+        coder = self.coder()
+        return np.array([coder.ideal_bits(symbols[:, t].astype(np.int32), ctx[:, t]) for t in range(ctx.shape[1])])
 
     # ------------------------------------------------------------------ fitting
 
@@ -241,3 +270,29 @@ class ContextModel(TableBank):
                 f"Expected symbols and scale indexes of one shape (C={self.channels}, T', H', W'), got "
                 f"{symbols.shape} and {scale_index.shape}."
             )
+
+
+def check_sent(sent: np.ndarray | None, symbols: np.ndarray) -> np.ndarray:
+    """``sent`` as bool ``(T',)`` (None: every frame) for ``symbols (C, T', H', W')``, checked: one
+    entry per token frame, and frame 0 (which has no frame before it to repeat) is sent."""
+    t = symbols.shape[1]
+    if sent is None:
+        return np.ones(t, bool)
+    sent = np.asarray(sent, bool)
+    if sent.shape != (t,) or not sent[0]:
+        raise ValueError(
+            f"The mask of sent token frames must have one entry per token frame ({t}) and send frame 0, got "
+            f"{sent.astype(int).tolist()}."
+        )
+    return sent
+
+
+def repeat_skipped(symbols: np.ndarray, sent: np.ndarray) -> np.ndarray:
+    """``symbols (C, T', H', W')`` with every token frame not ``sent`` replaced by the frame before
+    it (in time order, so runs repeat the last sent frame): what the decoder reconstructs."""
+    out = symbols.copy()
+    for t in np.flatnonzero(~np.asarray(sent, bool)):
+        if t == 0:
+            raise ValueError("Token frame 0 of a chunk is always sent: it has no frame before it to repeat.")
+        out[:, t] = out[:, t - 1]
+    return out

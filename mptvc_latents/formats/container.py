@@ -1,4 +1,4 @@
-"""The ``.mptvc`` container, version 2: a CRC-checked header, then the rANS segments ordered by rate.
+"""The ``.mptvc`` container, versions 2-4: a CRC-checked header, then the rANS segments ordered by rate.
 
 Specified byte for byte in ``docs/bitstream.md``::
 
@@ -9,7 +9,9 @@ Because the segments are ordered by level, the bytes up to the end of level k ar
 file with k + 1 levels, and a file cut anywhere decodes every level complete before the cut
 (``read_mptvc`` says which levels it dropped). The header is a frame of ``formats.framing``
 (magic, version, length, body, CRC) whose body ends with the payload table of the segments.
-Pure Python plus ``crc32``: no torch, so ``mptvc info`` is instant. ``write_mptvc`` takes the
+Version 4 (rate control, ``ratecontrol.py``) adds to the header which levels and token frames
+each chunk sends and the encoder-measured SSE of every prefix; a level a chunk does not send has
+empty segments. Pure Python plus ``crc32``: no torch, so ``mptvc info`` is instant. ``write_mptvc`` takes the
 :class:`~mptvc_latents.types.Compressed` of ``MPTVC.compress``; ``read_mptvc`` returns one for
 ``MPTVC.decompress``.
 """
@@ -31,7 +33,7 @@ import numpy as np
 
 from mptvc_latents.config import CodecConfig
 from mptvc_latents.formats import framing
-from mptvc_latents.types import Compressed, Padding, VideoInfo, scene_ids_from_runs, scene_runs
+from mptvc_latents.types import ChunkRate, Compressed, Padding, RatePlan, VideoInfo, scene_ids_from_runs, scene_runs
 
 log = logging.getLogger(__name__)
 
@@ -63,19 +65,21 @@ __all__ = [
 ]
 
 MAGIC = b"\x89MPTVC\r\n"
-VERSION = 3  # v3: levels coded with the context entropy model (the config has "context"); v2: hyperprior alone
+VERSION = 4  # v4: rate-controlled (either entropy model); v3: the context entropy model; v2: hyperprior alone
 KINDS = ("z", "y")
 MAX_SIDE = 65535
 MAX_FRAMES = 1 << 24
 MAX_CONFIG = 1 << 16  # bytes of config JSON after inflating
 
 FRAMING = framing.Framing(
-    MAGIC, VERSION, "an mptvc file", "the mptvc header", "re-encode the video with this version", also_reads=(2,)
+    MAGIC, VERSION, "an mptvc file", "the mptvc header", "re-encode the video with this version", also_reads=(2, 3)
 )
 _GEOMETRY = struct.Struct("<IIId3I32sI")  # width, height, frames, fps, padding t/h/w, digest, config_len
 _COUNT = struct.Struct("<I")
 _RUN = struct.Struct("<iI")  # scene id, run length
 _TABLE_HEAD = struct.Struct("<BI")  # num_levels, num_chunks
+_RATE_HEAD = struct.Struct("<Bd")  # v4: target kind (1 bpp, 2 psnr), target value
+_TARGET_KINDS = {"bpp": 1, "psnr": 2}
 
 
 # --------------------------------------------------------------------------- errors
@@ -156,6 +160,7 @@ class Header:
     segment_sizes: tuple[tuple[tuple[int, int], ...], ...] = field(repr=False)
     segment_crcs: tuple[tuple[tuple[int, int], ...], ...] = field(repr=False)
     size: int  # bytes of the header, CRC included
+    rate: RatePlan | None = field(default=None, repr=False)  # version 4: what each chunk sends
 
     @property
     def num_levels(self) -> int:
@@ -221,13 +226,29 @@ def write_mptvc(compressed: Compressed, config: Mapping[str, Any], digest: str) 
         )
     payloads = [bytes(s) for level in compressed.segments for pair in level for s in pair]
     chunks = [len(level) for level in compressed.segments]
-    return mptvc_header(compressed.info, config, digest, chunks, framing.payload_table(payloads)) + b"".join(payloads)
+    if compressed.rate is not None:
+        for k, level in enumerate(compressed.segments):
+            for c, (z, y) in enumerate(level[: len(compressed.rate.chunks)]):
+                if k >= compressed.rate.chunks[c].levels and (z or y):
+                    raise ValueError(
+                        f"Chunk {c} sends {compressed.rate.chunks[c].levels} levels but level {k} has bytes."
+                    )
+    table = framing.payload_table(payloads)
+    return mptvc_header(compressed.info, config, digest, chunks, table, compressed.rate) + b"".join(payloads)
 
 
-def mptvc_header(info: VideoInfo, config: Mapping[str, Any], digest: str, chunks: Sequence[int], table: bytes) -> bytes:
+def mptvc_header(
+    info: VideoInfo,
+    config: Mapping[str, Any],
+    digest: str,
+    chunks: Sequence[int],
+    table: bytes,
+    rate: RatePlan | None = None,
+) -> bytes:
     """The header of an .mptvc file whose levels hold ``chunks[k]`` chunks each and whose segments
     the payload ``table`` lists (``framing.payload_table``, in file order): the segments follow it.
     ``write_mptvc`` is this header and the segments; ``formats.spool`` writes the segments from disk.
+    With ``rate`` (rate control) the file is version 4.
 
     Raises:
         ValueError: when the data do not describe a video this config could have coded.
@@ -265,9 +286,81 @@ def mptvc_header(info: VideoInfo, config: Mapping[str, Any], digest: str, chunks
     body = bytearray(_GEOMETRY.pack(width, height, frames, fps, pad.t, pad.h, pad.w, raw_digest, len(packed_config)))
     body += packed_config
     body += _COUNT.pack(len(runs)) + b"".join(_RUN.pack(*run) for run in runs)
+    if rate is not None:
+        body += _pack_rate(rate, codec, info, expected)
     body += _TABLE_HEAD.pack(codec.num_levels, expected)
     body += table
-    return FRAMING.frame(bytes(body), version=file_version(config))
+    return FRAMING.frame(bytes(body), version=4 if rate is not None else file_version(config))
+
+
+def _chunk_token_frames(codec: CodecConfig, padded_t: int) -> list[int]:
+    """Token frames of each chunk of a video of ``padded_t`` padded frames."""
+    step = codec.chunk_frames
+    return [(min(s + step, padded_t) - s) // codec.patch_t for s in range(0, padded_t, step)]
+
+
+def _mask_bytes(codec: CodecConfig) -> int:
+    return -(-(codec.chunk_frames // codec.patch_t) // 8)
+
+
+def _rate_problem(rate: RatePlan, codec: CodecConfig, frames: Sequence[int]) -> str | None:
+    """What is wrong with a rate plan for this codec and these chunks (token frames each), or None."""
+    K = codec.num_levels
+    if rate.target_kind not in _TARGET_KINDS or not (math.isfinite(rate.target) and rate.target > 0):
+        return (
+            f"the rate target must be bpp or psnr with a positive finite value, got {rate.target_kind} {rate.target!r}"
+        )
+    if len(rate.chunks) != len(frames):
+        return f"the rate plan has {len(rate.chunks)} chunks but the video has {len(frames)}"
+    for c, (chunk, t) in enumerate(zip(rate.chunks, frames, strict=True)):
+        if not 1 <= chunk.levels <= K or len(chunk.skipped) != K or len(chunk.sse) != K:
+            return f"chunk {c} of the rate plan must send 1 to {K} levels with {K} masks and {K} SSEs"
+        for k, mask in enumerate(chunk.skipped):
+            if mask < 0 or mask >> t or mask & 1 or (mask and (k == 0 or k >= chunk.levels or codec.context is None)):
+                return (
+                    f"the skipped token frames {mask:#x} of level {k} in chunk {c} are not allowed (frame 0, level 0, "
+                    f"levels not sent, frames past the chunk's {t}, and every frame without a context model are sent)"
+                )
+        if not all(math.isfinite(v) and v >= 0 for v in chunk.sse) or any(
+            v != chunk.sse[chunk.levels - 1] for v in chunk.sse[chunk.levels :]
+        ):
+            return f"the SSEs of chunk {c} must be finite, non-negative and equal past the levels it sends"
+    return None
+
+
+def _pack_rate(rate: RatePlan, codec: CodecConfig, info: VideoInfo, chunks: int) -> bytes:
+    frames = _chunk_token_frames(codec, info.frames + info.padding.t)
+    problem = _rate_problem(rate, codec, frames)
+    if problem:
+        raise ValueError(f"The rate plan cannot be written: {problem}.")
+    width = _mask_bytes(codec)
+    out = bytearray(_RATE_HEAD.pack(_TARGET_KINDS[rate.target_kind], rate.target))
+    for chunk in rate.chunks:
+        out += bytes([chunk.levels])
+        out += b"".join(mask.to_bytes(width, "little") for mask in chunk.skipped)
+        out += struct.pack(f"<{codec.num_levels}d", *chunk.sse)
+    return bytes(out)
+
+
+def _parse_rate(body: _Body, codec: CodecConfig, padded_t: int) -> RatePlan:
+    kind, target = body.unpack(_RATE_HEAD, "rate target")
+    names = {v: n for n, v in _TARGET_KINDS.items()}
+    if kind not in names:
+        body.fail(f"the rate target kind {kind} is neither 1 (bpp) nor 2 (psnr)")
+    frames = _chunk_token_frames(codec, padded_t)
+    K, width = codec.num_levels, _mask_bytes(codec)
+    entry = struct.Struct(f"<B{K * width}s{K}d")
+    raw = body.take(entry.size * len(frames), "rate plan")
+    chunks = []
+    for c in range(len(frames)):
+        levels, masks, *sse = entry.unpack_from(raw, c * entry.size)
+        skipped = tuple(int.from_bytes(masks[k * width : (k + 1) * width], "little") for k in range(K))
+        chunks.append(ChunkRate(levels, skipped, tuple(sse)))
+    rate = RatePlan(tuple(chunks), names[kind], target)
+    problem = _rate_problem(rate, codec, frames)
+    if problem:
+        body.fail(problem)
+    return rate
 
 
 def file_version(config: Mapping[str, Any]) -> int:
@@ -291,7 +384,7 @@ def parse_header(data: bytes, name: str = "the data") -> Header:
     except framing.FramingError as e:
         raise _FRAME_ERRORS[type(e)](str(e)) from None
     header = _parse_body(frame.body, frame.version, frame.size, name)
-    if file_version(header.config) != header.version:
+    if header.version != 4 and file_version(header.config) != header.version:
         raise MalformedHeaderError(
             f"The header of {name} is malformed: a version {header.version} file "
             f"{'must' if header.version == 3 else 'cannot'} carry a context entropy model in its config."
@@ -337,6 +430,7 @@ def _parse_body(data: bytes, version: int, size: int, name: str) -> Header:
         scene_ids = scene_ids_from_runs(zip(runs["id"].tolist(), runs["n"].tolist(), strict=True), padded_t)
     except ValueError:
         body.fail(f"the scene runs must be non-empty and cover exactly {padded_t} frames")
+    rate = _parse_rate(body, codec, padded_t) if version == 4 else None
 
     levels, chunks = body.unpack(_TABLE_HEAD, "segment table size")
     if levels != codec.num_levels or chunks != -(-padded_t // codec.chunk_frames):
@@ -348,8 +442,13 @@ def _parse_body(data: bytes, version: int, size: int, name: str) -> Header:
     if body.pos != len(data):
         body.fail(f"{len(data) - body.pos} unexpected bytes follow the segment table")
     table = table.reshape(levels, chunks, 2, 2)  # (segments, [length, crc]) -> (level, chunk, kind, [length, crc])
+    if rate is not None:
+        for c, chunk in enumerate(rate.chunks):
+            if table[chunk.levels :, c].any():
+                body.fail(f"chunk {c} sends {chunk.levels} level(s), but a level above has a non-empty segment")
     info = VideoInfo(frames, height, width, fps, pad, scene_ids)
-    return Header(version, info, config_dict, digest.hex(), _nested(table[..., 0]), _nested(table[..., 1]), size)
+    sizes, crcs = _nested(table[..., 0]), _nested(table[..., 1])
+    return Header(version, info, config_dict, digest.hex(), sizes, crcs, size, rate)
 
 
 def _nested(a: np.ndarray) -> tuple[tuple[tuple[int, int], ...], ...]:
@@ -503,7 +602,7 @@ def read_mptvc(
         )
     if report.truncated and warn:
         log.warning("%s", report.summary())
-    return Compressed(segments, header.info, intra_period(header.config)), header, report
+    return Compressed(segments, header.info, intra_period(header.config), header.rate), header, report
 
 
 def truncate_mptvc(source: bytes | bytearray | memoryview | str | Path, k_max: int) -> bytes:
@@ -536,6 +635,7 @@ class Inspection:
     def to_dict(self) -> dict[str, Any]:
         h, i = self.header, self.header.info
         pixels = i.frames * i.height * i.width
+        frames = _chunk_token_frames(_config_from_json(json.dumps(h.config, sort_keys=True)), i.frames + i.padding.t)
         levels = []
         for k, (size, end) in enumerate(zip(h.level_sizes(), h.level_ends(), strict=True)):
             z, y = (sum(pair[j] for pair in h.segment_sizes[k]) for j in (0, 1))
@@ -550,6 +650,30 @@ class Inspection:
                     "complete": k < self.levels_complete,
                 }
             )
+            if h.rate is not None:  # the encoder's measurement: the decoder gets the same frames
+                sse = sum(chunk.sse[k] for chunk in h.rate.chunks)
+                levels[-1]["predicted_psnr"] = _psnr(sse, 3 * pixels)
+        rate = None
+        if h.rate is not None:
+            held = self.levels_complete
+            rate = {
+                "target": {h.rate.target_kind: h.rate.target},
+                "bpp": 8 * self.file_bytes / pixels,
+                "predicted_psnr": _psnr(sum(c.sse[held - 1] for c in h.rate.chunks), 3 * pixels) if held else None,
+                "levels_per_chunk": [c.levels for c in h.rate.chunks],
+                "chunks_per_levels": [sum(c.levels == n for c in h.rate.chunks) for n in range(1, h.num_levels + 1)],
+                "skipped_token_frames": [
+                    sum(bin(c.skipped[k]).count("1") for c in h.rate.chunks) for k in range(h.num_levels)
+                ],
+                "sent_token_frames": [
+                    sum(
+                        t - bin(c.skipped[k]).count("1")
+                        for c, t in zip(h.rate.chunks, frames, strict=True)
+                        if k < c.levels
+                    )
+                    for k in range(h.num_levels)
+                ],
+            }
         return {
             "file": self.name,
             "file_bytes": self.file_bytes,
@@ -570,6 +694,7 @@ class Inspection:
             "levels_complete": self.levels_complete,
             "truncated": self.file_bytes < h.level_ends()[-1],
             "levels": levels,
+            "rate_control": rate,
         }
 
     def format(self) -> str:
@@ -583,13 +708,26 @@ class Inspection:
             + (f", temporal context restarts every {d['intra_period']} chunks" if d["intra_period"] else ""),
             f"levels  {d['levels_complete']} of {d['levels_total']} complete"
             + (" (the file is cut)" if d["truncated"] else ""),
-            "level  level bytes  prefix bytes  prefix bpp",
         ]
+        rate = d["rate_control"]
+        if rate is not None:
+            ((kind, value),) = rate["target"].items()
+            psnr = "n/a" if rate["predicted_psnr"] is None else f"{rate['predicted_psnr']:.2f} dB"
+            lines += [
+                f"rate    target {value:g} {'bpp' if kind == 'bpp' else 'dB PSNR'}: achieved {rate['bpp']:.4f} bpp, "
+                f"predicted PSNR-RGB {psnr} (measured by the encoder)",
+                f"        chunks sending 1..{d['levels_total']} levels: {rate['chunks_per_levels']}; token frames "
+                f"sent / left out per level: "
+                + ", ".join(
+                    f"{s}/{k}" for s, k in zip(rate["sent_token_frames"], rate["skipped_token_frames"], strict=True)
+                ),
+            ]
+        lines.append("level  level bytes  prefix bytes  prefix bpp" + ("  predicted PSNR" if rate else ""))
         for row in d["levels"]:
             mark = "" if row["complete"] else "  (missing)"
-            lines.append(
-                f"{row['level']:>5}  {row['bytes']:>11}  {row['prefix_bytes']:>12}  {row['prefix_bpp']:>10.4f}{mark}"
-            )
+            psnr = f"  {row['predicted_psnr']:>14.2f}" if rate else ""
+            sizes = f"{row['level']:>5}  {row['bytes']:>11}  {row['prefix_bytes']:>12}  {row['prefix_bpp']:>10.4f}"
+            lines.append(f"{sizes}{psnr}{mark}")
         return "\n".join(lines)
 
 
@@ -600,6 +738,11 @@ def inspect_mptvc(source: bytes | bytearray | memoryview | str | Path) -> Inspec
     complete = len(_complete_levels(data, header, name))
     shown = "<bytes>" if isinstance(source, (bytes, bytearray, memoryview)) else str(source)
     return Inspection(shown, len(data), header, complete)
+
+
+def _psnr(sse: float, samples: int) -> float:
+    """PSNR in dB of uint8 samples with this sum of squared errors (inf when exact)."""
+    return math.inf if sse <= 0 else 10.0 * math.log10(255.0**2 * samples / sse)
 
 
 def _cap(text: str) -> str:

@@ -142,7 +142,8 @@ class Framing:
             raise TruncatedError(f"{_cap(name)} is cut inside {self.header}: it has only {n} bytes.")
         (version,) = struct.unpack_from(self.version_format, data, m)
         if version not in self.readable:
-            versions = " and ".join(str(v) for v in sorted(self.readable))
+            known = [str(v) for v in sorted(self.readable)]
+            versions = " and ".join(filter(None, (", ".join(known[:-1]), known[-1])))
             plural = "s" if len(self.readable) > 1 else ""
             raise UnsupportedVersionError(
                 f"{_cap(name)} is {self.what} of version {version}, but this library reads only "

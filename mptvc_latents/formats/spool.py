@@ -212,5 +212,5 @@ def open_mptvc(
             for c in range(len(level)):
                 level[c]  # reads and checks it
     segments = cast("list[list[Segment]]", levels)  # levels read lazily stand in for the lists
-    compressed = Compressed(segments, header.info, intra_period(header.config))
+    compressed = Compressed(segments, header.info, intra_period(header.config), header.rate)
     return compressed, header, ReadReport(header.num_levels, complete, size, ends[-1])
