@@ -340,9 +340,28 @@ class MPTVC(
         """Walk levels ``0 .. levels-1`` of one padded chunk: ``symbols_of(k, coarser)`` gives
         level k's symbols (the encoder analyzes, the decoder reads them), and each level is
         decoded for the next one. Returns the chunk at full resolution ``(1, 3, T, H, W)``."""
+        tokens, t_pos = t_pos.shape[-1], self._causal_t_pos(t_pos)
+        if t_pos.shape[-1] > tokens:  # causal: the chunk's full length, later token frames padded
+
+            def padded(k: int, coarser: LevelDecoded | None, source: SymbolSource = symbols_of) -> Tensor:
+                s = source(k, coarser)  # (1, C_k, T', H', W')
+                return torch.cat([s, s[:, :, -1:].expand(-1, -1, t_pos.shape[-1] - tokens, -1, -1)], dim=2)
+
+            symbols_of = padded
         decoded = self._walk(t_pos, levels, symbols_of, reconstruct=True)
         assert decoded is not None
-        return upsample(decoded.x_hat, self.num_levels - levels)
+        # Cropped after upsampling: its float rounding, too, can depend on the number of frames.
+        return upsample(decoded.x_hat, self.num_levels - levels)[:, :, : tokens * self.config.patch_t]
+
+    def _causal_t_pos(self, t_pos: Tensor) -> Tensor:
+        """The causal variant runs every chunk at its full length, ``chunk_frames / patch_t`` token
+        frames, so that a token frame's values never depend on how many frames follow it in the
+        tensor (float rounding can depend on shapes): ``t_pos (T',)`` is extended with copies of its
+        last position (masked out by the causal attention). Unchanged for the non-causal codec."""
+        full = self.config.chunk_frames // self.config.patch_t
+        if not self.config.causal or t_pos.shape[-1] >= full:
+            return t_pos
+        return torch.cat([t_pos, t_pos[..., -1:].expand(*t_pos.shape[:-1], full - t_pos.shape[-1])], dim=-1)
 
     def _walk(self, t_pos: Tensor, levels: int, symbols_of: SymbolSource, reconstruct: bool) -> LevelDecoded | None:
         """The one loop over the levels (see :meth:`_code_chunk`); the last level is decoded only
@@ -358,6 +377,10 @@ class MPTVC(
     def _analyze(self, x: Tensor, t_pos: Tensor) -> tuple[list[Tensor], list[Tensor]]:
         """Closed-loop analysis of one padded chunk ``x (1, 3, T, H, W)``: per level the uint8
         symbols and the bounded latents the entropy model reads, ``(1, C_k, T', H', W')``."""
+        tokens, t_pos = t_pos.shape[-1], self._causal_t_pos(t_pos)
+        if t_pos.shape[-1] > tokens:  # causal: the chunk's full length (see _causal_t_pos)
+            extra = (t_pos.shape[-1] - tokens) * self.config.patch_t
+            x = torch.nn.functional.pad(x, (0, 0, 0, 0, 0, extra), mode="replicate")
         targets = self.pyramid.gaussian(x)
         runner = self._runner()
         symbols: list[Tensor] = []
@@ -365,8 +388,8 @@ class MPTVC(
 
         def analyze(k: int, coarser: LevelDecoded | None) -> Tensor:
             s, b = self.level(k).analyze(targets[k], coarser, t_pos, runner)
-            symbols.append(s)
-            bounds.append(b)
+            symbols.append(s[:, :, :tokens])
+            bounds.append(b[:, :, :tokens])
             return s
 
         self._walk(t_pos, self.num_levels, analyze, reconstruct=False)
@@ -383,7 +406,7 @@ class MPTVC(
         t, h, w = video.shape[:3]
         c = self.config
         pad = Padding(t=-t % c.temporal_multiple, h=-h % c.spatial_multiple, w=-w % c.spatial_multiple)
-        scenes = detect_scene_cuts(video) if t > 1 else np.zeros(1, np.int32)
+        scenes = detect_scene_cuts(video, causal=c.causal) if t > 1 else np.zeros(1, np.int32)
         scenes = np.concatenate([scenes, np.full(pad.t, scenes[-1], np.int32)]).astype(np.int32)
         video = np.ascontiguousarray(video)  # torch cannot wrap negative strides, e.g. BGR -> RGB as video[..., ::-1]
         x = _frames_to_unit(video, self.device)  # (1, 3, T, H, W)

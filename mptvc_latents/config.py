@@ -228,15 +228,19 @@ class RoPEConfig(ConfigBase):
 class AttentionConfig(ConfigBase):
     """Windowed (sliding-neighbourhood) axial attention; ``radius`` is (r_t, r_y, r_x) in tokens.
 
-    ``rope`` defaults to ``RoPEConfig(head_dim=dim // heads)``.
+    ``rope`` defaults to ``RoPEConfig(head_dim=dim // heads)``. ``causal``: along t a token attends
+    only to itself and the ``r_t`` token frames before it (a streaming encoder and decoder can then
+    emit each token frame once its frames have arrived); y and x are unchanged.
     """
 
     dim: int
     heads: int
     radius: tuple[int, int, int] = (2, 3, 3)
     rope: RoPEConfig | None = None
+    causal: bool = False
 
     def __post_init__(self) -> None:
+        _require(isinstance(self.causal, bool), f"AttentionConfig.causal must be true or false, got {self.causal!r}.")
         _require_positive_int("AttentionConfig.dim", self.dim)
         _require_positive_int("AttentionConfig.heads", self.heads)
         _require(
@@ -266,6 +270,7 @@ class BlockConfig(ConfigBase):
     mlp_ratio: float = 4.0
     radius: tuple[int, int, int] = (2, 3, 3)
     rope: RoPEConfig | None = None
+    causal: bool = False  # temporal attention over past and present token frames only
 
     def __post_init__(self) -> None:
         _require(
@@ -277,7 +282,7 @@ class BlockConfig(ConfigBase):
 
     @property
     def attention(self) -> AttentionConfig:
-        return AttentionConfig(dim=self.dim, heads=self.heads, radius=self.radius, rope=self.rope)
+        return AttentionConfig(dim=self.dim, heads=self.heads, radius=self.radius, rope=self.rope, causal=self.causal)
 
     @property
     def mlp_hidden(self) -> int:
@@ -475,6 +480,11 @@ class CodecConfig(ConfigBase):
     through the networks in overlapping tiles of ``tile`` pixels (``tile_overlap`` pixels shared)
     blended with a partition of unity. Tiles are seamless when the overlap is at least twice a
     transformer's reach plus one token (``2 * depth * radius + 1`` tokens).
+
+    ``causal``: the causal variant (``causal.py``): every transformer attends along t to past and
+    present token frames only, chunks run at their full length (``chunk_frames``) whatever their
+    content so a token frame's symbols never depend on later frames, and shot cuts are detected
+    without lookahead (``scenes.CausalSceneCutStream``).
     """
 
     levels: tuple[LevelConfig, ...]
@@ -489,13 +499,17 @@ class CodecConfig(ConfigBase):
     tile_overlap: tuple[int, int] = (128, 128)
     name: str = "custom"
     context: ContextConfig | None = None  # the context entropy model; None: the scale hyperprior alone
+    causal: bool = False  # the causal variant (tokens depend on past and present frames only)
 
     def to_dict(self) -> dict[str, Any]:
-        """As ``ConfigBase.to_dict``; ``context`` is left out while it is ``None``, so configs
-        without a context model serialize as they did before it existed (files keep their bytes)."""
+        """As ``ConfigBase.to_dict``; ``context`` is left out while it is ``None`` and ``causal``
+        while it is false, so configs of other variants serialize as they did before these existed
+        (files keep their bytes)."""
         data = super().to_dict()
         if data.get("context") is None:
             data.pop("context", None)
+        if data.get("causal") is False:
+            data.pop("causal")
         return data
 
     def __post_init__(self) -> None:
@@ -537,6 +551,7 @@ class CodecConfig(ConfigBase):
             _is_number(self.mlp_ratio) and self.mlp_ratio > 0,
             f"CodecConfig.mlp_ratio must be a positive number, got {self.mlp_ratio!r}.",
         )
+        _require(isinstance(self.causal, bool), f"CodecConfig.causal must be true or false, got {self.causal!r}.")
         _require(
             self.context is None or isinstance(self.context, ContextConfig),
             f"CodecConfig.context must be a ContextConfig or None, got {self.context!r}.",
@@ -572,7 +587,12 @@ class CodecConfig(ConfigBase):
             raise ValueError(f"side must be 'encoder' or 'decoder', got {side!r}.")
         level = self.levels[k]
         block = BlockConfig(
-            dim=level.dim, heads=level.heads, mlp_ratio=self.mlp_ratio, radius=self.radius, rope=self.rope(k)
+            dim=level.dim,
+            heads=level.heads,
+            mlp_ratio=self.mlp_ratio,
+            radius=self.radius,
+            rope=self.rope(k),
+            causal=self.causal,
         )
         return AxialTransformerConfig(
             block=block, depth=level.encoder_depth if side == "encoder" else level.decoder_depth

@@ -11,13 +11,18 @@
   model must differ in a way not described (MODEL_CARD.md); the width stays 192.
 - ``mptvc-cpu``: the same structure sized to train on a 2-core CPU (2+2 blocks per level,
   narrower hyperprior), the configuration of the shipped checkpoint.
+- ``mptvc-cpu-causal`` and ``mptvc-full-causal``: the same with ``causal=True`` (temporal attention
+  over past and present token frames only; ``causal.py``), the same weight shapes, so a causal
+  model is fine-tuned from its non-causal checkpoint (``mptvc train --init CKPT --causal``).
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 from mptvc_latents.config import CodecConfig, HyperpriorConfig, LevelConfig
 
-__all__ = ["PRESETS", "preset"]
+__all__ = ["PRESETS", "causal_config", "preset"]
 
 PUBLISHED_PARAMETERS = {"total": 5_039_641, "backbone": 4_354_201, "entropy": 685_440}
 
@@ -55,7 +60,19 @@ def _cpu() -> CodecConfig:
     )
 
 
-PRESETS = {"mptvc-full": _full, "mptvc-cpu": _cpu}
+def causal_config(config: CodecConfig) -> CodecConfig:
+    """The causal variant of ``config`` (same weight shapes), named ``<name>-causal``."""
+    if config.causal:
+        return config
+    return dataclasses.replace(config, causal=True, name=f"{config.name}-causal")
+
+
+PRESETS = {
+    "mptvc-full": _full,
+    "mptvc-cpu": _cpu,
+    "mptvc-full-causal": lambda: causal_config(_full()),
+    "mptvc-cpu-causal": lambda: causal_config(_cpu()),
+}
 
 
 def preset(name: str) -> CodecConfig:

@@ -218,14 +218,15 @@ class SceneCutStream:
             logger.debug("Scene cuts at frames %s.", sorted(accepted))
 
 
-def detect_scene_cuts(frames: np.ndarray, config: SceneCutConfig | None = None) -> np.ndarray:
+def detect_scene_cuts(frames: np.ndarray, config: SceneCutConfig | None = None, causal: bool = False) -> np.ndarray:
     """Per-frame scene ids ``(T,)`` int32: 0 at the start, +1 at each detected hard cut.
 
     Args:
         frames: ``(T, H, W, 3)`` uint8 RGB frames.
         config: detector settings; defaults to ``SceneCutConfig()``.
+        causal: decide each frame from the frames before it only (:class:`CausalSceneCutStream`).
     """
-    stream = SceneCutStream(config)
+    stream = scene_cut_stream(config, causal)
     stream.push(frames)
     stream.finish()
     return stream.scene_ids(0, stream.frames)
@@ -237,3 +238,47 @@ def _check_frames(frames: np.ndarray) -> None:
         raise ValueError(f"frames must be a uint8 numpy array, got {type(frames).__name__} {dtype}.")
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
         raise ValueError(f"frames must have shape (T, H, W, 3) with T >= 1, got {frames.shape}.")
+
+
+class CausalSceneCutStream(SceneCutStream):
+    """Shot-cut detection without lookahead, for the causal codec (``CodecConfig.causal``).
+
+    Frame ``t`` is a cut when ``d_t > threshold * median(d over the window frames before t)`` and
+    ``d_t > min_distance``, and at least ``min_scene_len`` frames follow the last accepted cut (the
+    first candidate wins; no greedy pass over later, stronger ones). Every id is final as soon as
+    its frame is pushed (``settled == frames``), so a live encoder never waits for later frames.
+    It misses cuts the two-sided detector finds when the frames before a cut are already busy
+    (fast motion) and the median of the past alone is high; whole-video detection in the causal
+    codec (``detect_scene_cuts(..., causal=True)``) is this class fed at once.
+    """
+
+    def _extend(self, distances: list[float]) -> None:
+        self._distances.extend(distances)
+        self._advance(self.frames)
+
+    @property
+    def settled(self) -> int:
+        return self.frames
+
+    def force(self) -> list[int]:
+        return []  # nothing is ever undecided
+
+    def finish(self) -> None:
+        self.finished = True
+
+    def _advance(self, limit: int) -> None:
+        c = self.config
+        for t in range(self._known, limit):
+            past = self._distances[max(1, t - c.window) : t]  # d[0] is a placeholder, not measured
+            median = float(np.median(past)) if past else 0.0
+            d = self._distances[t]
+            if t > 0 and d > c.threshold * median and d > c.min_distance:
+                if not self._cuts or t - self._cuts[-1] >= c.min_scene_len:
+                    self._cuts.append(t)
+                    logger.debug("Scene cut at frame %d (causal).", t)
+            self._known = t + 1
+
+
+def scene_cut_stream(config: SceneCutConfig | None = None, causal: bool = False) -> SceneCutStream:
+    """The shot-cut detector of the non-causal (two-sided window) or causal codec."""
+    return CausalSceneCutStream(config) if causal else SceneCutStream(config)

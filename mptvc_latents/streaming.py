@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mptvc_latents.config import CodecConfig, SceneCutConfig
-from mptvc_latents.scenes import SceneCutStream
+from mptvc_latents.scenes import scene_cut_stream
 from mptvc_latents.types import Padding, VideoInfo
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ class ChunkedVideo:
         scenes: SceneCutConfig | None = None,
     ) -> None:
         self.config, self.fps = config, float(fps)
-        self.scenes = SceneCutStream(scenes)
+        self.scenes = scene_cut_stream(scenes, config.causal)  # the causal codec's decides without lookahead
         least = self.scenes.config.window + 1
         if lookahead is not None and lookahead < least:
             raise ValueError(

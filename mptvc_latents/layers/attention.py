@@ -15,6 +15,11 @@ Data flow for ``x (B, T, H, W, D)`` and ``axis = "y"``::
       -> neighbourhood softmax(q k^T / sqrt(hd)) v over 2r_y+1 keys   (fp32 softmax)
       -> back to (B, T, H, W, D) -> output Linear
 
+Causal variant (``AttentionConfig.causal``): along t the window is one-sided, token frame ``i``
+attends to ``j`` with ``i - r_t <= j <= i``; y and x keep both sides. Future keys get a weight of
+exactly zero, so for a fixed tensor shape the outputs of past frames are bit-identical whatever
+the future frames hold (``causal.py`` relies on this; RoPE and the scene phase jump are unchanged).
+
 The module is axis-agnostic: ``axis`` is a forward argument and the radius for that axis comes
 from the config. ``AxialBlock`` keeps one unshared instance per axis, because time and space
 carry different statistics (motion versus texture) and unsharing costs only 4 d^2 per axis.
@@ -41,11 +46,14 @@ from mptvc_latents.layers.rope3d import RoPE3D, Rotation
 _AXIS_DIM = {"t": 1, "y": 2, "x": 3}
 
 
-def _neighbour_keys(length: int, radius: int, device: torch.device) -> tuple[Tensor, Tensor]:
-    """Key index ``(L, 2r+1)`` of slot ``w`` for query ``l`` (``l + w - r``) and its in-grid mask."""
+def _neighbour_keys(length: int, radius: int, device: torch.device, causal: bool = False) -> tuple[Tensor, Tensor]:
+    """Key index ``(L, 2r+1)`` of slot ``w`` for query ``l`` (``l + w - r``) and its mask: in the
+    grid and, when ``causal``, not after the query (slots ``w > r`` are masked)."""
     offsets = torch.arange(-radius, radius + 1, device=device)
     key = torch.arange(length, device=device)[:, None] + offsets[None, :]  # (L, 2r+1)
     valid = (key >= 0) & (key < length)
+    if causal:
+        valid = valid & (offsets <= 0)[None, :]
     return key.clamp(0, length - 1), valid
 
 
@@ -54,23 +62,27 @@ DENSE_MAX_LENGTH = 32
 
 
 def neighborhood_attention(
-    q: Tensor, k: Tensor, v: Tensor, radius: int, need_probs: bool = True
+    q: Tensor, k: Tensor, v: Tensor, radius: int, need_probs: bool = True, causal: bool = False
 ) -> tuple[Tensor, Tensor | None]:
-    """Attention of ``q (..., L, hd)`` to keys within ``radius`` along dim -2.
+    """Attention of ``q (..., L, hd)`` to keys within ``radius`` along dim -2 (with ``causal``, only
+    to keys at or before the query).
 
     Returns ``out (..., L, hd)`` in ``v.dtype`` and ``probs (..., L, 2r+1)`` in fp32 (``None``
     unless ``need_probs``), where slot ``w`` holds the weight of key ``l + w - r`` (zero for keys
-    outside the grid).
+    outside the grid, and for later keys when ``causal``).
     """
     length, head_dim = q.shape[-2], q.shape[-1]
     window = 2 * radius + 1
     scale = 1.0 / math.sqrt(head_dim)
-    key_index, valid = _neighbour_keys(length, radius, q.device)
+    key_index, valid = _neighbour_keys(length, radius, q.device, causal)
     if length <= DENSE_MAX_LENGTH:
         # Dense scores with the neighbourhood as a mask: two batched matmuls.
         scores = torch.matmul(q, k.transpose(-1, -2)).float() * scale  # (..., L, L)
         distance = torch.arange(length, device=q.device)
-        near = (distance[:, None] - distance[None, :]).abs() <= radius  # (L, L)
+        offset = distance[:, None] - distance[None, :]  # (L, L): query index minus key index
+        near = offset.abs() <= radius
+        if causal:
+            near = near & (offset >= 0)
         dense = scores.masked_fill(~near, float("-inf")).softmax(dim=-1)
         out = torch.matmul(dense.to(v.dtype), v)  # (..., L, hd)
         if not need_probs:
@@ -149,7 +161,9 @@ class AxialNeighborhoodAttention(nn.Module):
         # (B, T, H, W, h, hd) -> (B, O1, O2, h, L, hd): attended axis next to head_dim.
         q, k, v = (t.movedim(grid_dim, 4) for t in (q, k, v))
         radius = self.config.radius[AXES.index(axis)]
-        out, probs = neighborhood_attention(q, k, v, radius, need_probs=return_probs)  # (B, O1, O2, h, L, hd)
+        causal = self.config.causal and axis == "t"
+        # (B, O1, O2, h, L, hd)
+        out, probs = neighborhood_attention(q, k, v, radius, need_probs=return_probs, causal=causal)
         out = out.movedim(4, grid_dim).flatten(4)  # (B, T, H, W, h, hd) -> (B, T, H, W, D)
         out = self.proj(out)
         if not return_probs:

@@ -36,7 +36,7 @@ from torch.nn.parallel import DistributedDataParallel
 from mptvc_latents.codec import MPTVC, format2_name
 from mptvc_latents.config import CodecConfig, ConfigBase
 from mptvc_latents.files import atomic_folder, completed_folder
-from mptvc_latents.presets import preset
+from mptvc_latents.presets import causal_config, preset
 from mptvc_latents.train.data import Augment, ClipStream, FrameCache, Stage, clip_loader, plan_crops, probe_videos
 from mptvc_latents.train.distributed import World, broadcast_object, mean_over_ranks
 from mptvc_latents.train.loss import rd_loss
@@ -57,6 +57,13 @@ def _codec_config(name_or_path: str) -> CodecConfig:
             raise ValueError(f"The codec config file {name_or_path!r} does not exist.")
         return CodecConfig.from_dict(json.loads(path.read_text()))
     return preset(name_or_path)
+
+
+def _causal_copy(model: MPTVC) -> MPTVC:
+    """``model``'s weights (and context tables) in the causal variant of its config."""
+    causal = MPTVC(causal_config(model.config))
+    causal.load_state_dict(model.state_dict(), strict=True)
+    return causal
 
 
 def _reorder_optimizer_state(state: dict, saved_names: list[str] | None, model: MPTVC) -> dict:
@@ -149,6 +156,7 @@ class TrainConfig(ConfigBase):
     log_every: int = 10
     seed: int = 0
     init: str | None = None  # a checkpoint folder to start from when the run has none (weights only)
+    causal: bool = False  # train the causal variant (with init: its weights, from step 0; presets.causal_config)
 
     def __post_init__(self) -> None:
         if not isinstance(self.sources, tuple) or not self.sources or not all(isinstance(s, str) for s in self.sources):
@@ -190,6 +198,8 @@ class TrainConfig(ConfigBase):
         if self.autocast not in AUTOCAST_CHOICES:
             raise ValueError(f"TrainConfig.autocast must be one of {AUTOCAST_CHOICES}, got {self.autocast!r}.")
         self.augment  # noqa: B018 - Augment validates the augmentation fields
+        if not isinstance(self.causal, bool):
+            raise ValueError(f"TrainConfig.causal must be true or false, got {self.causal!r}.")
         for name in ("init", "frame_cache"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
                 raise ValueError(f"TrainConfig.{name} must be a folder or None, got {getattr(self, name)!r}.")
@@ -282,9 +292,13 @@ class Trainer:
             model = MPTVC.from_pretrained(c.init)
             record = Path(c.init) / "training.json"
             step = int(json.loads(record.read_text())["steps"]) if record.is_file() else 0
+            if c.causal and not model.config.causal:
+                # A fine-tune into the causal variant: the same weights, a schedule of its own.
+                model, step = _causal_copy(model), 0
             log.info("starting from the weights of %s at step %d", c.init, step)
             return model, None, step
-        return MPTVC(_codec_config(c.preset)), None, 0
+        config = _codec_config(c.preset)
+        return MPTVC(causal_config(config) if c.causal else config), None, 0
 
     def _restore_everywhere(self) -> tuple[MPTVC, dict | None, int]:
         """``_restore`` on rank 0; the other ranks receive its config, weights and optimizer state
