@@ -18,6 +18,7 @@ temp file beside the target and renamed only when complete, so a failure leaves 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import json
 import logging
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mptvc_latents.eval import cli as eval_cli
+from mptvc_latents.pretrained import causal_checkpoint_dir
 from mptvc_latents.runtime import configure_threads
 
 if TYPE_CHECKING:
@@ -150,6 +152,8 @@ def _add_target(p: argparse.ArgumentParser) -> None:
 
 
 def _encode(args: argparse.Namespace) -> None:
+    if args.stream:
+        return _encode_stream(args)
     src, dst = _paths(args, "input", "output")
     _require_file(src)
     target = _rate_target(args)
@@ -174,10 +178,51 @@ def _decode(args: argparse.Namespace) -> None:
         raise ValueError(f"The level --k-max {k} is out of range: {str(src)!r} holds levels 0..{last}{cut}.")
     if report.truncated and args.k_max is None:
         log.warning("%s", report.summary())
+    if args.ckpt is None and header.config.get("causal"):
+        args.ckpt = str(causal_checkpoint_dir())  # a causal file: the shipped causal checkpoint by default
     model = _load_model(args)
     check_checkpoint(header, *model.file_identity(header.config), f"the file {str(src)!r}")
+    if args.stream:
+        return _decode_stream(model, stream, dst, k)
     decode_file(model, stream, dst, k)
     log.info("%s: %d frames from levels 0..%d", dst, stream.info.frames, k)
+
+
+def _encode_stream(args: argparse.Namespace) -> None:
+    """``encode --stream``: raw rgb24 frames from a file or standard input (``-``), as they arrive."""
+    from mptvc_latents.causal import encode_raw_stream, parse_size
+
+    src, dst = _paths(args, "input", "output")
+    if args.size is None or args.fps is None:
+        raise ValueError("`mptvc encode --stream` reads raw rgb24 frames: give their --size WxH and --fps.")
+    size = parse_size(args.size)
+    if not args.fps > 0:
+        raise ValueError(f"--fps must be a positive number, got {args.fps}.")
+    if str(src) != "-":
+        _require_file(src)
+    if args.ckpt is None:
+        args.ckpt = str(causal_checkpoint_dir())
+    model = _load_model(args)
+    with contextlib.ExitStack() as stack:
+        source = sys.stdin.buffer if str(src) == "-" else stack.enter_context(open(src, "rb"))
+        bar = stack.enter_context(_bar(None, "encode", unit="frame"))  # type: ignore[arg-type]
+        info, written = encode_raw_stream(model, source, size, args.fps, dst, progress=bar.update)
+    t, h, w = info.frames, info.height, info.width
+    log.info("%s: %d frames of %dx%d in %d bytes (%.4f bpp)", dst, t, w, h, written, 8 * written / (t * h * w))
+
+
+def _decode_stream(model: MPTVC, stream: Any, dst: Path, k: int) -> None:
+    """``decode --stream``: raw rgb24 frames to a file or standard output (``-``), a chunk at a time."""
+    from mptvc_latents.causal import decode_raw_stream
+    from mptvc_latents.files import atomic_output
+
+    if str(dst) == "-":
+        frames = decode_raw_stream(model, stream, sys.stdout.buffer, k)
+    else:
+        with atomic_output(dst) as tmp, open(tmp, "wb") as out:
+            frames = decode_raw_stream(model, stream, out, k)
+    info = stream.info
+    log.info("%s: %d frames of %dx%d rgb24 from levels 0..%d", dst, frames, info.width, info.height, k)
 
 
 def _info(args: argparse.Namespace) -> None:
@@ -338,6 +383,14 @@ def add_encode(sub) -> None:
     _add_ckpt(p)
     _add_dtype(p)
     _add_target(p)
+    p.add_argument(
+        "--stream",
+        action="store_true",
+        help="INPUT is raw rgb24 frames (- for standard input), coded as they arrive by a causal checkpoint "
+        "(default: the shipped mptvc-cpu-causal); needs --size and --fps",
+    )
+    p.add_argument("--size", metavar="WxH", help="with --stream: the frame size, e.g. 640x360")
+    p.add_argument("--fps", type=float, help="with --stream: the frame rate")
     p.set_defaults(func=_encode)
 
 
@@ -349,6 +402,9 @@ def add_decode(sub) -> None:
         "--k-max", type=_k_max, help="highest level to decode: 0 preview, 1 medium; omitted: every level in the file"
     )
     _add_dtype(p)
+    p.add_argument(
+        "--stream", action="store_true", help="write raw rgb24 frames to OUTPUT (- for standard output) as they decode"
+    )
     p.set_defaults(func=_decode)
 
 
@@ -415,6 +471,12 @@ def add_train(sub) -> None:
         "--init",
         **config,
         help="start from this checkpoint's weights when the run folder has none (e.g. the shipped one)",
+    )
+    p.add_argument(
+        "--causal",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="train the causal variant (with --init: its weights, the schedule from step 0)",
     )
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--no-progress", action="store_true")
