@@ -238,8 +238,11 @@ class MPTVC(
         """sha256 over every tensor (names, dtypes and bytes): identifies the checkpoint that made
         a set of tokens, since the symbols depend on the encoder's weights too. The context
         model's tables are left out: they change how symbols are coded, never the symbols, so
-        token stores stay valid when a context model is fitted."""
+        token stores stay valid when a context model is fitted. The causal variant makes other tokens
+        from the same weights, so it is marked too (non-causal digests are as they always were)."""
         h = hashlib.sha256()
+        if self.config.causal:
+            h.update(b"causal")
         for name, tensor in self._named_tensors():
             if ".context." in name:
                 continue

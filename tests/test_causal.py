@@ -359,3 +359,40 @@ def test_shipped_sample_clip_stream_with_a_cut(shipped):
     video = np.ascontiguousarray(read_video(SAMPLE, max_frames=40).frames[:, :, :200])  # the hard cut at frame 22
     _check_equal(shipped, video, _splits(len(video), 5))
     assert detect_scene_cuts(video, causal=True).max() >= 1
+
+
+# --------------------------------------------------------------------------- stores, datasets: the same shapes
+
+
+def test_token_store_records_the_causal_variant_and_reads_like_any(tmp_path):
+    import zarr
+
+    from mptvc_latents.store import TokenDataset, detokenize, tokenize
+    from mptvc_latents.video import write_video
+
+    sample = read_video(SAMPLE, max_frames=24)
+    write_video(tmp_path / "clip.mp4", sample.frames[:, 40:80, 100:148], sample.fps)
+    causal = tiny_model(tiny_config(causal=True, chunk_frames=16))
+    base = tiny_model(tiny_config(chunk_frames=16))  # the same weights (seed 0), non-causal
+    assert causal.weights_digest() != base.weights_digest()  # other tokens from the same weights
+    tokenize([tmp_path / "clip.mp4"], tmp_path / "causal.zarr", causal, progress=False)
+    tokenize([tmp_path / "clip.mp4"], tmp_path / "base.zarr", base, progress=False)
+    attrs = zarr.open_group(str(tmp_path / "causal.zarr"), mode="r").attrs["checkpoint"]
+    assert attrs["config"]["causal"] is True and attrs["digest"] == causal.weights_digest()
+    assert "causal" not in zarr.open_group(str(tmp_path / "base.zarr"), mode="r").attrs["checkpoint"]["config"]
+    with pytest.raises(ValueError, match="another checkpoint"):
+        tokenize([tmp_path / "clip.mp4"], tmp_path / "causal.zarr", base, progress=False)
+    a, b = TokenDataset(tmp_path / "causal.zarr", window=2), TokenDataset(tmp_path / "base.zarr", window=2)
+    assert len(a) == len(b) > 0
+    assert _shapes(a[0]) == _shapes(b[0]) and "level_0" in str(_shapes(a[0]))
+    detokenize(tmp_path / "causal.zarr", tmp_path / "out", causal, suffix=".npy", progress=False)
+    decoded = np.load(next((tmp_path / "out").rglob("*.npy")))
+    np.testing.assert_array_equal(decoded, causal.decode(causal.encode(read_video(tmp_path / "clip.mp4").frames)))
+
+
+def _shapes(item):
+    if isinstance(item, dict):
+        return {k: _shapes(v) for k, v in item.items()}
+    if isinstance(item, (list, tuple)):
+        return [_shapes(v) for v in item]
+    return tuple(getattr(item, "shape", ())), str(getattr(item, "dtype", type(item).__name__))
