@@ -121,6 +121,10 @@ class CausalEncoder:
         model: a causal MPT-VC (``model.config.causal``).
         fps: the frame rate recorded in :attr:`info`.
         entropy: also entropy-code each chunk into a :class:`ChunkPacket` (else tokens only).
+        tokens_per_pass: run the analysis once this many token frames of a chunk are waiting (1: each
+            token frame as soon as its frames are in; ``chunk_frames / patch_t``: once per chunk, the
+            cost of offline encoding). Any value gives the same tokens and bytes; it trades latency
+            for throughput.
 
     ``push(frames)`` takes uint8 ``(n, H, W, 3)`` (or one frame ``(H, W, 3)``), every frame of one
     size, in any split; ``finish()`` after the last. Both return a :class:`StreamStep`. After
@@ -128,13 +132,20 @@ class CausalEncoder:
     equal ``model.encode`` and ``model.compress`` of the whole video, bit for bit.
     """
 
-    def __init__(self, model: MPTVC, fps: float = 25.0, *, entropy: bool = True) -> None:
+    def __init__(self, model: MPTVC, fps: float = 25.0, *, entropy: bool = True, tokens_per_pass: int = 1) -> None:
         _require_causal(model, "A causal stream encoder")
         if not (isinstance(fps, (int, float)) and fps > 0):
             raise ValueError(f"fps must be a positive number, got {fps!r}.")
         self.model, self.fps, self.entropy = model, float(fps), entropy
         c = model.config
         self.patch_t, self.chunk_frames = c.patch_t, c.chunk_frames
+        chunk_tokens = c.chunk_frames // c.patch_t
+        if not (isinstance(tokens_per_pass, int) and 1 <= tokens_per_pass <= chunk_tokens):
+            raise ValueError(
+                f"tokens_per_pass must be an integer from 1 (lowest latency) to {chunk_tokens} (a pass per chunk), "
+                f"got {tokens_per_pass!r}."
+            )
+        self.tokens_per_pass = tokens_per_pass
         self.scenes = CausalSceneCutStream()
         self.contexts = ChunkContexts(model.intra_period, model.num_levels)
         self.size: tuple[int, int] | None = None
@@ -196,8 +207,10 @@ class CausalEncoder:
             done += n
             if self.frames % self.chunk_frames == 0:
                 self._code(self.chunk_frames, self.chunk_frames // self.patch_t, step)
-        if self.frames % self.chunk_frames:
-            self._code(self.frames % self.chunk_frames, (self.frames % self.chunk_frames) // self.patch_t, step)
+        in_chunk = self.frames % self.chunk_frames
+        waiting = in_chunk // self.patch_t - (self.tokens - (self.frames - in_chunk) // self.patch_t)
+        if in_chunk and waiting >= self.tokens_per_pass:
+            self._code(in_chunk, in_chunk // self.patch_t, step)
         return step
 
     def finish(self) -> StreamStep:

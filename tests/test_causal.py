@@ -49,9 +49,9 @@ def _splits(total: int, seed: int) -> list[int]:
     return sizes
 
 
-def _stream(model: MPTVC, video: np.ndarray, sizes: list[int], fps: float = 25.0):
+def _stream(model: MPTVC, video: np.ndarray, sizes: list[int], fps: float = 25.0, tokens_per_pass: int = 1):
     """Push ``video`` in pieces of ``sizes``; the token frames, packets and the encoder."""
-    encoder, steps, start = CausalEncoder(model, fps), [], 0
+    encoder, steps, start = CausalEncoder(model, fps, tokens_per_pass=tokens_per_pass), [], 0
     for n in sizes:
         steps.append(encoder.push(video[start : start + n]))
         start += n
@@ -59,10 +59,10 @@ def _stream(model: MPTVC, video: np.ndarray, sizes: list[int], fps: float = 25.0
     return [t for s in steps for t in s.tokens], [p for s in steps for p in s.packets], encoder
 
 
-def _check_equal(model: MPTVC, video: np.ndarray, sizes: list[int]) -> None:
+def _check_equal(model: MPTVC, video: np.ndarray, sizes: list[int], tokens_per_pass: int = 1) -> None:
     tokens = model.encode(video, 25.0)
     compressed = model.compress(video, 25.0)
-    frames, packets, encoder = _stream(model, video, sizes)
+    frames, packets, encoder = _stream(model, video, sizes, tokens_per_pass=tokens_per_pass)
     for k in range(model.num_levels):
         np.testing.assert_array_equal(np.stack([f.symbols[k] for f in frames]), tokens.symbols[k])
         assert [p.segments[k] for p in packets] == compressed.segments[k]
@@ -166,6 +166,17 @@ def test_stream_encoder_equals_offline_on_any_split(context):
     video = random_video(45, 40, 56, seed=3)
     for sizes in (_splits(45, 0), _splits(45, 1), [1] * 45, [45], [16, 16, 13], [4] * 11 + [1]):
         _check_equal(model, video, sizes)
+    for tokens_per_pass in (2, 3, 4):
+        _check_equal(model, video, _splits(45, tokens_per_pass), tokens_per_pass)
+
+
+def test_tokens_per_pass_batches_the_passes():
+    model = tiny_model(tiny_config(causal=True, chunk_frames=32))
+    encoder = CausalEncoder(model, 25.0, tokens_per_pass=3)
+    counts = [len(encoder.push(frame).tokens) for frame in random_video(32, 16, 16, seed=9)]
+    assert [i for i, n in enumerate(counts) if n] == [11, 23, 31] and sum(counts) == 8
+    with pytest.raises(ValueError, match="tokens_per_pass must be an integer from 1"):
+        CausalEncoder(model, 25.0, tokens_per_pass=9)
 
 
 def test_stream_encoder_emits_each_token_frame_once_its_frames_arrive():
