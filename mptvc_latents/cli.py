@@ -283,8 +283,11 @@ def _train(args: argparse.Namespace) -> None:
 def _tokenize(args: argparse.Namespace) -> None:
     from mptvc_latents.store import tokenize
 
+    target = _rate_target(args)
     model = _load_model(args)
-    summary = tokenize(args.sources, args.out, model, workers=args.workers, levels=args.levels, engine=args.engine)
+    summary = tokenize(
+        args.sources, args.out, model, workers=args.workers, levels=args.levels, engine=args.engine, target=target
+    )
     log.info("%s: %s", args.out, summary.format())
 
 
@@ -497,6 +500,7 @@ def add_tokenize(sub) -> None:
         "else a local Ray with --workers CPUs; needs the `ray` extra)",
     )
     _add_ckpt(p)
+    _add_target(p)
     p.set_defaults(func=_tokenize)
 
 

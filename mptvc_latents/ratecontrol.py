@@ -408,7 +408,7 @@ def plan_chunks(
         def fits(bits: int, sse: float) -> bool:
             return bits <= budget
     else:
-        floor_sse = PEAK**2 * samples / 10 ** (target.value / 10)
+        floor_sse = _floor_sse(target.value, samples)
         reach = (psnr_from_sse(low.sse, samples), psnr_from_sse(high.sse, samples))
         if not reach[0] <= target.value <= reach[1]:
             _unreachable(target, reach, "PSNR", "{:.2f} dB", quiet)
@@ -450,6 +450,11 @@ def _refine_ends(planner: _Planner, s: Solution, fewer_bits: bool) -> Solution:
             if key < ((best.bits, best.sse) if fewer_bits else (best.sse, best.bits)):
                 best = trial
     return best
+
+
+def _floor_sse(psnr: float, samples: int) -> float:
+    """The most SSE a PSNR floor allows (a hair above, so a target equal to a measured PSNR is met)."""
+    return PEAK**2 * samples / 10 ** (psnr / 10) * (1 + 1e-12)
 
 
 def _better(a: Solution, b: Solution, target: RateTarget) -> bool:
@@ -524,8 +529,11 @@ def _search(
     target: RateTarget,
     lookahead: int | None,
     progress: Progress | None,
+    measured: tuple[list[ChunkMeasure], VideoInfo] | None = None,
 ) -> tuple[_Coded, VideoInfo]:
-    measures, info = measure(model, frames, fps, None, lookahead=lookahead, progress=progress)
+    if measured is None:
+        measured = measure(model, frames, fps, None, lookahead=lookahead, progress=progress)
+    measures, info = measured
     pixels = info.frames * info.height * info.width
     header = header_bits(model, info, len(measures))
     solution = plan_chunks(measures, model.num_levels, header, pixels, target)
@@ -549,7 +557,7 @@ def _search(
             meets = (
                 s.bits <= target.value * pixels
                 if target.kind == "bpp"
-                else (psnr_from_sse(s.sse, 3 * pixels) >= target.value)
+                else s.sse <= _floor_sse(target.value, 3 * pixels)
             )
             log.info(
                 "rate control, frames skipped at lambda %.3g: %.4f bpp, %.2f dB, levels %s",
@@ -599,16 +607,19 @@ def compress_to_target(
     *,
     lookahead: int | None = None,
     progress: Progress | None = None,
+    measured: tuple[list[ChunkMeasure], VideoInfo] | None = None,
 ) -> Compressed:
     """Code the video that ``frames()`` yields (uint8 batches ``(n, H, W, 3)``; called once per
     encoder pass, so it must give the same frames each time, e.g. ``lambda: VideoReader(p).chunks(32)``)
     for ``target``: a ``Compressed`` whose ``rate`` records the plan (write it with
     ``formats.container.write_mptvc``: container v4). ``progress(frames)`` after each chunk of each pass.
+    ``measured``: :func:`measure`'s result for this video without skipped frames, if already made
+    (it saves the first pass; several targets of one video share it).
 
     Raises:
         UnreachableTargetError: a target outside the reachable range, without ``best_effort``.
     """
-    coded, info = _search(model, frames, fps, target, lookahead, progress)
+    coded, info = _search(model, frames, fps, target, lookahead, progress, measured)
     return assemble(model, coded.measures, info, coded.solution.levels, target)
 
 

@@ -269,3 +269,96 @@ def test_a_malformed_rate_plan_is_refused(shipped, clip, table):
     header = mptvc_header(info, config, digest, [4, 4, 4], framing.payload_table(payloads), good.rate)
     with pytest.raises(MalformedHeaderError, match="chunk 0 sends 1 level"):
         parse_header(header + b"".join(payloads))
+
+
+# --------------------------------------------------------------------------- command line and stores
+
+
+@pytest.fixture(scope="module")
+def video_file(clip, tmp_path_factory):
+    from mptvc_latents.video import write_video
+
+    path = tmp_path_factory.mktemp("rc") / "clip.mp4"
+    write_video(path, clip, 25.0)
+    return path
+
+
+def test_the_command_line_encodes_to_a_target_and_decodes_truncates_and_describes(video_file, capsys, tmp_path):
+    out = tmp_path / "rc.mptvc"
+    assert cli.main(["encode", str(video_file), str(out), "--target-psnr", "27", "--no-skip-frames"]) == 0
+    header = parse_header(out.read_bytes())
+    assert header.version == 4 and header.rate.target_kind == "psnr" and header.rate.target == 27.0
+    assert not any(any(c.skipped) for c in header.rate.chunks)
+    assert cli.main(["info", str(out)]) == 0
+    assert "target 27 dB PSNR: achieved" in capsys.readouterr().out
+    for k in range(3):
+        assert cli.main(["decode", str(out), str(tmp_path / f"k{k}.npy"), "--k-max", str(k)]) == 0
+        assert cli.main(["truncate", str(out), str(tmp_path / f"t{k}.mptvc"), "--k-max", str(k)]) == 0
+        assert cli.main(["decode", str(tmp_path / f"t{k}.mptvc"), str(tmp_path / f"t{k}.npy")]) == 0
+        assert np.array_equal(np.load(tmp_path / f"k{k}.npy"), np.load(tmp_path / f"t{k}.npy"))
+    capsys.readouterr()
+    assert cli.main(["encode", str(video_file), str(tmp_path / "no.mptvc"), "--target-bpp", "9"]) == 2
+    err = capsys.readouterr().err
+    assert "The target bpp 9.0000 is outside what this codec reaches" in err and "--best-effort" in err
+    assert not (tmp_path / "no.mptvc").exists()
+    assert cli.main(["encode", str(video_file), str(tmp_path / "b.mptvc"), "--target-bpp", "9", "--best-effort"]) == 0
+    assert cli.main(["encode", str(video_file), str(tmp_path / "c.mptvc"), "--best-effort"]) == 2
+    assert "need a target" in capsys.readouterr().err
+
+
+def test_a_store_records_and_exposes_which_tokens_were_sent(shipped, video_file, tmp_path):
+    from mptvc_latents.formats.token_store import TokenStore
+    from mptvc_latents.store import TokenDataset, tokenize
+
+    target = rc.RateTarget(psnr=27.0)
+    summary = tokenize([video_file], tmp_path / "s.zarr", shipped, progress=False, target=target)
+    assert len(summary.written) == 1
+    store = TokenStore.open(tmp_path / "s.zarr", shipped)
+    (key,) = store.clips()
+    tokens, meta = store.read_tokens(key), store.clip_attrs(key)
+    frames = read_video(video_file).frames
+    compressed = shipped.compress(frames, 25.0, target=target)
+    levels = [c.levels for c in compressed.rate.chunks]
+    assert meta["rate"] == {"target": {"psnr": 27.0}, "levels_per_chunk": levels}
+    assert np.array_equal(tokens.mask, compressed.rate.mask([8] * 4, 3)) and tokens.mask.shape == (32, 3)
+    assert len(set(levels)) > 1 or tokens.mask.min() == 0  # something was not sent
+    for k in range(3):
+        assert np.array_equal(shipped.decode(tokens, k_max=k), shipped.decompress(compressed, k_max=k))
+        unsent = tokens.mask[:, k] == 0
+        dropped = np.repeat([n <= k for n in levels], 8)
+        assert not tokens.symbols[k][dropped].any()  # a level not sent holds zeros
+        for t in np.flatnonzero(unsent & ~dropped):  # a skipped token frame holds the frame before it
+            assert t % 8 and np.array_equal(tokens.symbols[k][t], tokens.symbols[k][t - 1])
+    item = TokenDataset(tmp_path / "s.zarr", window=8)[1]
+    assert np.array_equal(item["mask"].numpy(), tokens.mask[8:16])
+    again = tokenize([video_file], tmp_path / "s.zarr", shipped, progress=False, target=target)
+    assert again.skipped == [key]  # same target: kept
+    other = tokenize([video_file], tmp_path / "s.zarr", shipped, progress=False)
+    assert other.written == [key] and TokenStore.open(tmp_path / "s.zarr").read_mask(key) is None
+
+
+def test_a_store_of_an_older_layout_refuses_rate_controlled_clips(shipped, video_file, tmp_path):
+    import zarr
+
+    from mptvc_latents.store import tokenize
+
+    tokenize([video_file], tmp_path / "old.zarr", shipped, progress=False, levels=1)
+    root = zarr.open_group(str(tmp_path / "old.zarr"), mode="r+", use_consolidated=False)
+    root.attrs["version"] = 2
+    with pytest.raises(ValueError, match="layout v2, which cannot record which tokens"):
+        tokenize([video_file], tmp_path / "old.zarr", shipped, progress=False, target=rc.RateTarget(psnr=27.0))
+    with pytest.raises(ValueError, match="leave levels out"):
+        tokenize([video_file], tmp_path / "x.zarr", shipped, progress=False, levels=2, target=rc.RateTarget(psnr=27.0))
+
+
+def test_the_datasets_builder_exposes_the_mask(shipped, video_file, tmp_path):
+    pytest.importorskip("datasets")
+    from mptvc_latents.hf import load_token_dataset
+
+    ds = load_token_dataset(video_file, cache_dir=tmp_path / "cache", target={"psnr": 27.0})
+    row = ds[0]
+    mask = np.asarray(row["mask"], np.uint8).reshape(row["mask_shape"])
+    compressed = shipped.compress(read_video(video_file).frames, 25.0, target=rc.RateTarget(psnr=27.0))
+    assert np.array_equal(mask, compressed.rate.mask([8] * 4, 3))
+    plain = load_token_dataset(video_file, cache_dir=tmp_path / "cache", k_max=0)
+    assert "mask" not in plain.column_names

@@ -106,7 +106,7 @@ def test_store_attributes_name_format_and_checkpoint(store, model):
     root = json.loads((store / "zarr.json").read_text())
     assert root["zarr_format"] == 3 and root["node_type"] == "group"
     attrs = root["attributes"]
-    assert attrs["format"] == FORMAT == "mptvc-token-store" and attrs["version"] == 2
+    assert attrs["format"] == FORMAT == "mptvc-token-store" and attrs["version"] == 3
     assert attrs["checkpoint"] == {
         "digest": weights_digest(model),
         "tables_digest": model.tables_digest(),
@@ -307,7 +307,8 @@ def test_opening_what_is_not_a_store_says_so(tmp_path, model):
 
 
 def _as_v1(path: Path) -> None:
-    """Turn a v2 store into the store layout v1 wrote: version 1, scene runs as ``[[first_frame, id], ...]``."""
+    """Turn a v3 store (of clips without masks) into the store layout v1 wrote: version 1, scene runs
+    as ``[[first_frame, id], ...]``."""
     root = zarr.open_group(str(path), mode="r+", use_consolidated=False)
     root.attrs["version"] = 1
     for _, group in root["clips"].groups():
@@ -324,7 +325,7 @@ def test_a_v1_store_reads_the_same_tokens_and_scene_ids(store, tmp_path):
     shutil.copytree(store, old)
     _as_v1(old)
     reader, reference = TokenStore.open(old), TokenStore.open(store)
-    assert reader.version == 1 and reference.version == 2
+    assert reader.version == 1 and reference.version == 3
     key = reader.clips()[0]
     assert reader.clip_attrs(key)["scene_ids"] == [[0, 0], [8, 1]]  # what v1 wrote for the sample's cut
     assert reader.read_tokens(key).info.scene_ids.tolist() == [0] * 8 + [1] * 8
@@ -356,13 +357,15 @@ def test_bad_scene_runs_and_unknown_layouts_are_clear_errors(store, tmp_path):
     shutil.copytree(store, copy)
     root = zarr.open_group(str(copy), mode="r+", use_consolidated=False)
     key = sorted(k for k, _ in root["clips"].groups())[0]
-    root[f"clips/{key}"].attrs["scene_ids"] = [[0, 0], [8, 1]]  # v1 runs in a v2 store: a run of 0 frames
+    root[f"clips/{key}"].attrs["scene_ids"] = [[0, 0], [8, 1]]  # v1 runs in a v3 store: a run of 0 frames
     zarr.consolidate_metadata(root.store)
     with pytest.raises(ValueError, match=f"Clip '{key}' .* do not describe its video .*positive lengths"):
         TokenStore.open(copy).read_tokens(key)
-    root.attrs["version"] = 3
+    root.attrs["version"] = 4
     zarr.consolidate_metadata(root.store)
-    with pytest.raises(ValueError, match="is token store layout v3; this version of mptvc reads layouts v1, v2 only"):
+    with pytest.raises(
+        ValueError, match="is token store layout v4; this version of mptvc reads layouts v1, v2, v3 only"
+    ):
         TokenStore.open(copy)
 
 
@@ -509,13 +512,15 @@ def test_dataset_windows_are_slices_of_the_clips(store):
     assert len(data) == sum(t - 1 for t in lengths.values())
     for i in (0, len(data) - 1):
         item = data[i]
-        assert sorted(item) == ["key", "level_0", "level_1", "t0"]
+        assert sorted(item) == ["key", "level_0", "level_1", "mask", "t0"]
+        assert item["mask"].shape == (2, 2) and bool(item["mask"].all())  # every token sent: no rate control
         tokens = reader.read_tokens(item["key"], k_max=1)
         for k in range(2):
             assert item[f"level_{k}"].dtype == torch.uint8
             np.testing.assert_array_equal(item[f"level_{k}"].numpy(), tokens.symbols[k][item["t0"] : item["t0"] + 2])
     whole = TokenDataset(store)
-    assert len(whole) == CLIPS and sorted(whole[0]) == ["key", "level_0", "level_1", "level_2", "t0"]
+    assert len(whole) == CLIPS and sorted(whole[0]) == ["key", "level_0", "level_1", "level_2", "mask", "t0"]
+    assert whole[0]["mask"].shape == (whole[0]["level_0"].shape[0], 3) and bool(whole[0]["mask"].all())
     with pytest.raises(ValueError, match="k_max=3 is out of range"):
         TokenDataset(store, k_max=3)
 

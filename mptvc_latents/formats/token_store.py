@@ -1,4 +1,4 @@
-"""The token store, layout v2 (``docs/token_store.md``): one zarr v3 group of FSQ symbols per clip.
+"""The token store, layout v3 (``docs/token_store.md``): one zarr v3 group of FSQ symbols per clip.
 
 ::
 
@@ -8,13 +8,16 @@
                                                scene_ids ([[id, length], ...]), levels, complete (written last)
           level_0  uint8 (T', H', W', C_0)   chunk: one codec chunk in time x full H', W'; sharded; zstd
           level_1  ...
+          mask     uint8 (T', K)         v3, rate-controlled clips only (attrs: rate): 1 where level k of
+                                         token frame t holds sent tokens (``types.Tokens.mask``)
 
 A clip is written arrays first and marked ``complete: true`` last; readers only ever see complete
 clips, and a writer that finds an incomplete one (a crash) deletes and rewrites it.
 
-Layout v1 differs only in ``scene_ids``, run starts ``[[first_frame, id], ...]``. A v1 store still
-opens and reads, and a store keeps its layout: clips written into a v1 store (a resumed
-``tokenize``) are written in v1. Nothing here imports torch.
+Layout v2 differs only in having no ``mask`` (every token of every level was sent), layout v1
+also in ``scene_ids``, run starts ``[[first_frame, id], ...]``. v1 and v2 stores still open and
+read, and a store keeps its layout: clips written into a v1 store (a resumed ``tokenize``) are
+written in v1; a rate-controlled clip needs a v3 store. Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -50,8 +53,9 @@ __all__ = [
 ]
 
 FORMAT = "mptvc-token-store"
-VERSION = 2  # the layout new stores get
-READABLE_VERSIONS = (1, 2)
+VERSION = 3  # the layout new stores get
+READABLE_VERSIONS = (1, 2, 3)
+MASK_VERSION = 3  # the first layout that holds rate-controlled clips (a mask of the tokens sent)
 ZSTD_LEVEL = 3
 MAX_CHUNKS_PER_SHARD = 64  # a shard holds at most 64 codec chunks in time (2048 frames at 32 a chunk)
 
@@ -365,7 +369,16 @@ class TokenStore:
             ) from e
         arrays = [self.level_array(key, k) for k in range(k_max + 1)]
         symbols = arrays if lazy else [np.asarray(array[...]) for array in arrays]
-        return Tokens(cast("list[np.ndarray]", symbols), info)
+        mask = self.read_mask(key)
+        return Tokens(cast("list[np.ndarray]", symbols), info, None if mask is None else mask[:, : k_max + 1])
+
+    def read_mask(self, key: str) -> np.ndarray | None:
+        """uint8 ``(T', K)`` of a rate-controlled clip: 1 where level k of token frame t holds sent
+        tokens (``types.Tokens.mask``); None for a clip that sent everything (and every v1/v2 clip)."""
+        clip = cast("zarr.Group", self._clips_group()[key])
+        if "mask" not in clip:
+            return None
+        return np.asarray(cast("zarr.Array", clip["mask"])[...])
 
     def read_timestamps(self, key: str) -> np.ndarray | None:
         """Presentation times in seconds ``(frames,)`` of clip ``key``'s source frames (NaN where the
@@ -447,13 +460,40 @@ class ClipWriter:
             self.chunks_written += -(-symbols[0].shape[0] // self.chunk_t)
             self.group.attrs.update({"chunks_written": self.chunks_written})
 
-    def finish(self, meta: Mapping[str, Any], timestamps: np.ndarray | None = None) -> None:
+    def finish(
+        self,
+        meta: Mapping[str, Any],
+        timestamps: np.ndarray | None = None,
+        mask: np.ndarray | None = None,
+        rate: Mapping[str, Any] | None = None,
+    ) -> None:
         """Write the clip's attributes (:meth:`ClipMeta.build`; a v1 store gets ``scene_ids`` in its
-        layout) and ``timestamps`` (seconds, one per source frame), then mark it complete."""
+        layout), ``timestamps`` (seconds, one per source frame) and, for a rate-controlled clip, its
+        ``mask`` of sent tokens (uint8 ``(T', levels)``) and ``rate`` attributes (the target, levels per
+        chunk), then mark it complete.
+
+        Raises:
+            ValueError: for a mask in a store of a layout before v3, or of the wrong shape.
+        """
         attributes = {**meta, "levels": self.levels, "complete": False}
         if self.store.version == 1:
             attributes["scene_ids"] = _runs_to_v1_scene_ids(attributes["scene_ids"])
+        if mask is not None:
+            if self.store.version < MASK_VERSION:
+                raise ValueError(
+                    f"The token store {str(self.store.path)!r} is layout v{self.store.version}, which cannot record "
+                    f"which tokens a rate-controlled clip sent; tokenize with a target into a new store."
+                )
+            mask = np.ascontiguousarray(mask, dtype=np.uint8)
+            length = cast("zarr.Array", self.group["level_0"]).shape[0]
+            if mask.shape != (length, self.levels) or mask.max(initial=0) > 1:
+                raise ValueError(
+                    f"The mask of sent tokens must be 0/1 of shape ({length}, {self.levels}), got {mask.shape}."
+                )
+            attributes["rate"] = dict(rate or {})
         with _quiet():
+            if mask is not None:
+                self.group.create_array("mask", data=mask, chunks=mask.shape, overwrite=True)
             if timestamps is not None:
                 times = np.asarray(timestamps, dtype=np.float64)  # (frames,)
                 self.group.create_array("timestamps", data=times, chunks=times.shape or (1,), overwrite=True)

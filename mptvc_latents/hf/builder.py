@@ -48,9 +48,11 @@ __all__ = ["MptvcTokens", "MptvcTokensConfig", "SymbolDataset", "load_token_data
 _TORCH_NAMES = frozenset({"torch", "pt", "pytorch"})
 
 
-def token_features(levels: int, windowed: bool = False) -> datasets.Features:
+def token_features(levels: int, windowed: bool = False, masked: bool = False) -> datasets.Features:
     """One row per clip (or, ``windowed``, per window of a clip, with its first token frame ``t0``):
-    its metadata, and per level the flat uint8 symbols plus their ``(t, h, w, c)`` shape."""
+    its metadata, and per level the flat uint8 symbols plus their ``(t, h, w, c)`` shape; ``masked``
+    (rate-controlled tokens): ``mask``, flat uint8 ``(t, levels)``, 1 where a level's token frame
+    was sent, and ``mask_shape``."""
     features = {
         "key": datasets.Value("string"),
         "source": datasets.Value("string"),
@@ -64,6 +66,9 @@ def token_features(levels: int, windowed: bool = False) -> datasets.Features:
     for k in range(levels):
         features[f"level_{k}"] = datasets.List(datasets.Value("uint8"))
         features[f"level_{k}_shape"] = datasets.List(datasets.Value("int32"), length=4)
+    if masked:
+        features["mask"] = datasets.List(datasets.Value("uint8"))
+        features["mask_shape"] = datasets.List(datasets.Value("int32"), length=2)
     return datasets.Features(features)
 
 
@@ -79,7 +84,9 @@ class MptvcTokensConfig(datasets.BuilderConfig):
     small, and the builder reads a window of the store at a time).
 
     ``checkpoint_digest``, ``files_fingerprint`` and ``levels`` are filled in when the config is
-    built (the checkpoint is loaded for its digest); they key the cache.
+    built (the checkpoint is loaded for its digest); they key the cache. ``target`` (videos only,
+    ``{"bpp": 0.05}`` or ``{"psnr": 30.0}``) tokenizes for a rate target (``ratecontrol.py``); rows of
+    rate-controlled tokens (a target, or a store with such clips: ``masked``) carry ``mask``.
     """
 
     videos: Sequence[str] | None = None
@@ -87,12 +94,19 @@ class MptvcTokensConfig(datasets.BuilderConfig):
     store: str | None = None
     k_max: int | None = None
     window: int | None = None
+    target: dict[str, float] | None = None
     checkpoint_digest: str = ""
     files_fingerprint: str = ""
     levels: int = 0
+    masked: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.target is not None:
+            if self.store is not None:
+                raise ValueError("target is for tokenizing videos; a store's clips were tokenized already.")
+            self.rate_target()  # checks it
+            self.masked = True
         if self.store is not None and self.videos is None:
             available = self._resolve_store(self.store)
         elif self.videos is not None and self.store is None:
@@ -120,7 +134,20 @@ class MptvcTokensConfig(datasets.BuilderConfig):
         if not clips:
             raise ValueError(f"The token store {self.store!r} has no complete clip.")
         self.files_fingerprint = _sha([[key, meta["sha256"], meta["levels"]] for key, meta in clips])
+        self.masked = any("rate" in meta for _, meta in clips)
+        if self.masked:  # the fingerprint above is the one unmasked stores always had
+            self.files_fingerprint = _sha([self.files_fingerprint, [meta.get("rate") for _, meta in clips]])
         return min(meta["levels"] for _, meta in clips)
+
+    def rate_target(self) -> Any:
+        """``target`` as a ``ratecontrol.RateTarget`` (None without one)."""
+        if self.target is None:
+            return None
+        from mptvc_latents.ratecontrol import RateTarget
+
+        if not isinstance(self.target, dict) or len(self.target) != 1 or not set(self.target) <= {"bpp", "psnr"}:
+            raise ValueError(f"target must be {{'bpp': value}} or {{'psnr': value}}, got {self.target!r}.")
+        return RateTarget(bpp=self.target.get("bpp"), psnr=self.target.get("psnr"))
 
     def _resolve_videos(self, videos: Sequence[str]) -> int:
         from mptvc_latents.codec import MPTVC
@@ -142,6 +169,8 @@ class MptvcTokensConfig(datasets.BuilderConfig):
         key: list[Any] = [self.checkpoint_digest, self.files_fingerprint, self.k_max]
         if self.window is not None:  # rows per clip keep the ids they had
             key.append({"window": self.window})
+        if self.target is not None:
+            key.append({"target": self.target})
         if custom_features is not None:
             key.append(custom_features.to_dict())
         return f"{self.name}-{_sha(key)[:20]}"
@@ -164,7 +193,9 @@ class MptvcTokens(datasets.GeneratorBasedBuilder):
     def _info(self) -> datasets.DatasetInfo:
         return datasets.DatasetInfo(
             description="FSQ symbols of MPT-VC token stores, one row per clip (docs/token_store.md).",
-            features=token_features(self.config.levels, windowed=self.config.window is not None),
+            features=token_features(
+                self.config.levels, windowed=self.config.window is not None, masked=self.config.masked
+            ),
         )
 
     def _split_generators(self, dl_manager: Any) -> list[datasets.SplitGenerator]:
@@ -173,7 +204,10 @@ class MptvcTokens(datasets.GeneratorBasedBuilder):
     def store_path(self) -> Path:
         """Where videos are tokenized: one resumable store per checkpoint, beside the Arrow caches."""
         root = Path(self._cache_dir_root) / self.dataset_name / "stores"
-        return root / f"{self.config.checkpoint_digest[:20]}.zarr"
+        target = (
+            "" if self.config.target is None else "-" + "-".join(f"{k}{v:g}" for k, v in self.config.target.items())
+        )
+        return root / f"{self.config.checkpoint_digest[:20]}{target}.zarr"
 
     def _generate_examples(self) -> Iterator[tuple[str, dict[str, Any]]]:
         from mptvc_latents.store import TokenStore
@@ -190,6 +224,11 @@ class MptvcTokens(datasets.GeneratorBasedBuilder):
             if meta is None:
                 raise KeyError(f"The token store {str(store.path)!r} has no complete clip {key!r}.")
             tokens = store.read_tokens(key, config.k_max, lazy=True)  # zarr arrays, read by window
+            mask = (
+                tokens.mask
+                if tokens.mask is not None
+                else np.ones((tokens.symbols[0].shape[0], config.levels), np.uint8)
+            )
             length = tokens.symbols[0].shape[0]
             window = length if config.window is None else config.window
             for t0 in range(0, length - window + 1, window):  # windows never run past the end
@@ -201,6 +240,9 @@ class MptvcTokens(datasets.GeneratorBasedBuilder):
                     symbols = np.asarray(array[t0 : t0 + window], dtype=np.uint8)  # (t, h, w, c)
                     row[f"level_{k}"] = symbols.reshape(-1)
                     row[f"level_{k}_shape"] = list(symbols.shape)
+                if config.masked:
+                    window_mask = np.asarray(mask[t0 : t0 + window], dtype=np.uint8)  # (t, levels)
+                    row["mask"], row["mask_shape"] = window_mask.reshape(-1), list(window_mask.shape)
                 yield (key if config.window is None else f"{key}@{t0}"), row
 
     def _tokenize(self, videos: Sequence[str]) -> tuple[Any, list[str]]:
@@ -216,7 +258,9 @@ class MptvcTokens(datasets.GeneratorBasedBuilder):
         path = self.store_path()
         path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(path) + ".lock"):  # one writer per store (docs/token_store.md)
-            summary = tokenize(list(videos), path, model, levels=config.levels, progress=False)
+            target = config.rate_target()
+            levels = None if target is not None else config.levels  # a target chooses the levels itself
+            summary = tokenize(list(videos), path, model, levels=levels, progress=False, target=target)
         for source, reason in summary.failed:
             log.warning("left out %s: %s", source, reason)
         done = set(summary.written) | set(summary.skipped)
@@ -273,6 +317,7 @@ def load_token_dataset(
     k_max: int | None = None,
     window: int | None = None,
     cache_dir: str | os.PathLike | None = None,
+    target: dict[str, float] | None = None,
 ) -> SymbolDataset:
     """The clips of ``source`` (video files, folders, globs; encoded with ``ckpt``, default the
     shipped checkpoint) or of an existing token ``store``, levels ``0 .. k_max``, as a
@@ -281,13 +326,17 @@ def load_token_dataset(
     A second call with the same checkpoint and the same files (paths, sizes, mtimes) or store
     clips reuses the cache; anything else builds a new one. ``window``: a row per ``window`` token
     frames of each clip (column ``t0``, the first), for long clips; windows never run past a clip's
-    end, so a clip shorter than ``window`` gives none.
+    end, so a clip shorter than ``window`` gives none. ``target`` (``{"bpp": 0.05}`` or
+    ``{"psnr": 30.0}``, with ``source``): tokenize for a rate target; rows then carry ``mask`` (as do
+    rows of a store with rate-controlled clips).
 
     Raises:
         ValueError: for both or neither of ``source`` and ``store``, missing inputs, a bad
             checkpoint or ``k_max`` out of range.
     """
     config: dict[str, Any] = {"k_max": k_max, "window": window}
+    if target is not None:
+        config["target"] = dict(target)
     if store is not None and source is None:
         if ckpt is not None:
             raise ValueError("ckpt is for tokenizing videos; a store records its own checkpoint, leave ckpt out.")

@@ -1,7 +1,9 @@
 """``TokenDataset``: a torch ``Dataset`` of token clips or windows read from a token store.
 
-Each item is ``{"key": str, "t0": int, "level_0": uint8 (T', H', W', C_0), ..., "level_k": ...}``
-for levels ``0 .. k_max``. The store is opened lazily in each process (the handle is never
+Each item is ``{"key": str, "t0": int, "level_0": uint8 (T', H', W', C_0), ..., "level_k": ...,
+"mask": uint8 (T', k_max + 1)}`` for levels ``0 .. k_max``; ``mask`` is 1 where a token frame of a
+level holds sent tokens (0 where rate control did not send it: ``mptvc tokenize --target-bpp``;
+all ones for other clips). The store is opened lazily in each process (the handle is never
 pickled), so DataLoader workers each read through their own; a window reads only the zarr
 chunks it overlaps.
 """
@@ -79,6 +81,12 @@ class TokenDataset(Dataset):
         item: dict[str, Any] = {"key": key, "t0": t0}
         for k in range(self.k_max + 1):
             item[f"level_{k}"] = torch.from_numpy(np.ascontiguousarray(store.level_array(key, k)[span]))
+        mask = store.read_mask(key)  # (T', K), or None: every token sent
+        if mask is None:
+            mask = np.ones((item["level_0"].shape[0], self.k_max + 1), np.uint8)  # the item's (t, k_max + 1)
+        else:
+            mask = np.ascontiguousarray(mask[span, : self.k_max + 1])
+        item["mask"] = torch.from_numpy(mask)
         return item
 
     def __getstate__(self) -> dict[str, Any]:

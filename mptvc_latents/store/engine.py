@@ -24,12 +24,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mptvc_latents.formats.token_store import TokenStore, clip_key, file_sha256
-from mptvc_latents.store.worker import ClipTokenizer, Job, Result, run_in_process_worker, start_process_worker
+from mptvc_latents.formats.token_store import MASK_VERSION, TokenStore, clip_key, file_sha256
+from mptvc_latents.store.worker import (
+    ClipTokenizer,
+    Job,
+    Result,
+    run_in_process_worker,
+    start_process_worker,
+    target_attrs,
+)
 from mptvc_latents.video import VIDEO_SUFFIXES, FrameWriter, VideoReader, find_videos
 
 if TYPE_CHECKING:
     from mptvc_latents.codec import MPTVC
+    from mptvc_latents.ratecontrol import RateTarget
 
 Progress = Callable[[int], object]
 
@@ -137,6 +145,7 @@ def tokenize(
     levels: int | None = None,
     progress: bool = True,
     engine: str = "local",
+    target: RateTarget | None = None,
 ) -> TokenizeSummary:
     """Tokenize videos into the store at ``store_path`` (created if absent, resumed if present).
 
@@ -152,6 +161,10 @@ def tokenize(
             ``store/ray_engine.py``). Ray joins the running Ray, else the cluster at ``RAY_ADDRESS``
             (the store must then be on a filesystem every node sees), else starts a local one with
             ``workers`` CPUs for this call. Needs the ``ray`` extra.
+        target: a ``ratecontrol.RateTarget``: each clip sends the levels and token frames that meet
+            it (planned per clip), and the store records per clip which tokens were sent (a mask,
+            layout v3; ``TokenDataset`` and the datasets builder expose it). A clip tokenized for
+            another target (or none) is tokenized again.
 
     A clip already complete with the same key, source sha256 and at least ``levels`` levels is
     skipped; an incomplete one (a crash) is rewritten. Bad inputs land in ``summary.failed``.
@@ -163,6 +176,10 @@ def tokenize(
     if workers < 1:
         raise ValueError(f"workers must be 1 or more, got {workers}.")
     run = _engine(engine)
+    if target is not None and levels is not None:
+        raise ValueError("A rate target chooses the levels of every chunk itself; leave levels out.")
+    if target is not None and engine != "local":
+        raise ValueError(f"Tokenizing for a rate target runs on the local engine only, not {engine!r}.")
     levels = model.num_levels if levels is None else levels
     if not 1 <= levels <= model.num_levels:
         raise ValueError(f"levels must lie in 1..{model.num_levels} (a prefix of the codec's levels), got {levels}.")
@@ -173,6 +190,11 @@ def tokenize(
         store = TokenStore.open(store_path, model, writable=True)
     else:
         store = TokenStore.create(store_path, model)
+    if target is not None and store.version < MASK_VERSION:
+        raise ValueError(
+            f"The token store {str(store_path)!r} is layout v{store.version}, which cannot record which tokens a "
+            f"rate-controlled clip sent; tokenize with a target into a new store."
+        )
     summary = TokenizeSummary(failed=list(failed))
     for key in store.sweep(resumable={source.key for source in found}):
         log.info("removed the incomplete clip %s (an interrupted run); it is rewritten if among the sources", key)
@@ -186,10 +208,11 @@ def tokenize(
             summary.failed.append((str(source.path), e.strerror or str(e)))
             continue
         done = store.clip_attrs(source.key)
-        if done is not None and done["sha256"] == sha and done["levels"] >= levels:
+        same_target = done is not None and (done.get("rate") or {}).get("target") == target_attrs(target)
+        if done is not None and done["sha256"] == sha and done["levels"] >= levels and same_target:
             summary.skipped.append(source.key)
         else:
-            jobs.append(Job(str(source.path), source.key, sha, levels))
+            jobs.append(Job(str(source.path), source.key, sha, levels, target))
     paths = {job.key: job.path for job in jobs}
     bar = _FrameBar("tokenize", sum(_frame_count(job.path) for job in jobs), len(jobs)) if progress else None
     refresh = _Consolidator(store)
