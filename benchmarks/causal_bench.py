@@ -5,7 +5,7 @@ Run from the repository root (one torch thread, as the tests)::
 
     python -m benchmarks.causal_bench rd [--frames 64] [--model NAME=CKPT ...]
     python -m benchmarks.causal_bench latency [--size 240x320] [--repeats 3]
-    python -m benchmarks.causal_bench scaling [--size 240x320] [--lengths 64,256,1024] [--pushes 1,32]
+    python -m benchmarks.causal_bench scaling [--size 240x320] [--lengths 64,256,1024] [--modes 1:1,1:8,32:1]
 
 - ``rd``: the first ``--frames`` frames of each ``../shared/data/val`` clip at native size, coded by
   each model (default: the shipped ``mptvc-cpu`` and ``mptvc-cpu-causal``); real ``.mptvc`` bytes of
@@ -13,9 +13,10 @@ Run from the repository root (one torch thread, as the tests)::
 - ``latency``: seconds from the moment the frame that completes the first token frame (frame 3) is
   pushed until its tokens come out (:class:`CausalEncoder`), against what the non-causal codec needs:
   a whole chunk of 32 frames, then ``encode`` of it. In frames of waiting and in compute seconds.
-- ``scaling``: for each length and push size, a child process streams a synthetic clip
-  (``memory_bench.synthetic_frames``) through :class:`CausalEncoder` with entropy coding (packets
-  counted, not kept) and reports its wall time, frames per second and peak RSS (``os.wait4``).
+- ``scaling``: for each length and mode ``PUSH:N`` (frames per push, ``tokens_per_pass``), a child
+  process streams a synthetic clip (``memory_bench.synthetic_frames``) through :class:`CausalEncoder`
+  with entropy coding (packets counted, not kept) and reports its wall time, frames per second and
+  peak RSS (``os.wait4``).
 
 Results go to ``benchmarks/results/causal/{rd,latency,scaling}.json`` with the load average, since
 other jobs on the machine slow the timings down (not the bytes, PSNR or memory).
@@ -120,7 +121,7 @@ def latency(args: argparse.Namespace) -> dict:
     torch.set_num_threads(1)
     h, w = args.size
     video = np.concatenate(list(synthetic_frames(32, h, w)))
-    causal = MPTVC.from_pretrained(causal_checkpoint_dir()).eval()
+    causal = MPTVC.from_pretrained(args.ckpt or causal_checkpoint_dir()).eval()
     base = MPTVC.from_pretrained(default_checkpoint_dir()).eval()
     fps = 30.0
     first, whole_chunk, per_frame = [], [], []
@@ -170,8 +171,8 @@ def _child(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(1)
     h, w = args.size
-    model = MPTVC.from_pretrained(causal_checkpoint_dir()).eval()
-    encoder = CausalEncoder(model, 30.0)
+    model = MPTVC.from_pretrained(args.ckpt or causal_checkpoint_dir()).eval()
+    encoder = CausalEncoder(model, 30.0, tokens_per_pass=args.tokens_per_pass)
     packets = tokens = size = 0
     start = time.perf_counter()
     for batch in synthetic_frames(args.length, h, w, batch=args.push):
@@ -191,9 +192,10 @@ def scaling(args: argparse.Namespace) -> dict:
     rows = []
     h, w = args.size
     for length in args.lengths:
-        for push in args.pushes:
-            argv = [sys.executable, "-m", "benchmarks.causal_bench", "_child", "--size", f"{w}x{h}"]
-            argv += ["--length", str(length), "--push", str(push)]
+        for push, per_pass in args.modes:
+            argv = [sys.executable, "-m", "benchmarks.causal_bench", "_child", "--size", f"{h}x{w}"]
+            argv += ["--length", str(length), "--push", str(push), "--tokens-per-pass", str(per_pass)]
+            argv += ["--ckpt", str(args.ckpt)] if args.ckpt else []
             env = dict(os.environ, OMP_NUM_THREADS="1")
             load = os.getloadavg()
             proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -208,6 +210,7 @@ def scaling(args: argparse.Namespace) -> dict:
                     "size": [w, h],
                     "frames": length,
                     "push_frames": push,
+                    "tokens_per_pass": per_pass,
                     **result,
                     "frames_per_second": length / result["seconds"],
                     "peak_rss_mb": usage.ru_maxrss / 1024,
@@ -236,18 +239,28 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("scaling")
     p.add_argument("--size", type=_size, default=(240, 320), metavar="HxW")
     p.add_argument("--lengths", type=lambda s: [int(v) for v in s.split(",")], default=[64, 256, 1024])
-    p.add_argument("--pushes", type=lambda s: [int(v) for v in s.split(",")], default=[1, 32])
+    p.add_argument(
+        "--modes",
+        type=lambda s: [tuple(int(v) for v in m.split(":")) for m in s.split(",")],
+        default=[(1, 1), (1, 8), (32, 1)],
+        metavar="PUSH:N,...",
+    )
     p = sub.add_parser("_child")
-    p.add_argument("--size", type=lambda s: _size("x".join(reversed(s.split("x")))), required=True)
+    p.add_argument("--size", type=_size, required=True, metavar="HxW")
     p.add_argument("--length", type=int, required=True)
     p.add_argument("--push", type=int, required=True)
-    p.add_argument("--out")
+    p.add_argument("--tokens-per-pass", type=int, default=1)
+    for q in sub.choices.values():
+        if q.prog.split()[-1] != "_child":
+            q.add_argument("--out", type=Path, help="the JSON to write (default: results/causal/COMMAND.json)")
+        if q.prog.split()[-1] != "rd":
+            q.add_argument("--ckpt", help="the causal checkpoint (default: the shipped mptvc-cpu-causal)")
     args = parser.parse_args(argv)
     if args.command == "_child":
         return _child(args)
     result = {"rd": rd, "latency": latency, "scaling": scaling}[args.command](args)
-    OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / f"{args.command}.json"
+    path = args.out or OUT / f"{args.command}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1) + "\n")
     print(path)
 

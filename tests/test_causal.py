@@ -407,3 +407,15 @@ def _shapes(item):
     if isinstance(item, (list, tuple)):
         return [_shapes(v) for v in item]
     return tuple(getattr(item, "shape", ())), str(getattr(item, "dtype", type(item).__name__))
+
+
+def test_cli_stream_defaults_to_the_shipped_causal_checkpoint(shipped, tmp_path):
+    video = np.ascontiguousarray(read_video(SAMPLE, max_frames=9).frames[:, :64, :96])
+    done = _mptvc(
+        "encode", "--stream", "--size", "96x64", "--fps", "25", "-", str(tmp_path / "s.mptvc"), stdin=video.tobytes()
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert (tmp_path / "s.mptvc").read_bytes() == _written(shipped, video, 25.0)
+    done = _mptvc("decode", str(tmp_path / "s.mptvc"), str(tmp_path / "s.npy"))  # a causal file: no --ckpt needed
+    assert done.returncode == 0, done.stderr.decode()
+    np.testing.assert_array_equal(np.load(tmp_path / "s.npy"), shipped.decompress(shipped.compress(video, 25.0)))
