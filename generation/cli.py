@@ -33,8 +33,9 @@ def add_command(sub) -> None:
     p = sub.add_parser(
         "generate",
         help="sample a video from the token prior and decode it",
-        description="Sample level-0 tokens from a token prior (default: the shipped one), decode them with the "
-        "codec and write an mp4 and a GIF. A fixed --seed reproduces the same tokens.",
+        description="Sample level-0 tokens from a token prior (default: the shipped one) and the finer levels from "
+        "the codec's context models (--levels), decode them with the codec and write an mp4 and a GIF. A fixed "
+        "--seed reproduces the same tokens.",
     )
     p.add_argument("--prior", type=Path, help="prior folder (default: the one shipped in generation/checkpoints)")
     p.add_argument("--ckpt", type=Path, help="codec checkpoint (default: the shipped one); must be the prior's codec")
@@ -45,7 +46,14 @@ def add_command(sub) -> None:
     p.add_argument("--seed", type=int, **given)
     p.add_argument("--temperature", type=float, **given)
     p.add_argument("--top-k", type=int, **given, help="sample among the K likeliest indices (0: all)")
-    p.add_argument("--tokens", type=Path, help="also save the sampled symbols as .npy uint8 (t', h', w', C)")
+    p.add_argument(
+        "--levels",
+        type=int,
+        **given,
+        help="pyramid levels to sample and decode: level 0 from the prior, the finer ones from the codec's context "
+        "models (default: all; 1 = the preview)",
+    )
+    p.add_argument("--tokens", type=Path, help="also save the sampled level-0 symbols as .npy uint8 (t', h', w', C)")
     p.set_defaults(func=_generate)
 
     p = sub.add_parser(
@@ -141,7 +149,7 @@ def _generate(args: argparse.Namespace) -> None:
     config = token_frames_for(codec, config)
     configure_threads(min(torch.get_num_threads(), 2))
     symbols = sample_symbols(prior, config)  # uint8 (t', h', w', C)
-    frames = decode_sample(codec, symbols, config.frames, prior.config.fps)  # uint8 (frames, H, W, 3)
+    frames = decode_sample(codec, symbols, config.frames, prior.config.fps, config.levels, config.seed)
     with atomic_output(args.out) as tmp:
         write_frames(tmp, frames, prior.config.fps)
     if gif is not None:

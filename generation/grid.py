@@ -1,7 +1,10 @@
-"""A PNG grid of samples, one row per seed (the picture in ``docs/generation.md``)::
+"""A PNG grid of samples, one row per seed and prefix (the picture in ``docs/generation.md``)::
 
 python -m generation.grid --out docs/images/generation_samples.png [--prior DIR] [--seeds 0 1 2 3]
-    [--frames 32] [--show 0 8 16 24 31] [--temperature T] [--top-k K]
+    [--frames 32] [--show 0 8 16 24 31] [--levels 1 2 3] [--temperature T] [--top-k K]
+
+For each seed the same level-0 sample is decoded at every prefix in ``--levels`` (the finer
+levels drawn from the codec's context models), one row each.
 """
 
 from __future__ import annotations
@@ -30,16 +33,22 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--show", type=int, nargs="+", default=[0, 8, 16, 24, 31], help="frames shown per row")
     p.add_argument("--temperature", type=float, default=argparse.SUPPRESS, help="default: SampleConfig's")
     p.add_argument("--top-k", type=int, default=argparse.SUPPRESS, help="default: SampleConfig's")
+    p.add_argument("--levels", type=int, nargs="+", default=[1], help="prefixes shown per seed (levels decoded)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     if any(not 0 <= f < args.frames for f in args.show):
         raise SystemExit(f"--show frames must lie in 0..{args.frames - 1}.")
     prior = TokenPrior.from_pretrained(args.prior)
-    config = SampleConfig(**given_flags(args, SampleConfig))
-    videos = sample_videos(prior, MPTVC.from_pretrained(), config, args.seeds)
+    flags = {k: v for k, v in given_flags(args, SampleConfig).items() if k != "levels"}
+    codec = MPTVC.from_pretrained()
+    rows = []
+    for seed in args.seeds:
+        for levels in args.levels:
+            config = SampleConfig(**flags, levels=levels)
+            rows.append(sample_videos(prior, codec, config, [seed])[0][args.show])
     with atomic_output(args.out) as tmp:
-        write_png(tmp, tile([v[args.show] for v in videos]))
-    logging.info("wrote %s: seeds %s, frames %s", args.out, args.seeds, args.show)
+        write_png(tmp, tile(rows))
+    logging.info("wrote %s: seeds %s at levels %s, frames %s", args.out, args.seeds, args.levels, args.show)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,11 @@
       longer videos slide: each further token frame is sampled with the previous t'-1 frames as context
     indices (t', h', w') -> FSQ symbols (t', h', w', C_0) -> codec.decode(k_max=0) -> uint8 (T, H, W, 3)
 
-Only level 0 is sampled; the codec decodes it alone (the Matryoshka prefix property), so samples
-have the preview level's detail.
+The prior samples level 0; with ``levels > 1`` each finer level is then drawn from the codec's
+context entropy model given the coarser level and the previous chunk
+(``mptvc_latents.sampling.sample_finer_levels``), so the sample decodes at the medium or full
+prefix. With ``levels = 1`` the codec decodes level 0 alone (the Matryoshka prefix property) at the
+preview level's detail.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from torch import Tensor
 from generation.model import TokenPrior
 from mptvc_latents.codec import MPTVC
 from mptvc_latents.config import ConfigBase
+from mptvc_latents.sampling import sample_finer_levels
 from mptvc_latents.types import Padding, Tokens, VideoInfo
 
 __all__ = [
@@ -47,6 +51,7 @@ class SampleConfig(ConfigBase):
     seed: int = 0
     temperature: float = 1.0
     top_k: int = 0
+    levels: int | None = None  # pyramid levels sampled and decoded (None: all of the codec's)
     patch_t: int = 4  # video frames per token frame (the codec's)
     temporal_multiple: int = 8  # the codec codes whole multiples of this many frames
 
@@ -59,6 +64,8 @@ class SampleConfig(ConfigBase):
             )
         if not isinstance(self.top_k, int) or self.top_k < 0:
             raise ValueError(f"top_k must be 0 (no limit) or a positive number of indices, got {self.top_k!r}.")
+        if self.levels is not None and (not isinstance(self.levels, int) or self.levels < 1):
+            raise ValueError(f"levels must be a positive number of pyramid levels (or None: all), got {self.levels!r}.")
 
     @property
     def token_frames(self) -> int:
@@ -136,8 +143,12 @@ def sample_symbols(prior: TokenPrior, config: SampleConfig) -> np.ndarray:
     return symbols.to(torch.uint8).numpy()
 
 
-def decode_sample(codec: MPTVC, symbols: np.ndarray, frames: int, fps: float) -> np.ndarray:
-    """Level-0 symbols ``(t', h', w', C_0)`` -> uint8 video ``(frames, H, W, 3)`` (``codec.decode(k_max=0)``)."""
+def decode_sample(
+    codec: MPTVC, symbols: np.ndarray, frames: int, fps: float, levels: int | None = 1, seed: int = 0
+) -> np.ndarray:
+    """Level-0 symbols ``(t', h', w', C_0)`` -> uint8 video ``(frames, H, W, 3)``: the finer levels up
+    to ``levels`` (None: all) drawn from the codec's context models with ``seed``, then
+    ``codec.decode(k_max=levels - 1)``."""
     t, h, w, _ = symbols.shape
     c = codec.config
     padded = t * c.patch_t
@@ -146,7 +157,11 @@ def decode_sample(codec: MPTVC, symbols: np.ndarray, frames: int, fps: float) ->
     info = VideoInfo(
         frames, h * c.patch, w * c.patch, float(fps), Padding(t=padded - frames, h=0, w=0), np.zeros(padded, np.int32)
     )
-    return codec.decode(Tokens([np.ascontiguousarray(symbols)], info), k_max=0)
+    tokens = Tokens([np.ascontiguousarray(symbols)], info)
+    levels = codec.num_levels if levels is None else levels
+    if levels > 1:
+        tokens = sample_finer_levels(codec, tokens, levels, seed)
+    return codec.decode(tokens, k_max=levels - 1)
 
 
 def sample_videos(prior: TokenPrior, codec: MPTVC, config: SampleConfig, seeds: list[int]) -> list[np.ndarray]:
@@ -155,5 +170,6 @@ def sample_videos(prior: TokenPrior, codec: MPTVC, config: SampleConfig, seeds: 
     videos = []
     for seed in seeds:
         one = dataclasses.replace(config, seed=seed)
-        videos.append(decode_sample(codec, sample_symbols(prior, one), config.frames, prior.config.fps))
+        symbols = sample_symbols(prior, one)
+        videos.append(decode_sample(codec, symbols, config.frames, prior.config.fps, config.levels, seed))
     return videos

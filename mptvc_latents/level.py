@@ -282,6 +282,22 @@ class PyramidLevel(nn.Module):
         return torch.from_numpy(symbols)[None].to(self.hyperprior.z_mean.device)
 
     @torch.no_grad()
+    def sample(
+        self, latent_shape: tuple[int, int, int, int], context: LevelContext, rng: np.random.Generator
+    ) -> Tensor:
+        """Draw one chunk of this level from its entropy model given what its decoder knows
+        (``context``: the coarser level of the chunk, the previous chunk's last frames): z from the
+        hyperprior's prior where the level sends one, then every symbol from the context tables in
+        the decoder's order (``ContextModel.sample_symbols``). uint8 ``(1, C_k, T', H', W')``."""
+        model = self._context_model()
+        if model.uses_hyper:
+            scale_index = self.hyperprior.sample_y_index(latent_shape, rng)[0].cpu().numpy()
+        else:
+            scale_index = np.zeros(latent_shape, np.int32)
+        symbols = model.sample_symbols(scale_index, context, rng)  # (C_k, T', H', W')
+        return torch.from_numpy(symbols)[None].to(self.hyperprior.z_mean.device)
+
+    @torch.no_grad()
     def scale_index(self, symbols: Tensor) -> np.ndarray:
         """The hyperprior table index the context model sees for each symbol, computed from the
         symbols as :meth:`compress` does: int32 ``(C_k, T', H', W')`` of ``symbols (1, C_k, ...)``."""

@@ -34,6 +34,7 @@ counts over token stores (``mptvc train-entropy``), smoothed towards the level's
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -190,9 +191,30 @@ class ContextModel(TableBank):
         Raises:
             ValueError: when the bytes are damaged, cut, or were coded with other tables.
         """
+        decoder = StreamDecoder(data)
+        symbols = self._fill(scale_index, context, sent, lambda ctx: self._decode_group(decoder, ctx))
+        decoder.finish()
+        return symbols
+
+    def sample_symbols(self, scale_index: np.ndarray, context: LevelContext, rng: np.random.Generator) -> np.ndarray:
+        """Draw a chunk of this level from the tables, in the decoder's order (frame by frame, and
+        channel by channel where contexts read earlier channels), each symbol from the table of
+        the context the symbols drawn before it give: uint8 ``(C, T', H', W')``. With the previous
+        chunk and the coarser level in ``context`` this samples the level given what is known; a
+        seeded ``rng`` reproduces it (``TableBank.sample``)."""
+        return self._fill(scale_index, context, None, lambda ctx: self.sample(ctx, rng).astype(np.uint8))
+
+    def _fill(
+        self,
+        scale_index: np.ndarray,
+        context: LevelContext,
+        sent: np.ndarray | None,
+        draw: Callable[[np.ndarray], np.ndarray],
+    ) -> np.ndarray:
+        """The decoder's walk over one chunk: ``draw(ctx)`` gives the symbols of a group of contexts
+        (decoded from a stream, or sampled), in the order their contexts become known."""
         symbols = np.empty(scale_index.shape, np.uint8)
         frames = check_sent(sent, symbols)
-        decoder = StreamDecoder(data)
         previous, coarser_previous = context.previous, context.coarser_previous
         for t in range(scale_index.shape[1]):
             coarser = None if context.coarser is None else context.coarser[:, t]
@@ -201,17 +223,16 @@ class ContextModel(TableBank):
             if not frames[t]:
                 frame[:] = symbols[:, t - 1]  # not sent: the decoder repeats the frame before
             elif self.radix[4] == 1 or previous is None:
-                frame[:] = self._decode_group(decoder, ctx)
+                frame[:] = draw(ctx)
             else:
                 # The channel-change digit is the last one: "unknown" (3) -> the count of channels
                 # 0 .. c-1 that changed, kept as the channels are decoded.
                 changed = np.zeros(frame.shape[1:], np.int64)  # (H', W')
                 for ch in range(frame.shape[0]):
                     digit = 3 if ch == 0 else np.minimum(changed, 2)
-                    frame[ch] = self._decode_group(decoder, ctx[ch] - 3 + digit)
+                    frame[ch] = draw(ctx[ch] - 3 + digit)
                     changed += frame[ch] != previous[ch]
             previous, coarser_previous = frame, coarser
-        decoder.finish()
         return symbols
 
     def _decode_group(self, decoder: StreamDecoder, ctx: np.ndarray) -> np.ndarray:

@@ -38,6 +38,7 @@ import math
 import numbers
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
@@ -300,12 +301,24 @@ class ScaleHyperprior(nn.Module):
         """
         if not isinstance(z_bytes, (bytes, bytearray)):
             raise ValueError(f"z_bytes must be bytes, got {type(z_bytes).__name__}.")
-        c, t, h, w = self._check_shape(latent_shape)
-        m_t, m_y, m_x = self.config.merge
-        z_shape = (1, self.config.hyper_channels, t // m_t, h // m_y, w // m_x)
-        z_index = self._z_index(z_shape).cpu().numpy()
+        z_index = self._z_index(self._z_shape(latent_shape)).cpu().numpy()
         z_symbols = torch.from_numpy(self.z_tables.coder().decode(z_bytes, z_index)).to(self.z_mean.device, torch.int64)
         return self._y_index(z_symbols)
+
+    @torch.no_grad()
+    def sample_y_index(self, latent_shape: tuple[int, int, int, int], rng: np.random.Generator) -> Tensor:
+        """The generative order of the hyperprior: draw ``z`` from its prior (the z tables), then
+        return the y table index of every symbol, int32 ``(1, C, T, H, W)``, as :meth:`decompress_z`
+        does for a decoded z. A sampler of y (``ContextModel.sample``) builds on it."""
+        z_index = self._z_index(self._z_shape(latent_shape)).cpu().numpy()
+        z_symbols = torch.from_numpy(self.z_tables.sample(z_index, rng)).to(self.z_mean.device, torch.int64)
+        return self._y_index(z_symbols)
+
+    def _z_shape(self, latent_shape: tuple[int, int, int, int]) -> tuple[int, int, int, int, int]:
+        """``(1, Z, T / m_t, H / m_y, W / m_x)`` of the hyper latent of one latent of ``latent_shape``."""
+        _, t, h, w = self._check_shape(latent_shape)
+        m_t, m_y, m_x = self.config.merge
+        return (1, self.config.hyper_channels, t // m_t, h // m_y, w // m_x)
 
     @torch.no_grad()
     def decompress(self, z_bytes: bytes, y_bytes: bytes, latent_shape: tuple[int, int, int, int]) -> Tensor:

@@ -68,6 +68,33 @@ class TableBank(nn.Module):
             )
         return self._coder
 
+    def sample(self, index: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Draw one value from table ``index[i]`` for every entry: int32 coder integers (``offset +
+        symbol``), the same shape as ``index``. The escape symbol is never drawn: a sample stays
+        inside the tables' alphabet (its mass is ``2**-16`` or the Gaussian tail beyond it).
+
+        The draw is the inverse CDF of one ``rng.integers`` per entry over the integer
+        frequencies, so a seeded ``rng`` reproduces the values on any machine.
+
+        Raises:
+            ValueError: when an index names no table.
+        """
+        index = np.asarray(index)
+        n = int(self.cdfs.shape[0])
+        if index.size and (not np.issubdtype(index.dtype, np.integer) or index.min() < 0 or index.max() >= n):
+            raise ValueError(f"Every table index must be an integer in [0, {n - 1}], got {index.dtype} values.")
+        cdfs = self.cdfs.cpu().numpy().astype(np.int64)  # (n, width): 0 .. 2**16, escape last
+        lengths = self.cdf_lengths.cpu().numpy().astype(np.int64)
+        rows = cdfs[index.ravel()]  # (N, width)
+        # The escape occupies [cdf[len - 2], cdf[len - 1]): draw below its start.
+        limit = rows[np.arange(rows.shape[0]), lengths[index.ravel()] - 2]  # (N,)
+        u = rng.integers(0, limit)  # (N,) uniform in [0, limit)
+        j = np.arange(1, rows.shape[1])  # (width - 1,): the ends of symbols 0 .. width - 2
+        real = j[None, :] < lengths[index.ravel()][:, None] - 1  # a row's own entries, escape excluded
+        symbol = ((rows[:, 1:] <= u[:, None]) & real).sum(1)  # the s with cdf[s] <= u < cdf[s + 1]
+        values = symbol + self.offsets.cpu().numpy()[index.ravel()]
+        return values.reshape(index.shape).astype(np.int32)
+
     def __getstate__(self) -> dict[str, Any]:
         # The Rust coder does not pickle (ray.put, deepcopy); it is rebuilt from the buffers.
         return {**self.__dict__, "_coder": None}
