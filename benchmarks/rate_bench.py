@@ -2,6 +2,7 @@
 gain over the fixed prefixes at equal bpp, with and without token frames left out.
 
     python -m benchmarks.rate_bench --out benchmarks/results/rate_bench.json [--frames 96] [--max-side 224]
+    python -m benchmarks.rate_bench --concat 128 224 --out benchmarks/results/rate_bench_concat.json
 
 Per clip (the first ``--frames`` frames, shrunk by area so the longer side is at most ``--max-side``
 to fit the CPU budget): the shipped checkpoint codes it without a target (three fixed prefixes,
@@ -9,7 +10,9 @@ decoded), then with rate control, levels per chunk only (one encoder pass, plann
 target) and with skipped token frames (``RateTarget`` defaults: up to two more passes per target,
 sharing the first). Targets:
 each fixed prefix's bpp and PSNR (equal-rate and equal-quality comparisons), and a sweep of bpp and
-PSNR targets. Every rate-controlled file is written, read back and decoded: "psnr" is the decoded
+PSNR targets. ``--concat H W`` instead codes one video: the clips one after another, each resized
+to H x W (by area; the aspect ratio of 4:3 clips changes), where chunks of different content
+compete for one budget. Every rate-controlled file is written, read back and decoded: "psnr" is the decoded
 PSNR-RGB, checked equal to the PSNR the encoder predicted in the file. Timings are wall seconds.
 """
 
@@ -28,14 +31,14 @@ from typing import Any
 import numpy as np
 
 
-def _shrink(frames: np.ndarray, max_side: int) -> np.ndarray:
+def _shrink(frames: np.ndarray, max_side: int, size: tuple[int, int] | None = None) -> np.ndarray:
     import torch
 
     t, h, w, _ = frames.shape
     scale = max_side / max(h, w)
-    if scale >= 1:
+    if size is None and scale >= 1:
         return frames
-    size = (round(h * scale / 2) * 2, round(w * scale / 2) * 2)
+    size = size or (round(h * scale / 2) * 2, round(w * scale / 2) * 2)
     x = torch.from_numpy(frames).permute(0, 3, 1, 2).float()  # (T, H, W, 3) -> (T, 3, H, W)
     x = torch.nn.functional.interpolate(x, size=size, mode="area")
     return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
@@ -181,6 +184,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-side", type=int, default=224)
     parser.add_argument("--clips", default="../shared/data/val/*/*.mp4")
     parser.add_argument("--ckpt", default=None)
+    parser.add_argument("--concat", type=int, nargs=2, metavar=("H", "W"), help="one video of all clips at H x W")
     parser.add_argument("--sweep-bpp", type=float, nargs="*", default=[0.05])
     parser.add_argument("--sweep-psnr", type=float, nargs="*", default=[28.0])
     args = parser.parse_args(argv)
@@ -194,15 +198,20 @@ def main(argv: list[str] | None = None) -> None:
         "max_side": args.max_side,
         "clips": {},
     }
+    videos = []
     for path in sorted(glob.glob(args.clips)):
         clip = read_video(path, max_frames=args.frames)
-        frames = _shrink(clip.frames, args.max_side)
-        name = Path(path).stem
+        size = None if args.concat is None else (args.concat[0], args.concat[1])
+        videos.append((Path(path).stem, _shrink(clip.frames, args.max_side, size), clip.fps))
+    if args.concat:
+        names = "+".join(name for name, _, _ in videos)
+        videos = [(names, np.concatenate([v for _, v, _ in videos]), float(np.mean([f for _, _, f in videos])))]
+    for name, frames, fps in videos:
         print(f"{name}: {frames.shape}", flush=True)
         t0 = time.time()
         result["clips"][name] = {
             "shape": list(frames.shape),
-            **run_clip(model, frames, clip.fps, args.sweep_bpp, args.sweep_psnr),
+            **run_clip(model, frames, fps, args.sweep_bpp, args.sweep_psnr),
         }
         result["clips"][name]["seconds"] = time.time() - t0
         print(f"  {time.time() - t0:.0f} s, load {os.getloadavg()[0]:.1f}", flush=True)
