@@ -1,11 +1,13 @@
-"""Tokenize annotated sequences once and cache what the heads read.
+"""What the heads read, cached once per labelled clip.
 
-Layout under a cache folder (keep it under ``runs/``: the tracking data must never be committed)::
+The tokens live in a token store written by ``mptvc tokenize`` (``cache_from_store``) or, for
+sequences already in memory, by ``cache_sequence``. Layout under a cache folder (keep it under
+``runs/``: the tracking data must never be committed)::
 
-    tokens.zarr                 TokenStore: FSQ symbols per level, one clip per sequence key
-    <key>.json                  boxes, geometry, coded bytes per level, bpp per prefix
-    <key>.decoded_k<k>.npy      uint8 (T, H, W, 3) decoded video of prefix k (the baseline's input)
-    <key>.source.npy            uint8 (T, H, W, 3) the original frames (an uncompressed reference)
+    tokens.zarr                 TokenStore of ``cache_sequence`` (``cache_from_store`` names its store in <key>.json)
+    <key>.json                  boxes, geometry, coded bytes per level, bpp per prefix, the store and clip
+    <key>.decoded_k<k>.npy      uint8 (T, H, W, 3) decoded video of prefix k (the decode-then-detect input)
+    <key>.source.npy            uint8 (T, H, W, 3) the original frames (the source-pixel input)
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from heads.data import Sequence
+from heads.labels import labels_for, read_labels
 from mptvc_latents.codec import MPTVC
-from mptvc_latents.store import ClipMeta, TokenStore
+from mptvc_latents.store import ClipMeta, TokenDataset, TokenStore
+from mptvc_latents.video import read_video
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CachedSequence", "cache_sequence", "load_cached", "prefix_bpp"]
+__all__ = ["CachedSequence", "cache_from_store", "cache_sequence", "load_cached", "prefix_bpp"]
 
 
 @dataclass(frozen=True)
@@ -44,9 +48,20 @@ class CachedSequence:
     def num_frames(self) -> int:
         return int(self.meta["frames"])
 
+    @property
+    def store(self) -> Path:
+        """The token store holding this sequence's tokens."""
+        return Path(self.meta["store"]) if self.meta.get("store") else self.root / "tokens.zarr"
+
+    @property
+    def clip(self) -> str:
+        """The sequence's clip key in its token store."""
+        return str(self.meta.get("clip") or self.key)
+
     def symbols(self, k_max: int) -> list[np.ndarray]:
-        """Levels ``0 .. k_max`` of uint8 symbols, each ``(T', H', W', C_k)``."""
-        return TokenStore.open(self.root / "tokens.zarr").read_tokens(self.key, k_max).symbols
+        """Levels ``0 .. k_max`` of uint8 symbols, each ``(T', H', W', C_k)``, read through ``TokenDataset``."""
+        item = TokenDataset(self.store, k_max=k_max, clips=[self.clip])[0]
+        return [item[f"level_{k}"].numpy() for k in range(k_max + 1)]
 
     def decoded(self, k: int) -> np.ndarray:
         """uint8 ``(T, H, W, 3)`` video decoded from prefix ``k`` (memory-mapped)."""
@@ -114,6 +129,69 @@ def cache_sequence(
         level_bytes,
     )
     return CachedSequence(root, key, meta)
+
+
+def cache_from_store(
+    model: MPTVC,
+    store_path: str | Path,
+    root: str | Path,
+    labels: str | Path | None = None,
+    decode: bool = True,
+    rate: bool = False,
+    keys: list[str] | None = None,
+    source: bool | None = None,
+) -> list[CachedSequence]:
+    """Cache every clip of a token store written by ``mptvc tokenize`` under the stem of its source
+    (``street.mp4`` -> key ``street``): its boxes (``heads.labels``: ``street.txt`` beside the source,
+    or in ``labels``), with ``decode`` every prefix decoded from the stored tokens, with ``source``
+    (default: ``decode``) the source frames, with ``rate`` the real coded bytes per level (the source
+    entropy-coded once more).
+
+    The tokens are not copied: ``<key>.json`` names the store and the clip. A key already cached is
+    kept as it is (delete its files to redo it); ``keys`` limits the work to those stems.
+    """
+    root, store_path = Path(root), Path(store_path).resolve()
+    keep_source = decode if source is None else source
+    store = TokenStore.open(store_path, model)
+    out = []
+    for clip in store.clips():
+        attrs = store.clip_attrs(clip)
+        if attrs is None:
+            continue
+        video = Path(attrs["source"])
+        key = video.stem
+        if keys is not None and key not in keys:
+            continue
+        if (root / f"{key}.json").is_file():
+            out.append(load_cached(root, key))
+            continue
+        boxes = read_labels(labels_for(video, labels))
+        t, h, w = int(attrs["frames"]), int(attrs["height"]), int(attrs["width"])
+        if len(boxes) and boxes[:, 0].max() > t:
+            raise ValueError(f"{key}: labels reach frame {int(boxes[:, 0].max())} but the clip has {t} frames.")
+        root.mkdir(parents=True, exist_ok=True)
+        tokens = store.read_tokens(clip)
+        level_bytes = None
+        if decode or rate or keep_source:
+            frames = read_video(video).frames
+            if rate:
+                level_bytes = model.compress(frames, float(attrs["fps"])).level_bytes()
+            if keep_source:
+                np.save(root / f"{key}.source.npy", frames)
+            if decode:
+                for k in range(len(tokens.symbols)):
+                    np.save(root / f"{key}.decoded_k{k}.npy", model.decode(tokens, k_max=k))
+        meta = {
+            "name": key, "frames": t, "height": h, "width": w, "fps": float(attrs["fps"]),
+            "token_grid": list(tokens.symbols[0].shape[:3]), "level_bytes": level_bytes,
+            "bpp": prefix_bpp(level_bytes, t, h, w) if level_bytes else None,
+            "boxes": boxes.tolist(), "store": str(store_path), "clip": clip, "source": str(video),
+        }  # fmt: skip
+        (root / f"{key}.json").write_text(json.dumps(meta))
+        log.info("cached %s (%s): %d frames %dx%d, grid %s, bytes %s", key, clip, t, w, h, meta["token_grid"],
+                 level_bytes)  # fmt: skip
+        out.append(CachedSequence(root, key, meta))
+    return out
 
 
 def load_cached(root: str | Path, key: str) -> CachedSequence:

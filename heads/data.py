@@ -28,6 +28,7 @@ __all__ = [
     "box_window",
     "clip_frames",
     "boxes_at",
+    "mot_rows",
 ]
 
 #: The video frame (0-based, within its group of ``patch_t`` frames) a token frame is evaluated on.
@@ -66,7 +67,7 @@ def read_mot_sequence(folder: str | Path, max_frames: int | None = None) -> Sequ
     """Read a MOTChallenge sequence folder (``seqinfo.ini``, ``img1/%06d.jpg``, ``gt/gt.txt``).
 
     Rows of ``gt.txt`` whose confidence flag (column 7) is 0 are ignored regions in MOTChallenge
-    and are dropped here.
+    and are dropped here (``mot_rows``).
     """
     folder = Path(folder)
     ini, gt = folder / "seqinfo.ini", folder / "gt" / "gt.txt"
@@ -77,10 +78,26 @@ def read_mot_sequence(folder: str | Path, max_frames: int | None = None) -> Sequ
     seq = info["Sequence"]
     fps = float(seq.get("frameRate", "25"))
     frames = _read_jpegs(folder / seq.get("imDir", "img1") / f"%06d{seq.get('imExt', '.jpg')}", fps, max_frames)
-    rows = np.loadtxt(gt, delimiter=",", ndmin=2)
-    rows = rows[rows[:, 6] != 0]
-    rows = rows[rows[:, 0] <= frames.shape[0]]
-    return Sequence(seq.get("name", folder.name), frames, fps, rows[:, :6].astype(np.float64))
+    rows = mot_rows(np.loadtxt(gt, delimiter=",", ndmin=2))
+    return Sequence(seq.get("name", folder.name), frames, fps, rows[rows[:, 0] <= frames.shape[0]])
+
+
+def mot_rows(rows: np.ndarray) -> np.ndarray:
+    """The pedestrian boxes of MOTChallenge ground-truth rows -> ``(N, 6)`` ``[frame, id, x, y, w, h]``.
+
+    Rows with 6 columns are all kept. With more, column 7 is the MOT15 confidence flag or the
+    MOT16/17 "consider" flag: rows where it is 0 (ignore regions) are dropped. MOT16/17 files have
+    exactly 9 columns, the 8th being the class: only class 1 (pedestrian) is kept.
+    """
+    rows = np.asarray(rows, dtype=np.float64)
+    if rows.ndim != 2 or (len(rows) and rows.shape[1] < 6):
+        raise ValueError(f"MOTChallenge rows need at least 6 columns [frame, id, x, y, w, h], got shape {rows.shape}.")
+    if len(rows) and rows.shape[1] >= 7:
+        keep = rows[:, 6] != 0
+        if rows.shape[1] == 9:
+            keep &= rows[:, 7] == 1
+        rows = rows[keep]
+    return rows[:, :6].reshape(-1, 6)
 
 
 def read_otb_sequence(folder: str | Path, fps: float = 30.0) -> Sequence:

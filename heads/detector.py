@@ -38,7 +38,10 @@ class DetectorConfig:
     """in_channels: input channels per cell; dim/depth: trunk width and residual blocks;
     embed_dim: appearance embedding size; input: what it reads ("tokens", "decoded" or "source");
     k: the level prefix it reads (tokens) or was decoded from (decoded); dilations: the dilation
-    of each residual block, cycled over ``depth`` blocks."""
+    of each residual block, cycled over ``depth`` blocks; work_height: frames taller than this are
+    shrunk to it before tokenizing (what the head was trained at; 0: as given); codec: the weights
+    digest of the codec whose tokens it reads ("" when not recorded); threshold: the score from which
+    ``mptvc heads detect`` reports a box and the tracker's high threshold (``heads.calibrate``)."""
 
     in_channels: int
     dim: int = 64
@@ -47,6 +50,9 @@ class DetectorConfig:
     input: str = "tokens"
     k: int = 2
     dilations: tuple[int, ...] = (1, 2, 4, 8)
+    work_height: int = 0
+    codec: str = ""
+    threshold: float = 0.3
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dilations", tuple(self.dilations))  # JSON gives a list
@@ -56,6 +62,10 @@ class DetectorConfig:
             raise ValueError(
                 f"DetectorConfig needs in_channels >= 1, dim >= 8, depth >= 1, embed_dim >= 2, got {self}."
             )
+        if not 0 < self.threshold < 1:
+            raise ValueError(f"DetectorConfig.threshold must lie in (0, 1), got {self.threshold!r}.")
+        if not isinstance(self.work_height, int) or self.work_height < 0:
+            raise ValueError(f"DetectorConfig.work_height must be 0 or a height in px, got {self.work_height!r}.")
         if self.dim % 8:
             raise ValueError(f"DetectorConfig.dim must be a multiple of 8 (GroupNorm groups), got {self.dim}.")
         if self.input not in ("tokens", "decoded", "source"):

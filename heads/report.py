@@ -13,16 +13,20 @@ _LABELS = {"tokens": "tokens (frozen)", "decoded": "decode-then-detect", "source
 
 
 def results_table(results: list[dict], tracker: str = "bytetrack+emb") -> str:
-    """A Markdown table: input, prefix, bpp, COCO mAP / AP50, HOTA / MOTA / IDF1 (in %)."""
-    lines = [
-        "| input | prefix | bpp | mAP | AP50 | HOTA | MOTA | IDF1 | IDSW | train s |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
+    """A Markdown table: input, prefix, head parameters, bpp, COCO mAP / AP50 (pooled over the
+    evaluation scenes when there are several, then AP50 per scene), HOTA / MOTA / IDF1 (in %)."""
+    scenes = list(results[0].get("scenes", {}))
+    per_scene = scenes if len(scenes) > 1 else []
+    head = ["input", "prefix", "params", "bpp", "mAP", "AP50", *(f"AP50 {k}" for k in per_scene)]
+    head += ["HOTA", "MOTA", "IDF1", "IDSW", "train s"]
+    lines = ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(head) - 2)]
     for r in results:
         d, t = r["detection"], r["tracking"][tracker]
         bpp = "-" if r["bpp"] is None else f"{r['bpp']:.4f}"
-        percents = [100 * d["mAP"], 100 * d["AP50"], 100 * t["HOTA"], 100 * t["MOTA"], 100 * t["IDF1"]]
-        cells = [_LABELS.get(r["input"], r["input"]), r["prefix"], bpp, *(f"{p:.1f}" for p in percents)]
+        params = f"{r['params'] / 1000:.0f}k" if "params" in r else "-"
+        cells = [_LABELS.get(r["input"], r["input"]), r["prefix"], params, bpp, f"{100 * d['mAP']:.1f}"]
+        cells += [f"{100 * d['AP50']:.1f}", *(f"{100 * r['scenes'][k]['detection']['AP50']:.1f}" for k in per_scene)]
+        cells += [f"{100 * t[m]:.1f}" for m in ("HOTA", "MOTA", "IDF1")]
         cells += [str(t["IDSW"]), f"{r['train_s']:.0f}"]
         lines.append(f"| {' | '.join(cells)} |")
     return "\n".join(lines)

@@ -3,7 +3,9 @@ and an InfoNCE appearance loss between consecutive token frames.
 
 A ``GridSequence`` is what training and evaluation read: head inputs ``(T', C, H', W')`` (float
 FSQ codes, or uint8 pixel patches) and the boxes of each token frame's reference frame. Each step
-draws ``batch`` random pairs of consecutive token frames of one random ``crop x crop`` cell window.
+draws ``batch`` random pairs of consecutive token frames of one random ``crop x crop`` cell window
+(sequences are drawn in proportion to their token frames; a sequence of a single token frame gives
+that frame twice, and no appearance loss).
 """
 
 from __future__ import annotations
@@ -122,18 +124,22 @@ def _crop_boxes(boxes: np.ndarray, y0: int, x0: int, stride: int) -> np.ndarray:
 
 
 def _sample(seqs: list[GridSequence], cfg: TrainConfig, rng: np.random.Generator, stride: int):
-    """One batch: inputs (2B, C, crop, crop) [frame t of each pair, then frame t+1] and targets."""
-    weights = np.array([max(s.num_frames - 1, 0) for s in seqs], dtype=np.float64)
-    feats, targets = [[], []], [[], []]
+    """One batch: inputs (2B, C, crop, crop) [frame t of each pair, then frame t+1], targets, and
+    whether each pair holds two distinct frames (single-frame sequences give the frame twice)."""
+    weights = np.array([s.num_frames for s in seqs], dtype=np.float64)
+    feats, targets, distinct = [[], []], [[], []], []
     for _ in range(cfg.batch):
         seq = seqs[rng.choice(len(seqs), p=weights / weights.sum())]
-        t = int(rng.integers(seq.num_frames - 1))
+        t = int(rng.integers(max(seq.num_frames - 1, 1)))
+        step = 1 if seq.num_frames > 1 else 0
+        distinct.append(step == 1)
         _, _, gh, gw = seq.features.shape
         ch, cw = min(cfg.crop, gh), min(cfg.crop, gw)
         y0, x0 = int(rng.integers(gh - ch + 1)), int(rng.integers(gw - cw + 1))
         for d in (0, 1):
-            feats[d].append(as_input(seq.features[t + d, :, y0 : y0 + ch, x0 : x0 + cw]))
-            targets[d].append(encode_targets(_crop_boxes(seq.boxes[t + d], y0, x0, stride), (ch, cw), stride))
+            feats[d].append(as_input(seq.features[t + d * step, :, y0 : y0 + ch, x0 : x0 + cw]))
+            boxes = _crop_boxes(seq.boxes[t + d * step], y0, x0, stride)
+            targets[d].append(encode_targets(boxes, (ch, cw), stride))
     shapes = {f.shape for f in feats[0]}
     if len(shapes) > 1:  # sequences smaller than the crop: pad to the largest window
         h, w = max(s[1] for s in shapes), max(s[2] for s in shapes)
@@ -141,16 +147,16 @@ def _sample(seqs: list[GridSequence], cfg: TrainConfig, rng: np.random.Generator
         pad = lambda hm: np.pad(hm, ((0, h - hm.shape[0]), (0, w - hm.shape[1])))  # noqa: E731
         targets = [[Targets(pad(tg.heatmap), tg.centres, tg.offset, tg.size, tg.ids) for tg in ts] for ts in targets]
     x = torch.stack(feats[0] + feats[1])  # (2B, C, ch, cw)
-    return x, targets[0] + targets[1]
+    return x, targets[0] + targets[1], distinct
 
 
 def train_head(
     model: CenterHead, seqs: list[GridSequence], cfg: TrainConfig, stride: int = 8, log_every: int = 50
 ) -> list[dict[str, float]]:
     """Train ``model`` in place for ``cfg.steps`` steps; returns the per-step losses."""
-    usable = [s for s in seqs if s.num_frames >= 2]
+    usable = [s for s in seqs if s.num_frames >= 1]
     if not usable:
-        raise ValueError("Training needs at least one sequence with two or more annotated token frames.")
+        raise ValueError("Training needs at least one sequence with an annotated token frame.")
     for s in usable:
         if s.features.shape[1] != model.config.in_channels:
             raise ValueError(
@@ -165,7 +171,7 @@ def train_head(
     for step in range(cfg.steps):
         for group in opt.param_groups:
             group["lr"] = warmup_cosine(step, cfg.lr, cfg.warmup, cfg.steps, cfg.min_lr)
-        x, targets = _sample(usable, cfg, rng, stride)
+        x, targets, distinct = _sample(usable, cfg, rng, stride)
         out = model(x)
         heatmaps = torch.from_numpy(np.stack([tg.heatmap for tg in targets]))  # (2B, ch, cw)
         losses = detection_loss(out, targets, heatmaps)
@@ -177,6 +183,7 @@ def train_head(
         pair_losses = [
             embedding_loss(emb[b], ids[b], emb[b + cfg.batch], ids[b + cfg.batch], cfg.temperature)
             for b in range(cfg.batch)
+            if distinct[b]
         ]
         pair_losses = [p for p in pair_losses if p is not None]
         losses["embedding"] = torch.stack(pair_losses).mean() if pair_losses else out.heatmap.new_zeros(())

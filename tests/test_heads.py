@@ -363,8 +363,13 @@ def test_report_tables_every_run(tmp_path):
             for i, p, b in (("tokens", "full", 0.238), ("source", "source", None))]  # fmt: skip
     write_report(runs, tmp_path / "r.json")
     md = (tmp_path / "r.md").read_text()
-    assert "| tokens (frozen) | full | 0.2380 | 10.0 | 30.0 | 50.0 | 25.0 | 75.0 | 2 | 10 |" in md
-    assert "| source pixels (no codec) | source | - |" in md
+    assert "| tokens (frozen) | full | - | 0.2380 | 10.0 | 30.0 | 50.0 | 25.0 | 75.0 | 2 | 10 |" in md
+    assert "| source pixels (no codec) | source | - | - |" in md
+    scenes = {"a": {"detection": {"AP50": 0.5}}, "b": {"detection": {"AP50": 0.125}}}
+    write_report([{**runs[0], "scenes": scenes, "params": 152341}], tmp_path / "s.json")
+    md = (tmp_path / "s.md").read_text()
+    assert "| mAP | AP50 | AP50 a | AP50 b | HOTA |" in md
+    assert "| tokens (frozen) | full | 152k | 0.2380 | 10.0 | 30.0 | 50.0 | 12.5 | 50.0 |" in md
     assert len(json.loads((tmp_path / "r.json").read_text())["results"]) == 2
     with pytest.raises(ValueError, match="no results"):
         write_report([], tmp_path / "e.json")
@@ -394,12 +399,15 @@ def test_cli_errors_are_one_line(sprite_cache, tmp_path, capsys):
     assert "is not a checkpoint folder" in capsys.readouterr().err
     assert cli.main(["heads", "train", "--cache", str(sprite_cache), "--train", "nope", "--out", str(tmp_path)]) == 2
     assert "No cached sequence 'nope'" in capsys.readouterr().err
-    assert cli.main(["heads", "cache", "--data", str(tmp_path), "--out", str(tmp_path / "c")]) == 2
+    assert cli.main(["heads", "prepare", "--data", str(tmp_path), "--out", str(tmp_path / "c")]) == 2
     assert "is not a MOTChallenge sequence folder" in capsys.readouterr().err
-    assert cli.main(["heads", "cache", "--data", str(tmp_path), "--variants", "2", "--out", str(tmp_path / "c")]) == 2
-    assert "SCALE:DELAY" in capsys.readouterr().err
-    assert cli.main(["heads", "cache", "--data", str(tmp_path), "--paste", "a:1:0", "--out", str(tmp_path / "c")]) == 2
-    assert "KEY:SCALE:START:FRAMES:BACKGROUND" in capsys.readouterr().err
+    assert cli.main(["heads", "detect", str(tmp_path / "none.mp4"), "--out", str(tmp_path / "d.txt")]) == 2
+    assert "no video file or frame folder" in capsys.readouterr().err
+    assert cli.main(["heads", "detect", str(tmp_path), "--out", str(tmp_path / "d.txt")]) == 2
+    assert "holds no frames" in capsys.readouterr().err
+    assert cli.main(["heads", "detect", str(SAMPLE), "--out", str(tmp_path / "d.txt"), "--k-max", "5"]) == 2
+    assert "No head ships for k=5" in capsys.readouterr().err
+    assert not (tmp_path / "d.txt").exists()
 
 
 def test_cli_train_then_eval(sprite_cache, tmp_path):
@@ -408,6 +416,7 @@ def test_cli_train_then_eval(sprite_cache, tmp_path):
     assert cli.main(["heads", "eval", "--cache", str(sprite_cache), "--head", str(tmp_path / "head"), "--key", "test",
                      "--out", str(tmp_path)]) == 0  # fmt: skip
     result = json.loads((tmp_path / "eval-test.json").read_text())
+    assert result["scenes"]["test"]["detection"] == result["detection"]  # one scene: pooled = its own
     assert 0 <= result["detection"]["mAP"] <= 1 and (tmp_path / "test.bytetrack+emb.txt").is_file()
     head = str(tmp_path / "head")
     assert (
@@ -440,3 +449,211 @@ def test_cli_training_flags_left_out_take_the_train_config_defaults():
     assert _train_config(parser.parse_args([*base, "--steps", "7", "--lr", "0.01"])) == TrainConfig(steps=7, lr=0.01)
     with pytest.raises(ValueError, match="TrainConfig.crop must be an integer of at least 4"):
         _train_config(parser.parse_args([*base, "--crop", "2"]))
+
+
+# ---------------------------------------------------------------- labelled videos -> mptvc tokenize -> heads
+
+
+def test_mot_rows_keep_pedestrians_of_mot17_and_drop_ignore_regions():
+    from heads.data import mot_rows
+
+    mot17 = np.array([[1, 1, 0, 0, 5, 9, 1, 1, 0.9], [1, 2, 0, 0, 5, 9, 0, 1, 0.9], [1, 3, 0, 0, 5, 9, 1, 7, 1.0]])
+    assert mot_rows(mot17)[:, 1].tolist() == [1]  # consider=0 and class 7 (static person) dropped
+    mot15 = np.array([[1, 1, 0, 0, 5, 9, 1, -1, -1, -1], [1, 2, 0, 0, 5, 9, 0, -1, -1, -1]])
+    assert mot_rows(mot15)[:, 1].tolist() == [1]
+    assert mot_rows(np.array([[2, 4, 1, 2, 3, 4]])).tolist() == [[2, 4, 1, 2, 3, 4]]
+    with pytest.raises(ValueError, match="at least 6 columns"):
+        mot_rows(np.zeros((1, 4)))
+
+
+def test_labelled_video_reads_back_exactly(tmp_path):
+    from heads.labels import labels_for, read_labels, write_labelled_video
+    from mptvc_latents.video import read_video as read
+
+    seq = paste_sprites(read_video(SAMPLE, max_frames=6).frames, 2, seed=4, fps=7.0)
+    path = write_labelled_video(seq, tmp_path, "clip")
+    clip = read(path)
+    np.testing.assert_array_equal(clip.frames, seq.frames)
+    assert clip.fps == pytest.approx(7.0)
+    boxes = seq.boxes[np.lexsort((seq.boxes[:, 1], seq.boxes[:, 0]))]  # the file is sorted by frame, then id
+    np.testing.assert_allclose(read_labels(labels_for(path)), boxes, atol=0.006)  # written with 2 decimals
+    assert labels_for(path, tmp_path / "labels") == tmp_path / "labels" / "clip.txt"
+    (tmp_path / "bad.txt").write_text("1,2,three\n")
+    with pytest.raises(ValueError, match="not a MOTChallenge text file"):
+        read_labels(tmp_path / "bad.txt")
+    (tmp_path / "zero.txt").write_text("0,1,1,1,4,4\n")
+    with pytest.raises(ValueError, match="counted from 1"):
+        read_labels(tmp_path / "zero.txt")
+    with pytest.raises(ValueError, match="no label file"):
+        read_labels(tmp_path / "none.txt")
+
+
+@pytest.fixture(scope="module")
+def labelled_store(tmp_path_factory):
+    """Two labelled sprite videos, tokenized by `mptvc tokenize`, cached with decoded prefixes and bytes."""
+    from heads.cache import cache_from_store
+    from heads.labels import write_labelled_video
+    from mptvc_latents.codec import MPTVC
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("labelled")
+    frames = read_video(SAMPLE).frames
+    write_labelled_video(paste_sprites(frames[:20], 3, seed=5), root / "videos", "first")
+    write_labelled_video(paste_sprites(frames[40:44], 2, seed=6), root / "videos", "short")
+    assert cli.main(["tokenize", str(root / "videos"), "--out", str(root / "tokens.zarr")]) == 0
+    cache_from_store(MPTVC.from_pretrained(), root / "tokens.zarr", root / "cache", rate=True)
+    return root
+
+
+def test_cache_from_a_tokenized_store_reads_tokens_through_the_dataset(labelled_store):
+    from heads.cache import load_cached
+    from heads.features import token_features
+    from heads.labels import read_labels
+    from mptvc_latents.codec import MPTVC
+
+    seq = load_cached(labelled_store / "cache", "first")
+    assert seq.meta["frames"] == 20 and seq.meta["token_grid"][0] == 6 and seq.clip.startswith("first-")
+    model = MPTVC.from_pretrained()
+    video = np.load(labelled_store / "cache" / "first.source.npy")
+    tokens = model.encode(video, 25.0)
+    gs = grid_sequence(seq, "tokens", 1)
+    levels = [lv.fsq_levels for lv in model.config.levels]
+    torch.testing.assert_close(gs.features, token_features(tokens.symbols[:2], levels))
+    labels = read_labels(labelled_store / "videos" / "first.txt")
+    assert gs.refs.tolist() == [1, 5, 9, 13, 17]
+    np.testing.assert_allclose(gs.boxes[2], labels[labels[:, 0] == 10, 1:6])
+    np.testing.assert_array_equal(seq.decoded(0), model.decode(tokens, k_max=0))
+    assert 0 < seq.meta["bpp"][0] < seq.meta["bpp"][2]
+
+
+def test_cache_from_store_refuses_labels_past_the_clip(labelled_store, tmp_path):
+    from heads.cache import cache_from_store
+    from mptvc_latents.codec import MPTVC
+
+    (tmp_path / "first.txt").write_text("21,1,10,10,5,5,1,-1,-1,-1\n")
+    (tmp_path / "short.txt").write_text("")
+    with pytest.raises(ValueError, match="labels reach frame 21 but the clip has 20 frames"):
+        cache_from_store(MPTVC.from_pretrained(), labelled_store / "tokens.zarr", tmp_path / "c", tmp_path, False)
+
+
+def test_training_takes_clips_of_a_single_token_frame(labelled_store):
+    from heads.cache import load_cached
+
+    short = grid_sequence(load_cached(labelled_store / "cache", "short"), "tokens", 0)
+    assert short.num_frames == 1
+    model = new_head(load_cached(labelled_store / "cache", "short"), "tokens", 0, dim=16, depth=1)
+    history = train_head(model, [short], TrainConfig(steps=3, crop=8, warmup=1), log_every=0)
+    assert all(h["embedding"] == 0 for h in history) and np.isfinite([h["total"] for h in history]).all()
+
+
+def _random_head(k: int = 2, **config) -> CenterHead:
+    torch.manual_seed(0)
+    return CenterHead(DetectorConfig(in_channels=(4, 16, 40)[k], dim=16, depth=1, k=k, **config))
+
+
+def test_detect_people_numbers_frames_and_scales_boxes_to_the_input(tmp_path):
+    from heads.data import Sequence
+    from heads.detect import FrameSource, _shrink, detect_people
+    from heads.infer import detect
+    from mptvc_latents.codec import MPTVC
+
+    codec = MPTVC.from_pretrained()
+    small = read_video(SAMPLE, max_frames=10).frames  # (10, 136, 320, 3)
+    big = rescale(Sequence("s", small, 25.0, np.zeros((0, 6))), 2.0).frames  # (10, 272, 640, 3)
+    head = _random_head(work_height=136)
+    found = list(detect_people(FrameSource(iter([big]), 25.0, 10), head, codec, threshold=0.05))
+    assert [d.frame for d in found] == [2, 6, 10]  # reference frames 4t + 1, counted from 1
+    coded = next(_shrink(iter([big]), 136))
+    levels = [lv.fsq_levels for lv in codec.config.levels]
+    expected = detect(head, token_features(codec.encode(coded, 25.0).symbols, levels), threshold=0.05)
+    for got, want in zip(found, expected[:3], strict=True):  # the rest cover end padding
+        np.testing.assert_allclose(got.boxes, want.boxes * 2, rtol=1e-5)
+        np.testing.assert_allclose(got.scores, want.scores)
+    with pytest.raises(ValueError, match="not k=1"):
+        next(detect_people(FrameSource(iter([small]), 25.0, 10), head, codec, k=1))
+    with pytest.raises(ValueError, match="another codec checkpoint"):
+        next(detect_people(FrameSource(iter([small]), 25.0, 10), _random_head(codec="0" * 64), codec))
+
+
+def test_cli_detect_and_track_write_mot_rows_of_a_frame_folder(tmp_path):
+    import av
+
+    frames = read_video(SAMPLE, max_frames=9).frames
+    folder = tmp_path / "img1"
+    folder.mkdir()
+    for i, f in enumerate(frames):
+        av.VideoFrame.from_ndarray(f, format="rgb24").to_image().save(folder / f"{i + 1:06d}.png")
+    (tmp_path / "seqinfo.ini").write_text("[Sequence]\nframeRate=10\n")
+    _random_head(k=0).save_pretrained(tmp_path / "head")
+    head = str(tmp_path / "head")
+    assert cli.main(["heads", "detect", str(folder), "--out", str(tmp_path / "d.txt"), "--head", head,
+                     "--threshold", "0.05"]) == 0  # fmt: skip
+    lines = (tmp_path / "d.txt").read_text().splitlines()
+    assert lines and all(len(line.split(",")) == 10 and line.split(",")[1] == "-1" for line in lines)
+    rows = read_mot(tmp_path / "d.txt")
+    assert set(rows[:, 0].astype(int)) <= {2, 6} and (rows[:, 6] >= 0.05).all()
+    assert cli.main(["heads", "track", str(folder), "--out", str(tmp_path / "t.txt"), "--head", head]) == 0
+    tracks = read_mot(tmp_path / "t.txt")
+    assert len(tracks) == 0 or (tracks[:, 1] >= 1).all()
+    assert cli.main(["heads", "detect", str(folder), "--out", str(tmp_path / "e.txt"), "--head", head,
+                     "--k-max", "2"]) == 2  # fmt: skip
+
+
+def test_a_source_pixel_head_runs_on_decoded_prefixes(labelled_store):
+    from heads.cache import load_cached
+    from heads.experiment import evaluate_scenes
+
+    first = load_cached(labelled_store / "cache", "first")
+    model = new_head(first, "source", 0, dim=16, depth=1)
+    on_decoded = evaluate_scenes(model, [first], input="decoded", k=1)
+    assert (on_decoded["input"], on_decoded["k"]) == ("decoded", 1)
+    assert on_decoded["bpp"] == pytest.approx(first.meta["bpp"][1])
+    assert evaluate_scenes(model, [first])["bpp"] is None  # source pixels: no codec
+    with pytest.raises(ValueError, match="cannot be evaluated on decoded"):
+        evaluate_scenes(new_head(first, "tokens", 0, dim=16, depth=1), [first], input="decoded", k=0)
+
+
+def test_ship_head_halves_the_weights_and_loads_strictly(tmp_path):
+    from heads.detect import ship_head
+
+    head = _random_head(k=1, work_height=480, codec="ab" * 32)
+    head.save_pretrained(tmp_path / "trained")
+    folder = ship_head(tmp_path / "trained", tmp_path / "person-k1")
+    shipped = CenterHead.from_pretrained(folder)
+    assert shipped.config == head.config
+    for (name, a), b in zip(head.state_dict().items(), shipped.state_dict().values(), strict=True):
+        assert b.dtype == torch.float32, name
+        torch.testing.assert_close(b, a.half().float())
+    size = (folder / "model.safetensors").stat().st_size
+    assert size < 0.6 * (tmp_path / "trained" / "model.safetensors").stat().st_size
+    _random_head(k=1).save_pretrained(tmp_path / "bare")
+    with pytest.raises(ValueError, match="Only token heads that record their codec digest"):
+        ship_head(tmp_path / "bare", tmp_path / "x")
+
+
+def test_calibration_picks_the_threshold_of_the_best_f1_on_training_clips():
+    from heads.calibrate import calibrated_tracker, fit_threshold
+    from heads.detector import HeadOutput
+    from heads.train import GridSequence
+
+    class Oracle(CenterHead):
+        """Peaks of 0.8 at the true centres, 0.5 at as many wrong cells: the best threshold is above 0.5."""
+
+        def forward(self, features):
+            tg = encode_targets(boxes, features.shape[-2:])
+            logit = torch.full((1, 1, *features.shape[-2:]), -9.0)
+            offset, size = torch.zeros(1, 2, *features.shape[-2:]), torch.zeros(1, 2, *features.shape[-2:])
+            for (i, j), o, s in zip(tg.centres, tg.offset, tg.size, strict=True):
+                logit[0, 0, i, j] = float(torch.logit(torch.tensor(0.8)))
+                logit[0, 0, i + 5, j] = 0.0  # a false peak of 0.5 well apart from the true one
+                offset[0, :, i, j], size[0, :, i, j] = torch.from_numpy(o), torch.from_numpy(s)
+            return HeadOutput(logit, offset, size, torch.zeros(1, 2, *features.shape[-2:]))
+
+    boxes = np.array([[1, 20.0, 10.0, 16.0, 30.0], [2, 120.0, 12.0, 16.0, 30.0]])
+    seq = GridSequence("s", torch.zeros(2, 4, 20, 24), [boxes, boxes], np.array([1, 5]))
+    threshold, f1 = fit_threshold(Oracle(DetectorConfig(in_channels=4, dim=8, depth=1)), [seq])
+    assert 0.5 < threshold <= 0.8 and f1 == pytest.approx(1.0)
+    cfg = calibrated_tracker(0.3)
+    assert (cfg.high, cfg.new_track, cfg.low) == pytest.approx((0.3, 0.4, 0.1))
+    with pytest.raises(ValueError, match="lies in"):
+        calibrated_tracker(1.5)

@@ -38,3 +38,21 @@ def test_a_folder_without_ground_truth_is_refused(tmp_path):
         read_mot_sequence(tmp_path)
     with pytest.raises(ValueError, match="not an OTB sequence"):
         read_otb_sequence(tmp_path)
+
+
+def test_mot17_snippets_keep_pedestrians_to_consider_only():
+    seq = read_mot_sequence(TRACKING / "MOT17-mini" / "MOT17-09")
+    raw = np.loadtxt(TRACKING / "MOT17-mini" / "MOT17-09" / "gt" / "gt.txt", delimiter=",", ndmin=2)
+    assert seq.frames.shape == (4, 1080, 1920, 3) and seq.fps == 30
+    assert len(seq.boxes) == int(((raw[:, 6] == 1) & (raw[:, 7] == 1)).sum()) == 24 < len(raw)
+
+
+def test_the_split_never_evaluates_on_a_training_scene():
+    from heads.scenes import EVAL_SCENES, TRAIN_SCALES, TRAIN_SCENES, box_heights
+
+    train, held = {s.folder for s in TRAIN_SCENES}, {s.folder for s in EVAL_SCENES}
+    assert not train & held and len(train) == 6 and len(held) == 3
+    assert all((TRACKING / f / "gt" / "gt.txt").is_file() for f in train | held)
+    assert {key for key, *_ in TRAIN_SCALES} <= {s.key for s in TRAIN_SCENES}
+    heights = np.concatenate(list(box_heights(TRACKING).values()))  # at the 480 px working size
+    assert len(heights) == 5043 and 10 < heights.min() and heights.max() < 400
