@@ -496,9 +496,9 @@ class MPTVC(
     ) -> list[tuple[bytes, bytes]]:
         """Entropy-code chunk ``c``'s levels, each with what its decoder will know (``contexts``)."""
         segments = []
-        for k, level in enumerate(self.pyramid_levels()):
+        for k in range(len(symbols)):
             coarser = symbols[k - 1][0].cpu().numpy() if k else None  # (C_{k-1}, T', H', W')
-            segments.append(level.compress(bounds[k], symbols[k], contexts.level(c, k, coarser)))
+            segments.append(self.level(k).compress(bounds[k], symbols[k], contexts.level(c, k, coarser)))
         for k, s in enumerate(symbols):
             contexts.done(c, k, s[0].cpu().numpy())
         return segments
@@ -518,6 +518,63 @@ class MPTVC(
             return s
 
         return source
+
+    @torch.no_grad()
+    def compress_tokens(self, tokens: Tokens) -> Compressed:
+        """Entropy-code tokens (e.g. a token store's, or sampled ones) losslessly: the levels they hold
+        (a prefix of the codec's), chunk by chunk as :meth:`compress` codes them. With a context model
+        z comes from the symbols themselves, so the bytes equal those of :meth:`compress` on the video
+        the tokens came from; with the scale hyperprior alone the symbols stand in for the bounded
+        latent, so z (and the size) may differ slightly while the symbols decode exactly.
+
+        Raises:
+            ValueError: for rate-controlled tokens (a mask; code the video with a target instead) or
+                more levels than the codec has.
+        """
+        if tokens.mask is not None:
+            raise ValueError(
+                "These tokens were rate controlled (they carry a mask of sent levels); compress_tokens codes "
+                "every token frame of every level it is given: encode the video with a rate target instead."
+            )
+        levels = len(tokens.symbols)
+        if not 1 <= levels <= self.num_levels:
+            raise ValueError(f"The tokens hold {levels} levels; this codec codes 1 to {self.num_levels}.")
+        info, pt = tokens.info, self.config.patch_t
+        contexts = ChunkContexts(self.intra_period, self.num_levels)
+        segments: list[list[tuple[bytes, bytes]]] = [[] for _ in range(levels)]
+        for c, chunk in enumerate(self._chunks(info)):
+            grid = slice(chunk.start // pt, chunk.stop // pt)
+            # (T', H', W', C_k) -> (1, C_k, T', H', W')
+            symbols = [
+                torch.from_numpy(np.ascontiguousarray(s[grid])).permute(3, 0, 1, 2)[None] for s in tokens.symbols
+            ]
+            for k, segment in enumerate(self._compress_chunk(c, symbols, [s.float() for s in symbols], contexts)):
+                segments[k].append(segment)
+        return Compressed(segments, info, self.intra_period)
+
+    @torch.no_grad()
+    def decompress_tokens(self, compressed: Compressed) -> Tokens:
+        """The tokens of every level a :class:`Compressed` holds, decoded without synthesizing pixels
+        (the inverse of :meth:`compress_tokens`; for a rate-controlled file, the tokens its decoder sees)."""
+        info, levels = compressed.info, len(compressed.segments)
+        contexts = ChunkContexts(compressed.intra_period, self.num_levels)
+        decoded: list[list[np.ndarray]] = [[] for _ in range(levels)]
+        masks: list[np.ndarray] = []  # (T'_chunk, K) per chunk, rate-controlled files only
+        for c, chunk in enumerate(self._chunks(info)):
+            source = self._decompressor(compressed, c, chunk, contexts)
+            sent_levels = compressed.chunk_levels(c, levels)
+            for k in range(levels):
+                c_k, t, h, w = self.latent_shape(k, info, chunk)
+                if k < sent_levels:
+                    decoded[k].append(source(k, None)[0].permute(1, 2, 3, 0).cpu().numpy())  # (T', H', W', C_k)
+                else:
+                    decoded[k].append(np.zeros((t, h, w, c_k), np.uint8))  # not sent in this chunk
+            if compressed.rate is not None:
+                frames = self.latent_shape(0, info, chunk)[1]
+                sent = [compressed.rate.chunks[c].sent(k, frames) for k in range(levels)]
+                masks.append(np.stack(sent, axis=1).astype(np.uint8))  # (T', K)
+        mask = np.concatenate(masks) if masks else None
+        return Tokens([np.concatenate(d) for d in decoded], info, mask)
 
     def latent_shape(self, k: int, info: VideoInfo, chunk: slice) -> tuple[int, int, int, int]:
         """``(C_k, T', H', W')`` of level k in one chunk."""
