@@ -77,6 +77,61 @@ def _bd_rate(fixed: list[tuple[float, float]], curve: list[tuple[float, float]])
     return float((math.exp(float(np.mean(log_rate(curve) - log_rate(fixed)))) - 1) * 100)
 
 
+def _step_gains(fixed: list[tuple[float, float]], curve: list[tuple[float, float]]) -> dict[str, float]:
+    """What a user gets: at 32 budgets B (geometric, over the fixed prefixes' bpp range), the best
+    PSNR within B of ``curve`` minus that of the fixed prefixes; at 32 PSNR floors P (over their PSNR
+    range), the saving of the least bpp meeting P. Both step functions, as coding is (a prefix or
+    a plan either fits or not); ``curve`` points are coded files, so the gains are lower bounds."""
+
+    def best_psnr(points: list[tuple[float, float]], budget: float) -> float | None:
+        fits = [p for b, p in points if b <= budget * (1 + 1e-12)]
+        return max(fits) if fits else None
+
+    def least_bpp(points: list[tuple[float, float]], floor: float) -> float | None:
+        fits = [b for b, p in points if p >= floor - 1e-9]
+        return min(fits) if fits else None
+
+    budgets = np.geomspace(min(b for b, _ in fixed), max(b for b, _ in fixed), 32)
+    gains = [
+        g - f
+        for g, f in ((best_psnr(curve, b), best_psnr(fixed, b)) for b in budgets)
+        if g is not None and f is not None
+    ]
+    floors = np.linspace(min(p for _, p in fixed), max(p for _, p in fixed), 32)
+    savings = [
+        1 - r / f for r, f in ((least_bpp(curve, q), least_bpp(fixed, q)) for q in floors) if r is not None and f
+    ]
+    return {
+        "psnr_gain_within_budget_db": float(np.mean(gains)),
+        "bpp_saving_at_floor": float(np.mean(savings)),
+        "budgets_compared": len(gains),
+        "floors_compared": len(savings),
+    }
+
+
+def summarize(result: dict[str, Any]) -> dict[str, Any]:
+    """The derived numbers of every clip and their means (``--summarize`` recomputes them)."""
+    for clip in result["clips"].values():
+        fixed = [(f["bpp"], f["psnr"]) for f in clip["fixed"]]
+        levels = [(p["bpp"], p["psnr"]) for p in clip["levels_curve"]]
+        levels += [(r["levels"]["bpp"], r["levels"]["psnr"]) for r in clip["targets"]]
+        skip = levels + [(r["skip"]["bpp"], r["skip"]["psnr"]) for r in clip["targets"]]
+        clip["step_gains_levels"], clip["step_gains_skip"] = _step_gains(fixed, levels), _step_gains(fixed, skip)
+        rows = clip["targets"]
+        clip["targets_met"] = all(
+            (r[m]["bpp"] <= r["target"] * (1 + 1e-12) if r["kind"] == "bpp" else r[m]["psnr"] >= r["target"] - 1e-9)
+            for r in rows
+            if "unreachable" not in r
+            for m in ("levels", "skip")
+        )
+    for mode in ("levels", "skip"):
+        for name in ("psnr_gain_within_budget_db", "bpp_saving_at_floor"):
+            values = [c[f"step_gains_{mode}"][name] for c in result["clips"].values()]
+            result[f"mean_{name}_{mode}"] = float(np.mean(values))
+    result["all_targets_met"] = all(c["targets_met"] for c in result["clips"].values())
+    return result
+
+
 def _coded(model: Any, clip: np.ndarray, compressed: Any, pixels: int) -> dict[str, Any]:
     from mptvc_latents.formats.container import inspect_mptvc, read_mptvc, write_mptvc
 
@@ -187,7 +242,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concat", type=int, nargs=2, metavar=("H", "W"), help="one video of all clips at H x W")
     parser.add_argument("--sweep-bpp", type=float, nargs="*", default=[0.05])
     parser.add_argument("--sweep-psnr", type=float, nargs="*", default=[28.0])
+    parser.add_argument("--summarize", metavar="JSON", help="recompute the derived numbers of a results file")
     args = parser.parse_args(argv)
+    if args.summarize:
+        with open(args.summarize) as f:
+            result = summarize(json.load(f))
+        with open(args.summarize, "w") as f:
+            json.dump(result, f, indent=1)
+        print(json.dumps({k: v for k, v in result.items() if k != "clips"}, indent=1))
+        return
     torch.set_num_threads(1)
     model = MPTVC.from_pretrained(args.ckpt)
     result: dict[str, Any] = {
@@ -227,6 +290,7 @@ def main(argv: list[str] | None = None) -> None:
         result[f"mean_bpp_saving_at_equal_psnr_{mode}"] = float(np.mean(savings))
         result[f"mean_bd_rate_{mode}_percent"] = float(np.mean(bds)) if bds else None
     result["load_at_end"] = os.getloadavg()[0]
+    summarize(result)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(result, f, indent=1)

@@ -168,18 +168,14 @@ class ChunkMeasure:
         return 8 * sum(len(z) + len(y) for z, y in (self.segment(k, previous_levels) for k in range(levels)))
 
 
-def _unit_to_uint8(x: Tensor) -> np.ndarray:
-    """``(1, 3, T, H, W)`` in [-1, 1] -> uint8 ``(T, H, W, 3)``, as ``MPTVC._finish`` rounds."""
-    return ((x[0].permute(1, 2, 3, 0).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
-
-
 class _ChunkCoder:
     """Measures one chunk: the closed loop of ``MPTVC._analyze`` plus a decode of every level."""
 
     def __init__(self, model: MPTVC, chunk: FrameChunk, padding_hw: tuple[int, int]) -> None:
         self.model, self.frames = model, chunk.frames  # uint8 (n, H, W, 3), unpadded
-        x = torch.from_numpy(np.ascontiguousarray(chunk.frames)).to(model.device)
-        x = x.permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0  # (n, H, W, 3) -> (1, 3, n, H, W)
+        from mptvc_latents.codec import _frames_to_unit
+
+        x = _frames_to_unit(np.ascontiguousarray(chunk.frames), model.device)  # (1, 3, n, H, W)
         x = torch.nn.functional.pad(x, (0, padding_hw[1], 0, padding_hw[0], 0, chunk.pad_t), mode="replicate")
         self.t_pos = model._t_pos(x.shape[2], chunk.scene_ids)
         self.targets = model.pyramid.gaussian(x)
@@ -193,7 +189,9 @@ class _ChunkCoder:
 
     def sse(self, decoded: LevelDecoded, k: int) -> float:
         """SSE of the decoder's uint8 frames from levels 0..k."""
-        out = _unit_to_uint8(self.output(decoded, k)).astype(np.int64)
+        from mptvc_latents.codec import _unit_to_frames  # the decoder's rounding, so the SSE is its
+
+        out = _unit_to_frames(self.output(decoded, k)).astype(np.int64)
         return float(((out - self.frames.astype(np.int64)) ** 2).sum())
 
     def float_sse(self, decoded: LevelDecoded, k: int) -> float:
