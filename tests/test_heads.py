@@ -657,3 +657,18 @@ def test_calibration_picks_the_threshold_of_the_best_f1_on_training_clips():
     assert (cfg.high, cfg.new_track, cfg.low) == pytest.approx((0.3, 0.4, 0.1))
     with pytest.raises(ValueError, match="lies in"):
         calibrated_tracker(1.5)
+
+
+def test_the_shipped_heads_load_strictly_and_read_the_shipped_codec():
+    from heads.detect import CHECKPOINTS, pretrained_head
+    from mptvc_latents.codec import MPTVC
+
+    digest = MPTVC.from_pretrained().weights_digest()
+    for k in (0, 1, 2):
+        head = pretrained_head(k)
+        cfg = head.config
+        assert (cfg.input, cfg.k, cfg.in_channels, cfg.work_height) == ("tokens", k, (4, 16, 40)[k], 480)
+        assert cfg.codec == digest, "the shipped codec changed: retrain the heads on its tokens (docs/heads.md)"
+        assert (CHECKPOINTS / f"person-k{k}" / "model.safetensors").stat().st_size < 400_000
+        assert not head.training and all(p.dtype == torch.float32 for p in head.parameters())
+        assert 0 < cfg.threshold < 1 and (CHECKPOINTS / f"person-k{k}" / "README.md").is_file()
