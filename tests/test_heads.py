@@ -597,6 +597,9 @@ def test_cli_detect_and_track_write_mot_rows_of_a_frame_folder(tmp_path):
     assert len(tracks) == 0 or (tracks[:, 1] >= 1).all()
     assert cli.main(["heads", "detect", str(folder), "--out", str(tmp_path / "e.txt"), "--head", head,
                      "--k-max", "2"]) == 2  # fmt: skip
+    video = ["heads", "detect", str(SAMPLE), "--out", str(tmp_path / "v.txt"), "--head", head, "--threshold", "0.05"]
+    assert cli.main(video) == 0
+    assert set(read_mot(tmp_path / "v.txt")[:, 0].astype(int)) <= set(range(2, 64, 4))  # 64 frames: 2, 6, ..., 62
 
 
 def test_a_source_pixel_head_runs_on_decoded_prefixes(labelled_store):
