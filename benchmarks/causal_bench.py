@@ -65,6 +65,8 @@ def rd(args: argparse.Namespace) -> dict:
 
     torch.set_num_threads(1)
     clips = sorted(p for p in VAL.rglob("*") if p.suffix in (".mp4", ".mkv", ".avi", ".webm"))
+    if args.clips:
+        clips = [p for p in clips if p.name in args.clips]
     rows = []
     for name, ckpt in _models(args.model).items():
         model = MPTVC.from_pretrained(ckpt).eval()
@@ -233,6 +235,7 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("rd")
     p.add_argument("--frames", type=int, default=64)
     p.add_argument("--model", action="append", default=[], metavar="NAME=CKPT")
+    p.add_argument("--clips", nargs="+", metavar="NAME", help="only these val clips (file names)")
     p = sub.add_parser("latency")
     p.add_argument("--size", type=_size, default=(240, 320), metavar="HxW")
     p.add_argument("--repeats", type=int, default=3)
