@@ -264,7 +264,7 @@ def _choose_skips(
     times its bits. Returns the symbols the decoder gets, the sent mask and the decoded level."""
     level = model.level(k)
     assert level.context is not None
-    scale = level.scale_index(torch.from_numpy(symbols)[None])
+    scale = level.scale_index(torch.from_numpy(symbols)[None].to(model.device))
     bits = level.context.frame_bits(symbols, scale, context)  # (T',) with every frame sent
     current, sent = symbols, np.ones(symbols.shape[1], bool)
     current_sse = coder.float_sse(decoded, k)

@@ -283,6 +283,12 @@ def video_file(clip, tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="module")
+def targeted(shipped, video_file):
+    """The file's frames coded for 27 dB: what the stores below must hold."""
+    return shipped.compress(read_video(video_file).frames, 25.0, target=rc.RateTarget(psnr=27.0))
+
+
 def test_the_command_line_encodes_to_a_target_and_decodes_truncates_and_describes(video_file, capsys, tmp_path):
     out = tmp_path / "rc.mptvc"
     assert cli.main(["encode", str(video_file), str(out), "--target-psnr", "27", "--no-skip-frames"]) == 0
@@ -306,7 +312,7 @@ def test_the_command_line_encodes_to_a_target_and_decodes_truncates_and_describe
     assert "need a target" in capsys.readouterr().err
 
 
-def test_a_store_records_and_exposes_which_tokens_were_sent(shipped, video_file, tmp_path):
+def test_a_store_records_and_exposes_which_tokens_were_sent(shipped, video_file, targeted, tmp_path):
     from mptvc_latents.formats.token_store import TokenStore
     from mptvc_latents.store import TokenDataset, tokenize
 
@@ -315,9 +321,7 @@ def test_a_store_records_and_exposes_which_tokens_were_sent(shipped, video_file,
     assert len(summary.written) == 1
     store = TokenStore.open(tmp_path / "s.zarr", shipped)
     (key,) = store.clips()
-    tokens, meta = store.read_tokens(key), store.clip_attrs(key)
-    frames = read_video(video_file).frames
-    compressed = shipped.compress(frames, 25.0, target=target)
+    tokens, meta, compressed = store.read_tokens(key), store.clip_attrs(key), targeted
     levels = [c.levels for c in compressed.rate.chunks]
     assert meta["rate"] == {"target": {"psnr": 27.0}, "levels_per_chunk": levels}
     assert np.array_equal(tokens.mask, compressed.rate.mask([8] * 4, 3)) and tokens.mask.shape == (32, 3)
@@ -351,14 +355,13 @@ def test_a_store_of_an_older_layout_refuses_rate_controlled_clips(shipped, video
         tokenize([video_file], tmp_path / "x.zarr", shipped, progress=False, levels=2, target=rc.RateTarget(psnr=27.0))
 
 
-def test_the_datasets_builder_exposes_the_mask(shipped, video_file, tmp_path):
+def test_the_datasets_builder_exposes_the_mask(video_file, targeted, tmp_path):
     pytest.importorskip("datasets")
     from mptvc_latents.hf import load_token_dataset
 
     ds = load_token_dataset(video_file, cache_dir=tmp_path / "cache", target={"psnr": 27.0})
     row = ds[0]
     mask = np.asarray(row["mask"], np.uint8).reshape(row["mask_shape"])
-    compressed = shipped.compress(read_video(video_file).frames, 25.0, target=rc.RateTarget(psnr=27.0))
-    assert np.array_equal(mask, compressed.rate.mask([8] * 4, 3))
+    assert np.array_equal(mask, targeted.rate.mask([8] * 4, 3))
     plain = load_token_dataset(video_file, cache_dir=tmp_path / "cache", k_max=0)
     assert "mask" not in plain.column_names
