@@ -3,11 +3,13 @@
 ::
 
     mptvc encode clip.mp4 clip.mptvc [--ckpt DIR] [--fp32 | --bf16]
+                 [--target-bpp B | --target-psnr P [--best-effort] [--no-skip-frames]]   (rate control)
     mptvc decode clip.mptvc clip.mp4 [--k-max K]        (.npy writes the exact uint8 frames)
     mptvc info clip.mptvc [--json]
     mptvc truncate clip.mptvc preview.mptvc --k-max 0
     mptvc train VIDEOS... --run DIR
     mptvc tokenize VIDEOS... --out STORE.zarr [--workers N] [--levels L] [--engine local|ray]   (resumable)
+                   [--target-bpp B | --target-psnr P]        (rate control: the store keeps a mask of sent tokens)
     mptvc detokenize STORE.zarr --out DIR [--k-max K] [--clips KEY...] [--format mp4|npy]
 
 The original tool's flags ``--input``, ``--output``, ``--ckpt``, ``--k-max`` and ``--fp32`` work

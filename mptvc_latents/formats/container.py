@@ -636,7 +636,7 @@ class Inspection:
         h, i = self.header, self.header.info
         pixels = i.frames * i.height * i.width
         frames = _chunk_token_frames(_config_from_json(json.dumps(h.config, sort_keys=True)), i.frames + i.padding.t)
-        levels = []
+        levels: list[dict[str, Any]] = []
         for k, (size, end) in enumerate(zip(h.level_sizes(), h.level_ends(), strict=True)):
             z, y = (sum(pair[j] for pair in h.segment_sizes[k]) for j in (0, 1))
             levels.append(
@@ -712,7 +712,7 @@ class Inspection:
         rate = d["rate_control"]
         if rate is not None:
             ((kind, value),) = rate["target"].items()
-            psnr = "n/a" if rate["predicted_psnr"] is None else f"{rate['predicted_psnr']:.2f} dB"
+            psnr = "-" if rate["predicted_psnr"] is None else f"{rate['predicted_psnr']:.2f} dB"  # -: no error
             lines += [
                 f"rate    target {value:g} {'bpp' if kind == 'bpp' else 'dB PSNR'}: achieved {rate['bpp']:.4f} bpp, "
                 f"predicted PSNR-RGB {psnr} (measured by the encoder)",
@@ -725,7 +725,8 @@ class Inspection:
         lines.append("level  level bytes  prefix bytes  prefix bpp" + ("  predicted PSNR" if rate else ""))
         for row in d["levels"]:
             mark = "" if row["complete"] else "  (missing)"
-            psnr = f"  {row['predicted_psnr']:>14.2f}" if rate else ""
+            value = row.get("predicted_psnr")
+            psnr = "" if not rate else "  " + ("-" if value is None else f"{value:.2f}").rjust(14)
             sizes = f"{row['level']:>5}  {row['bytes']:>11}  {row['prefix_bytes']:>12}  {row['prefix_bpp']:>10.4f}"
             lines.append(f"{sizes}{psnr}{mark}")
         return "\n".join(lines)
@@ -740,9 +741,10 @@ def inspect_mptvc(source: bytes | bytearray | memoryview | str | Path) -> Inspec
     return Inspection(shown, len(data), header, complete)
 
 
-def _psnr(sse: float, samples: int) -> float:
-    """PSNR in dB of uint8 samples with this sum of squared errors (inf when exact)."""
-    return math.inf if sse <= 0 else 10.0 * math.log10(255.0**2 * samples / sse)
+def _psnr(sse: float, samples: int) -> float | None:
+    """PSNR in dB of uint8 samples with this sum of squared errors (None when exact: no finite PSNR,
+    and JSON has no infinity)."""
+    return None if sse <= 0 else 10.0 * math.log10(255.0**2 * samples / sse)
 
 
 def _cap(text: str) -> str:
