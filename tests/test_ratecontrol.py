@@ -365,3 +365,28 @@ def test_the_datasets_builder_exposes_the_mask(video_file, targeted, tmp_path):
     assert np.array_equal(mask, targeted.rate.mask([8] * 4, 3))
     plain = load_token_dataset(video_file, cache_dir=tmp_path / "cache", k_max=0)
     assert "mask" not in plain.column_names
+
+
+def test_tiled_frames_short_videos_and_skips_without_trained_tables_decode_as_measured():
+    """Frames larger than the tile (the transformers run in blended tiles), a chunk shorter than the
+    others and a context model with uniform tables: the decoder still gets the recorded SSE."""
+    import dataclasses
+
+    from mptvc_latents.config import ContextConfig
+    from mptvc_latents.train.entropy import with_context_model
+    from tests._tiny import random_video, tiny_config, tiny_model
+
+    base = tiny_model(dataclasses.replace(tiny_config(), tile=(32, 32), tile_overlap=(16, 16)))
+    model = with_context_model(base, ContextConfig(intra_period=2))
+    video = random_video(20, 48, 40, seed=3)  # 3 chunks of 8 (the last of 4 frames padded), 2x2 tiles
+    measures, info = rc.measure(model, lambda: [video[:7], video[7:]], 25.0, lam_skip=1e12)
+    assert any(not m.sent[k].all() for m in measures for k in (1, 2))
+    for levels in ((3, 3, 3), (3, 1, 2), (1, 2, 3)):
+        compressed = rc.assemble(model, measures, info, levels, rc.RateTarget(bpp=1.0))
+        data = write_mptvc(compressed, model.config.to_dict(), model.tables_digest())
+        read = read_mptvc(data)[0]
+        for k in range(3):
+            assert _sse(model.decompress(read, k_max=k), video) == sum(c.sse[k] for c in compressed.rate.chunks)
+    one = random_video(1, 16, 16)
+    compressed = model.compress(one, 25.0, target=rc.RateTarget(psnr=1.0, best_effort=True))
+    assert _sse(model.decompress(compressed), one) == sum(c.sse[-1] for c in compressed.rate.chunks)
