@@ -97,12 +97,13 @@ class ClipMeta(dict):
 
     @classmethod
     def build(cls, tokens: Tokens, source: str | Path, sha256: str, levels: int) -> ClipMeta:
-        """The attributes of a clip in the current layout (v2)."""
+        """The attributes of a clip in the current layout (v3; rate attributes are added by ``finish``)."""
         return cls.of(tokens.info, source, sha256, levels)
 
     @classmethod
     def of(cls, info: VideoInfo, source: str | Path, sha256: str, levels: int) -> ClipMeta:
-        """The attributes of a clip of ``info`` in the current layout (v2)."""
+        """The attributes of a clip of ``info`` in the current layout (v3; rate attributes are added by
+        ``ClipWriter.finish``)."""
         return cls(
             source=str(source),
             sha256=sha256,
@@ -139,9 +140,9 @@ def _quiet() -> Iterator[None]:
 
 
 class TokenStore:
-    """A zarr v3 group of token clips written by one checkpoint (layout v2, ``docs/token_store.md``).
+    """A zarr v3 group of token clips written by one checkpoint (layout v3, ``docs/token_store.md``).
 
-    ``create`` makes a new store for ``model``; ``open`` opens one (layout v1 or v2), and raises
+    ``create`` makes a new store for ``model``; ``open`` opens one (layout v1, v2 or v3), and raises
     :class:`StoreCheckpointError` when ``model`` is given and is not the checkpoint that wrote it.
     Readers (``writable=False``) use the consolidated metadata; writers list the clips from disk.
     ``version`` is the store's layout, which clips written into it follow.
