@@ -19,8 +19,11 @@ from heads.report import write_report
 def collect(bench: Path, extra: list[Path]) -> list[dict]:
     """Token heads per prefix, the source-pixel head on each decoded prefix and on the source, then the
     full-prefix token heads of ``extra`` runs (a larger head, a longer training)."""
-    rows = [json.loads((bench / f"tokens-k{k}" / "result.json").read_text()) for k in (0, 1, 2)]
+    tokens = [bench / f"tokens-k{k}" / "result.json" for k in (0, 1, 2)]
+    rows = [json.loads(path.read_text()) for path in tokens if path.is_file()]  # the prefixes that were run
     source = bench / "source-k0"
+    if not rows or not (source / "result.json").is_file():
+        raise ValueError(f"{str(bench)!r} needs token heads and a source-pixel head (source-k0/result.json).")
     for k in (0, 1, 2):
         found = sorted(source.glob(f"eval-*-on-decoded-k{k}.json"))
         if not found:
