@@ -559,8 +559,8 @@ class MPTVC(
         info, levels = compressed.info, len(compressed.segments)
         contexts = ChunkContexts(compressed.intra_period, self.num_levels)
         decoded: list[list[np.ndarray]] = [[] for _ in range(levels)]
-        masks: list[np.ndarray] = []  # (T'_chunk, K) per chunk, rate-controlled files only
-        for c, chunk in enumerate(self._chunks(info)):
+        chunks = self._chunks(info)
+        for c, chunk in enumerate(chunks):
             source = self._decompressor(compressed, c, chunk, contexts)
             sent_levels = compressed.chunk_levels(c, levels)
             for k in range(levels):
@@ -569,11 +569,8 @@ class MPTVC(
                     decoded[k].append(source(k, None)[0].permute(1, 2, 3, 0).cpu().numpy())  # (T', H', W', C_k)
                 else:
                     decoded[k].append(np.zeros((t, h, w, c_k), np.uint8))  # not sent in this chunk
-            if compressed.rate is not None:
-                frames = self.latent_shape(0, info, chunk)[1]
-                sent = [compressed.rate.chunks[c].sent(k, frames) for k in range(levels)]
-                masks.append(np.stack(sent, axis=1).astype(np.uint8))  # (T', K)
-        mask = np.concatenate(masks) if masks else None
+        rate = compressed.rate
+        mask = None if rate is None else rate.mask([(c.stop - c.start) // self.config.patch_t for c in chunks], levels)
         return Tokens([np.concatenate(d) for d in decoded], info, mask)
 
     def latent_shape(self, k: int, info: VideoInfo, chunk: slice) -> tuple[int, int, int, int]:
