@@ -23,10 +23,12 @@ goes into the results, since other jobs slow the runs down (time, not memory).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -152,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads of each run (OMP_NUM_THREADS)")
     parser.add_argument("--ckpt", help="checkpoint folder (default: the shipped one)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results JSON (runs are appended by case)")
-    parser.add_argument("--work", type=Path, help="folder for the clips and outputs (default: a temp folder)")
+    parser.add_argument("--work", type=Path, help="folder keeping each case's clip for reruns (default: temp)")
     args = parser.parse_args(argv)
     cases = _cases(args.cases or (QUICK_CASES if args.quick else FULL_CASES))
     commands = [c for c in args.commands.split(",") if c]
@@ -172,13 +174,25 @@ def main(argv: list[str] | None = None) -> int:
         previous = json.loads(args.out.read_text())
         keep = {(w, h, n) for w, h, n in cases}
         results["runs"] = [r for r in previous.get("runs", []) if (r["width"], r["height"], r["frames"]) not in keep]
-    with tempfile.TemporaryDirectory(dir=args.work) as tmp:
+    with contextlib.ExitStack() as stack:
+        # --work keeps each case's clip (its marker records the case) so a long case can be rerun
+        # without writing the clip again; otherwise everything lives in a temp folder.
+        root = Path(args.work) if args.work else Path(stack.enter_context(tempfile.TemporaryDirectory()))
         for width, height, frames in cases:
-            work = Path(tmp) / f"{width}x{height}_{frames}"
-            work.mkdir()
-            start = time.perf_counter()
-            write_clip(work / "clip.mp4", frames, height, width)
-            print(f"{width}x{height}, {frames} frames: clip written in {time.perf_counter() - start:.0f} s", flush=True)
+            work = root / f"{width}x{height}_{frames}"
+            work.mkdir(parents=True, exist_ok=True)
+            marker = work / "clip.json"
+            case = {"width": width, "height": height, "frames": frames, "fps": FPS, "shot_frames": SHOT_FRAMES}
+            if (work / "clip.mp4").exists() and marker.exists() and json.loads(marker.read_text()) == case:
+                print(f"{width}x{height}, {frames} frames: reusing the clip in {work}", flush=True)
+            else:
+                marker.unlink(missing_ok=True)
+                start = time.perf_counter()
+                write_clip(work / "clip.mp4", frames, height, width)
+                marker.write_text(json.dumps(case) + "\n")
+                seconds = time.perf_counter() - start
+                print(f"{width}x{height}, {frames} frames: clip written in {seconds:.0f} s", flush=True)
+            shutil.rmtree(work / "store.zarr", ignore_errors=True)  # tokenize would resume a store left over
             for command in commands:
                 load = os.getloadavg()[0]
                 peak, seconds, code = run_measured(_command_line(command, work, args.ckpt), env)
@@ -193,13 +207,14 @@ def main(argv: list[str] | None = None) -> int:
                     "peak_rss_mb": round(peak, 1),
                     "seconds": round(seconds, 2),
                     "load_before": round(load, 2),
+                    "weights_digest": results["checkpoint"]["weights_digest"],
                     "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
                 }
                 results["runs"].append(run)
                 print(f"  {command}: peak RSS {peak:.0f} MiB, {seconds:.1f} s (load {load:.2f})", flush=True)
                 args.out.parent.mkdir(parents=True, exist_ok=True)
                 args.out.write_text(json.dumps(results, indent=2) + "\n")
-            for name in ("clip.mp4", "clip.mptvc", "decoded.mp4"):
+            for name in ("clip.mptvc", "decoded.mp4") if args.work else ("clip.mp4", "clip.mptvc", "decoded.mp4"):
                 (work / name).unlink(missing_ok=True)
     results["runs"].sort(key=lambda r: (r["width"] * r["height"], r["frames"], COMMANDS.index(r["command"])))
     args.out.write_text(json.dumps(results, indent=2) + "\n")
