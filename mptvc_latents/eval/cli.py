@@ -7,6 +7,7 @@ command's function raises ValueError for bad input, which ``cli.main`` prints as
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 from pathlib import Path
@@ -44,14 +45,32 @@ def _eval(args: argparse.Namespace) -> None:
             f"pass video files or folders, or set {DATA_ENV} to a data folder that has val/."
         )
     clips = collect_clips(sources)
+    anchor = _read_anchor(args.anchor) if args.anchor else None
     model = load_model(args.ckpt)
     baselines = () if args.no_baselines else ("libx264", "libx265")
     result = evaluate(model, clips, max_frames=args.max_frames, baselines=baselines)
     result["model"]["checkpoint"] = args.ckpt
+    if anchor is not None:
+        from mptvc_latents.eval.bjontegaard import compare
+
+        result["anchor"] = {"path": str(args.anchor), **compare(result, anchor)}
     paths = write_report(result, args.out)
     print(paths["markdown"].read_text())
     for kind, path in paths.items():
         log.info("wrote %s: %s", kind, path)
+
+
+def _read_anchor(path: str) -> dict:
+    """An earlier ``eval.json`` to compare against (read before the long evaluation starts)."""
+    try:
+        anchor = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise ValueError(f"The anchor report {path!r} cannot be read: {exc}.") from exc
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"The anchor report {path!r} is not JSON: {exc}.") from exc
+    if not isinstance(anchor, dict) or not isinstance(anchor.get("clips"), list):
+        raise ValueError(f"The anchor report {path!r} is not an eval.json of `mptvc eval` (it has no clips).")
+    return anchor
 
 
 def _positive_int(text: str) -> int:
@@ -62,7 +81,8 @@ def _positive_int(text: str) -> int:
 
 
 def add_command(subparsers) -> None:
-    """Register ``mptvc eval [CLIPS_OR_FOLDERS...] [--ckpt DIR] [--max-frames N] [--out DIR] [--no-baselines]``."""
+    """Register ``mptvc eval [CLIPS_OR_FOLDERS...] [--ckpt DIR] [--max-frames N] [--out DIR] [--no-baselines]
+    [--anchor EVAL_JSON]``."""
     p = subparsers.add_parser(
         "eval",
         help="rate-distortion of a checkpoint on clips, against x264/x265 at matched bpp",
@@ -74,4 +94,8 @@ def add_command(subparsers) -> None:
     p.add_argument("--max-frames", type=_positive_int, default=None, help="frames per clip (default: all)")
     p.add_argument("--out", default="eval_report", help="report folder (default: ./eval_report)")
     p.add_argument("--no-baselines", action="store_true", help="skip x264 and x265")
+    p.add_argument(
+        "--anchor",
+        help="an earlier eval.json (same clips and frames): add BD-PSNR and BD-rate against it, per clip",
+    )
     p.set_defaults(func=_eval)

@@ -99,6 +99,20 @@ def markdown_table(result: dict) -> str:
             ours = mean["prefixes"][k]
             lines.append(f"| {k} {ours['name']} | {_bpp(ours['bpp'])} | {_f(ours['psnr_y'])} | {' | '.join(cells)} |")
 
+    if "anchor" in result:
+        bd = result["anchor"]
+        lines += [
+            "",
+            f"Against `{bd['path']}` (model `{bd['anchor_model'].get('name', '?')}`, tables "
+            f"`{str(bd['anchor_model'].get('tables_digest', '?'))[:12]}`), Bjøntegaard deltas over the prefixes "
+            f"(PCHIP in log bpp, {bd['metric']}): mean BD-PSNR {bd['mean_bd_psnr_db']:+.2f} dB, "
+            f"BD-rate {bd['mean_bd_rate_percent']:+.1f}%.",
+            "",
+            "| clip | BD-PSNR (dB) | BD-rate (%) |",
+            "|---|---|---|",
+            *(f"| {c['name']} | {c['bd_psnr_db']:+.2f} | {c['bd_rate_percent']:+.1f} |" for c in bd["clips"]),
+        ]
+
     head = "".join(f" {_label(c)} PSNR-Y at our bpp |" for c in baselines)
     lines += [
         "",
