@@ -60,11 +60,16 @@ def markdown_table(result: dict) -> str:
         "estimate": "level payloads plus a header estimate",
     }.get(settings["bytes_source"], "a custom container size")
     frames = "all frames" if settings["max_frames"] is None else f"first {settings['max_frames']} frames"
+    baselines_note = (
+        f"Baselines: {'/'.join(_label(c) for c in baselines)} `-preset medium -tune psnr` yuv420p, CRF bracketed "
+        "and PSNR interpolated in log(bpp), elementary stream without SEI."
+        if baselines
+        else "No baselines."
+    )
     lines = [
         f"Model `{model['name']}` ({model['parameters']['total']:,} parameters, "
         f"tables `{model['tables_digest'][:12]}`), "
-        f"{mean['clips']} clips, {frames} of each; bytes: {bytes_note}. Baselines: x264/x265 `-preset medium "
-        f"-tune psnr` yuv420p, CRF bracketed and PSNR interpolated in log(bpp), elementary stream without SEI. "
+        f"{mean['clips']} clips, {frames} of each; bytes: {bytes_note}. {baselines_note} "
         f"PSNR-Y: BT.709 luma, MSE pooled over each clip. {env['machine']}, {env['cpus']} CPUs, "
         f"torch {env['torch']} with {env['torch_threads']} threads, {env['date']}.",
         "",
