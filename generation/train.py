@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,12 +75,15 @@ class TrainConfig(ConfigBase):
 
 def prior_config_for(store_path: str | Path, window: int | None = None, **shape) -> PriorConfig:
     """A :class:`PriorConfig` for the level-0 tokens of ``store_path`` in windows of ``window`` token
-    frames (default: the t' of ``PriorConfig``'s grid); ``shape`` sets other fields (dim, depth, ...)."""
+    frames (default: the t' of ``PriorConfig``'s grid); ``shape`` sets other fields (dim, depth, ...).
+    Its ``fps`` is the most common frame rate of the store's clips."""
     store = TokenStore.open(store_path)
     key = store.clips()[0] if store.clips() else None
     if key is None:
         raise ValueError(f"The token store {str(store_path)!r} holds no complete clip.")
     meta = store.clip_attrs(key)
+    # Samples play at the most common frame rate of the clips (not the first clip's, which is arbitrary).
+    fps = statistics.mode(round(float(store.clip_attrs(k)["fps"]), 2) for k in store.clips())
     codec = store.attrs["checkpoint"]["config"]
     level = codec["levels"][0]
     _, h, w, _ = store.level_array(key, 0).shape
@@ -88,7 +92,7 @@ def prior_config_for(store_path: str | Path, window: int | None = None, **shape)
         grid=(PriorConfig().grid[0] if window is None else window, h, w),
         codec_digest=store.attrs["checkpoint"]["digest"],
         frame_size=(meta["height"], meta["width"]),
-        fps=float(meta["fps"]),
+        fps=float(fps),
         **shape,
     )
 

@@ -224,3 +224,17 @@ def test_evaluate_scores_real_codec_bytes_and_the_prior_on_the_same_tokens(codec
     totals = report.totals()
     assert totals["prior_windows"] == pytest.approx(12.0) and totals["prior_sliding"] == pytest.approx(12.0)
     assert totals["unigram"] < 12.0  # these tokens are in the store the histogram came from
+
+
+def test_the_prior_plays_at_the_most_common_frame_rate_of_its_store(codec, tmp_path):
+    from mptvc_latents.video import FrameWriter, read_video
+
+    frames = read_video(SAMPLE, max_frames=16).frames
+    clips = []
+    for name, fps in (("a_first.mp4", 25.0), ("b.mp4", 10.0), ("c.mp4", 10.0)):
+        with FrameWriter(tmp_path / name, fps) as writer:
+            writer.write(frames)
+        clips.append(tmp_path / name)
+    store = tmp_path / "rates.zarr"
+    tokenize_fixed(clips, store, codec, size=(32, 32), max_frames=16)
+    assert prior_config_for(store, window=2, **TINY).fps == 10.0  # not the first clip's 25
