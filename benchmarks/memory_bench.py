@@ -170,10 +170,12 @@ def main(argv: list[str] | None = None) -> int:
         "checkpoint": _checkpoint(args.ckpt),
         "runs": [],
     }
-    if args.out.exists():  # keep the runs of cases not run now (long cases are run one at a time)
+    if args.out.exists():  # keep the runs not repeated now (long cases run a command at a time)
         previous = json.loads(args.out.read_text())
-        keep = {(w, h, n) for w, h, n in cases}
-        results["runs"] = [r for r in previous.get("runs", []) if (r["width"], r["height"], r["frames"]) not in keep]
+        rerun = {(w, h, n, c) for w, h, n in cases for c in commands}
+        results["runs"] = [
+            r for r in previous.get("runs", []) if (r["width"], r["height"], r["frames"], r["command"]) not in rerun
+        ]
     with contextlib.ExitStack() as stack:
         # --work keeps each case's clip (its marker records the case) so a long case can be rerun
         # without writing the clip again; otherwise everything lives in a temp folder.
