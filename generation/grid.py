@@ -1,6 +1,6 @@
 """A PNG grid of samples, one row per seed and prefix (the picture in ``docs/generation.md``)::
 
-python -m generation.grid --out docs/images/generation_samples.png [--prior DIR] [--seeds 0 1 2 3]
+python -m generation.grid --out docs/images/generation_samples.png [--prior DIR_OR_NAME] [--seeds 0 1 2 3]
     [--frames 32] [--show 0 8 16 24 31] [--levels 1 2 3] [--temperature T] [--top-k K]
 
 For each seed the same level-0 sample is decoded at every prefix in ``--levels`` (the finer
@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> None:
     configure_threads(1)
     from generation.images import tile, write_png
     from generation.model import TokenPrior
+    from generation.pretrained import resolve_prior
     from generation.sample import SampleConfig, sample_videos
     from mptvc_latents.cli import given_flags
     from mptvc_latents.codec import MPTVC
@@ -27,7 +28,7 @@ def main(argv: list[str] | None = None) -> None:
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--prior", type=Path)
+    p.add_argument("--prior", help="prior folder or shipped name (default: the default prior)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     p.add_argument("--frames", type=int, default=32)
     p.add_argument("--show", type=int, nargs="+", default=[0, 8, 16, 24, 31], help="frames shown per row")
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     if any(not 0 <= f < args.frames for f in args.show):
         raise SystemExit(f"--show frames must lie in 0..{args.frames - 1}.")
-    prior = TokenPrior.from_pretrained(args.prior)
+    prior = TokenPrior.from_pretrained(resolve_prior(args.prior))
     flags = {k: v for k, v in given_flags(args, SampleConfig).items() if k != "levels"}
     codec = MPTVC.from_pretrained()
     rows = []

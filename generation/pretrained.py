@@ -1,14 +1,42 @@
-"""Where the prior shipped inside the package lives (``TokenPrior.from_pretrained()`` loads it)."""
+"""The priors shipped inside the package, by name (``TokenPrior.from_pretrained()`` loads the default).
+
+``prior-l0-256x256`` samples 256x256 video (32x32 level-0 tokens per token frame) and is the
+default of ``mptvc generate``; ``prior-l0-96x128`` is the small, fast one (12x16 tokens) that
+``make demo`` codes with. ``--prior`` takes either name or a folder.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["DEFAULT_PRIOR", "default_prior_dir"]
+__all__ = ["DEFAULT_PRIOR", "SHIPPED_PRIORS", "default_prior_dir", "resolve_prior", "shipped_prior_dir"]
 
-DEFAULT_PRIOR = "prior-l0-96x128"
+SHIPPED_PRIORS = ("prior-l0-256x256", "prior-l0-96x128")
+DEFAULT_PRIOR = "prior-l0-256x256"
+
+
+def shipped_prior_dir(name: str = DEFAULT_PRIOR) -> Path:
+    """``generation/checkpoints/NAME``: a hub-style folder (config.json + model.safetensors)."""
+    if name not in SHIPPED_PRIORS:
+        raise ValueError(f"There is no shipped prior named {name!r}; the shipped ones are {', '.join(SHIPPED_PRIORS)}.")
+    return Path(__file__).parent / "checkpoints" / name
 
 
 def default_prior_dir() -> Path:
-    """``generation/checkpoints/prior-l0-96x128``: a hub-style folder (config.json + model.safetensors)."""
-    return Path(__file__).parent / "checkpoints" / DEFAULT_PRIOR
+    """The folder of the default prior, ``DEFAULT_PRIOR``."""
+    return shipped_prior_dir(DEFAULT_PRIOR)
+
+
+def resolve_prior(prior: str | Path | None) -> Path:
+    """A prior folder from a shipped prior's name, a folder, or None (the default prior). A folder
+    that exists wins over a shipped name it happens to share."""
+    if prior is None:
+        return default_prior_dir()
+    path = Path(prior)
+    if str(prior) in SHIPPED_PRIORS and not path.exists():
+        return shipped_prior_dir(str(prior))
+    if not path.is_dir():
+        raise ValueError(
+            f"The prior {str(prior)!r} is neither a folder nor a shipped prior ({', '.join(SHIPPED_PRIORS)})."
+        )
+    return path

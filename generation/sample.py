@@ -47,7 +47,7 @@ __all__ = [
 class SampleConfig(ConfigBase):
     """How to sample: ``frames`` video frames; ``top_k = 0`` keeps every index; ``top_k = 1`` is greedy."""
 
-    frames: int = 16
+    frames: int = 32
     seed: int = 0
     temperature: float = 1.0
     top_k: int = 0

@@ -191,15 +191,30 @@ def test_samples_decode_to_the_requested_frames(codec):
         decode_sample(codec, symbols, 30, 25.0)
 
 
-def test_the_shipped_prior_loads_and_belongs_to_the_shipped_codec(codec):
-    from generation.pretrained import default_prior_dir
+@pytest.mark.parametrize("name", ["prior-l0-256x256", "prior-l0-96x128"])
+def test_the_shipped_priors_load_and_belong_to_the_shipped_codec(codec, name):
+    from generation.pretrained import shipped_prior_dir
 
-    if not default_prior_dir().is_dir():
-        pytest.fail(f"The shipped prior is missing from {default_prior_dir()}.")
-    prior = TokenPrior.from_pretrained()
+    folder = shipped_prior_dir(name)
+    if not folder.is_dir():
+        pytest.fail(f"The shipped prior is missing from {folder}.")
+    prior = TokenPrior.from_pretrained(folder)
     assert prior.config.codec_digest == codec.weights_digest()
     assert prior.config.fsq_levels == tuple(FSQ(FSQConfig(levels=(8,) * 4)).config.levels)
-    assert (default_prior_dir() / "model.safetensors").stat().st_size < 8_000_000
+    assert "x".join(map(str, prior.config.frame_size)) == name.rsplit("-", 1)[1]
+    assert (folder / "model.safetensors").stat().st_size < 8_000_000
+
+
+def test_priors_resolve_by_name_or_folder_and_refuse_anything_else(tmp_path):
+    from generation.pretrained import DEFAULT_PRIOR, default_prior_dir, resolve_prior, shipped_prior_dir
+
+    assert resolve_prior(None) == default_prior_dir() == shipped_prior_dir(DEFAULT_PRIOR)
+    assert resolve_prior("prior-l0-96x128") == shipped_prior_dir("prior-l0-96x128")
+    assert resolve_prior(tmp_path) == tmp_path
+    with pytest.raises(ValueError, match="neither a folder nor a shipped prior"):
+        resolve_prior("prior-l0-1x1")
+    with pytest.raises(ValueError, match="no shipped prior named"):
+        shipped_prior_dir("prior-l0-1x1")
 
 
 def test_evaluate_scores_real_codec_bytes_and_the_prior_on_the_same_tokens(codec, store):

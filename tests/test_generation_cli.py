@@ -96,7 +96,7 @@ def test_bad_settings_print_one_line_and_write_nothing(prior_dir, tmp_path, caps
 
 def test_missing_prior_or_a_prior_of_another_codec_is_refused(prior_dir, tmp_path, capsys):
     assert cli.main(["generate", "--prior", str(tmp_path / "nope"), "--out", str(tmp_path / "s.mp4")]) == 2
-    assert "There is no checkpoint folder" in capsys.readouterr().err
+    assert "neither a folder nor a shipped prior" in capsys.readouterr().err
     other = tmp_path / "other"
     TokenPrior(
         PriorConfig(grid=(2, 4, 4), codec_digest="0" * 64, dim=32, depth=1, heads=2, mlp_dim=64)
