@@ -42,7 +42,7 @@ def add_command(sub) -> None:
     p.add_argument("--out", type=Path, required=True, help="output video (.mp4, or .npy for the exact frames)")
     p.add_argument("--gif", type=Path, help="GIF path (default: the --out path with .gif)")
     p.add_argument("--no-gif", action="store_true", help="write no GIF")
-    p.add_argument("--frames", type=int, **given, help="video frames (default: SampleConfig's, the prior's window)")
+    p.add_argument("--frames", type=int, **given, help="video frames (default: 32)")
     p.add_argument("--seed", type=int, **given)
     p.add_argument("--temperature", type=float, **given)
     p.add_argument("--top-k", type=int, **given, help="sample among the K likeliest indices (0: all)")
