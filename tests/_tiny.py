@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,8 @@ from mptvc_latents.codec import MPTVC
 from mptvc_latents.config import CodecConfig, HyperpriorConfig, LevelConfig
 
 SAMPLE = Path(mptvc_latents.__file__).parent / "assets" / "bikes_sample.mp4"
+# The shared real data (not shipped) sits beside the repository; MPTVC_DATA_DIR points elsewhere.
+DATA = Path(os.environ.get("MPTVC_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
 def tiny_config(**overrides) -> CodecConfig:

@@ -31,9 +31,9 @@ from mptvc_latents.presets import causal_config, preset
 from mptvc_latents.pretrained import causal_checkpoint_dir, default_checkpoint_dir
 from mptvc_latents.scenes import CausalSceneCutStream, detect_scene_cuts
 from mptvc_latents.video import read_video
-from tests._tiny import SAMPLE, random_video, tiny_config, tiny_model
+from tests._tiny import DATA, SAMPLE, random_video, tiny_config, tiny_model
 
-TRAIN = Path(__file__).resolve().parents[2] / "shared" / "data" / "train"
+TRAIN = DATA / "train"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -356,6 +356,8 @@ def test_shipped_causal_checkpoint_records_its_variant(shipped):
 @pytest.mark.parametrize("clip", ["Breakthrough_PySceneDetect/testvideo.mp4", "Zulko_moviepy"])
 def test_shipped_stream_equals_offline_on_real_clips(shipped, clip):
     path = TRAIN / clip
+    if not path.exists():
+        pytest.skip(f"Real data not present at {DATA}; this check needs the shared data set.")
     if path.is_dir():
         path = sorted(p for p in path.rglob("*") if p.suffix in (".mp4", ".mkv", ".avi", ".webm", ".gif"))[0]
     video = np.ascontiguousarray(read_video(path, max_frames=37).frames[:, :96, :160])  # 2 chunks, the last padded

@@ -3,14 +3,13 @@
 Skips when the data folder is absent (it is not shipped: non-commercial research data).
 """
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from heads.data import read_mot_sequence, read_otb_sequence, reference_frames
+from tests._tiny import DATA
 
-TRACKING = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tracking"
+TRACKING = DATA / "tracking"
 
 pytestmark = pytest.mark.skipif(
     not (TRACKING / "TUD-Campus" / "gt" / "gt.txt").is_file(),

@@ -1,18 +1,14 @@
 """Shot-cut detection on synthetic shots and, when the data is present, on a real clip."""
 
 import json
-import os
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from mptvc_latents.config import SceneCutConfig
 from mptvc_latents.scenes import SceneCutStream, detect_scene_cuts, frame_distances
-
-# The shared data sits beside the repository; MPTVC_DATA_DIR points elsewhere (e.g. in CI).
-DATA = Path(os.environ.get("MPTVC_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+from tests._tiny import DATA
 
 
 def _shot(frames, rng, colour, vertical=False, speed=0.02, drift=0.0, height=72, width=128):

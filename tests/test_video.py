@@ -2,9 +2,7 @@
 a chunk at a time, awkward ones included: rotated, resized mid-stream, variable frame rate."""
 
 import itertools
-import os
 from fractions import Fraction
-from pathlib import Path
 
 import av
 import numpy as np
@@ -20,6 +18,7 @@ from mptvc_latents.video import (
     read_video,
     write_video,
 )
+from tests._tiny import DATA
 
 
 @pytest.fixture
@@ -78,7 +77,6 @@ def test_store_sources_name_clips_relative_to_their_folder_argument(tree):
 # --------------------------------------------------------------------------- reading a chunk at a time
 
 
-DATA = Path(os.environ.get("MPTVC_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
 QUADRANTS = np.array([[(230, 30, 30), (30, 230, 30)], [(30, 30, 230), (230, 230, 30)]], np.uint8)  # (2, 2, 3)
 
 
