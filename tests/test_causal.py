@@ -79,7 +79,9 @@ def _check_equal(model: MPTVC, video: np.ndarray, sizes: list[int], tokens_per_p
 # --------------------------------------------------------------------------- attention and config
 
 
-@pytest.mark.parametrize("length", [8, 40])  # the masked-matmul path and the shifted views (> 32)
+# The masked-matmul path (8), and at inference SDPA (>= 12 tokens); with probabilities, the
+# masked matmuls (8) and the shifted views (> 32).
+@pytest.mark.parametrize("length", [8, 40])
 def test_causal_attention_ignores_the_future_bit_for_bit(length):
     torch.manual_seed(0)
     attention = AxialNeighborhoodAttention(AttentionConfig(dim=32, heads=2, radius=(2, 1, 1), causal=True)).eval()
@@ -88,10 +90,12 @@ def test_causal_attention_ignores_the_future_bit_for_bit(length):
     changed = x.clone()
     changed[:, length // 2 :] = torch.randn_like(changed[:, length // 2 :]) * 5
     with torch.no_grad():
-        out, probs = attention(x, "t", t_pos, return_probs=True)
-        out_changed = attention(changed, "t", t_pos)
-    assert torch.equal(out[:, : length // 2], out_changed[:, : length // 2])
-    assert not torch.equal(out[:, length // 2 :], out_changed[:, length // 2 :])
+        for return_probs in (False, True):  # the two paths (inference, analysis) each on its own
+            out, out_changed = (attention(v, "t", t_pos, return_probs=return_probs) for v in (x, changed))
+            if return_probs:
+                (out, probs), (out_changed, _) = out, out_changed
+            assert torch.equal(out[:, : length // 2], out_changed[:, : length // 2])
+            assert not torch.equal(out[:, length // 2 :], out_changed[:, length // 2 :])
     assert (probs[..., 3:] == 0).all()  # slots of later keys (offsets +1, +2)
     torch.testing.assert_close(probs.sum(-1), torch.ones_like(probs.sum(-1)))
 

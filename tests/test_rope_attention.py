@@ -11,6 +11,7 @@ from mptvc_latents.layers import (
     neighborhood_to_dense,
     temporal_positions,
 )
+from mptvc_latents.layers.rope3d import Rotation
 
 
 def _rotated_scores(rope, q, k, q_pos, k_pos):
@@ -115,6 +116,32 @@ def test_neighborhood_attention_matches_masked_dense_attention(length, radius):
     torch.testing.assert_close(neighborhood_to_dense(probs, radius), ref_probs, atol=1e-6, rtol=1e-5)
 
 
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize(("length", "radius"), [(8, 2), (12, 3), (16, 2), (32, 3), (40, 3), (108, 3)])
+def test_inference_path_matches_the_training_path(length, radius, causal):
+    """Without gradient and probabilities, axes of SDPA_MIN_LENGTH tokens or more take the fused
+    kernel: the same outputs, and (causal) later keys have no influence at all on earlier queries."""
+    torch.manual_seed(0)
+    q, k, v = torch.randn(3, 2, 3, length, 8).unbind(0)
+    train_out, _ = neighborhood_attention(q, k, v, radius, causal=causal)
+    with torch.no_grad():
+        out, probs = neighborhood_attention(q, k, v, radius, need_probs=False, causal=causal)
+    assert probs is None
+    torch.testing.assert_close(out, train_out, atol=1e-5, rtol=1e-5)
+    if causal:
+        cut = length // 2
+        k2, v2 = k.clone(), v.clone()
+        k2[..., cut:, :], v2[..., cut:, :] = 1e3, -1e3
+        with torch.no_grad():
+            out2, _ = neighborhood_attention(q, k2, v2, radius, need_probs=False, causal=True)
+        assert torch.equal(out2[..., :cut, :], out[..., :cut, :])
+        assert not torch.equal(out2[..., cut:, :], out[..., cut:, :])
+    with torch.no_grad():  # bf16, as set_inference_dtype runs it
+        low, _ = neighborhood_attention(*(t.bfloat16() for t in (q, k, v)), radius, need_probs=False, causal=causal)
+    assert low.dtype == torch.bfloat16
+    torch.testing.assert_close(low.float(), train_out, atol=0.05, rtol=0.05)
+
+
 def test_attention_module_shapes_and_bad_inputs():
     torch.manual_seed(0)
     attn = AxialNeighborhoodAttention(AttentionConfig(dim=24, heads=2, radius=(1, 2, 3)))
@@ -175,3 +202,58 @@ def test_scene_phase_jump_fades_attention_across_the_cut():
     within = dense[..., near_cut, :cut]
     within = within / within.sum(-1, keepdim=True)
     torch.testing.assert_close(within[1], within[0], atol=1e-5, rtol=1e-4)
+
+
+# --------------------------------------------------------------------------- one-axis rotation
+
+
+def _full_rotation_reference(attn, x, axis, t_pos):
+    """The layer as first written: q and k turned by the full 3D rotation at every token's
+    (t, y, x), then the masked dense neighbourhood attention along ``axis``."""
+    batch, frames, height, width, _ = x.shape
+    heads, head_dim = attn.config.heads, attn.config.head_dim
+    q, k, v = attn.qkv(x).view(batch, frames, height, width, 3, heads, head_dim).unbind(4)
+    t = t_pos.expand(batch, frames).reshape(batch, frames, 1, 1, 1)
+    y = torch.arange(height).view(1, 1, height, 1, 1).double()
+    xx = torch.arange(width).view(1, 1, 1, width, 1).double()
+    q, k = attn.rope(q, t, y, xx), attn.rope(k, t, y, xx)
+    dim = {"t": 1, "y": 2, "x": 3}[axis]
+    q, k, v = (a.movedim(dim, 4) for a in (q, k, v))
+    out, _ = _dense_reference(q, k, v, attn.config.radius["tyx".index(axis)])
+    return attn.proj(out.movedim(4, dim).flatten(4))
+
+
+@pytest.mark.parametrize("axis", ["t", "y", "x"])
+def test_rotating_the_attended_axis_only_matches_the_full_rotation(axis):
+    """Along one axis the other axes' rotations cancel in every score, so turning only the
+    attended axis' channel pairs gives the full 3D rotation's outputs and gradients."""
+    torch.manual_seed(0)
+    attn = AxialNeighborhoodAttention(AttentionConfig(dim=36, heads=2, radius=(2, 2, 3))).double()
+    x = torch.randn(2, 5, 6, 7, 36, dtype=torch.float64, requires_grad=True)
+    scene_ids = torch.tensor([[0] * 20, [0] * 8 + [1] * 12])  # a cut in batch entry 1
+    t_pos = temporal_positions(5, scene_ids, theta_jump=attn.config.rope.theta_jump, patch_t=4)
+    out = attn(x, axis, t_pos)
+    ref = _full_rotation_reference(attn, x, axis, t_pos)
+    torch.testing.assert_close(out, ref, atol=1e-6, rtol=1e-5)  # fp32 cos and sin
+    weight = torch.randn_like(out)
+    grads = torch.autograd.grad((out * weight).sum(), [x, attn.qkv.weight])
+    ref_grads = torch.autograd.grad((ref * weight).sum(), [x, attn.qkv.weight])
+    for g, r in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(g, r, atol=1e-6, rtol=1e-5)
+    # The check can fail: without the attended axis' turn the outputs differ.
+    rotations = attn.axis_rotations(t_pos, 6, 7)
+    rotations[axis] = Rotation(torch.ones_like(rotations[axis].cos), torch.zeros_like(rotations[axis].sin))
+    assert (attn(x, axis, t_pos, rotations=rotations) - ref).abs().max() > 1e-3
+
+
+def test_rotate_axis_gradient_and_dtype():
+    torch.manual_seed(0)
+    rope = RoPE3D(RoPEConfig(head_dim=12))
+    x = torch.randn(3, 4, 12, dtype=torch.float64, requires_grad=True)
+    rotation = rope.axis_rotation("y", torch.arange(4))
+    torch.autograd.gradcheck(lambda a: rope.rotate_axis(a, "y", rotation), (x,))
+    out = rope.rotate_axis(x.detach().to(torch.bfloat16), "t", rope.axis_rotation("t", torch.arange(4).double()))
+    assert out.dtype == torch.bfloat16 and out.is_contiguous()
+    torch.testing.assert_close(out.float().norm(dim=-1), x.detach().float().norm(dim=-1), atol=0.05, rtol=0.01)
+    with pytest.raises(ValueError, match="axis"):
+        rope.axis_rotation("z", torch.arange(4))

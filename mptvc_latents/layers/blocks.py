@@ -48,10 +48,10 @@ class AxialBlock(nn.Module):
         self.norm_mlp = nn.LayerNorm(config.dim)
         self.mlp = MLP(config.dim, config.mlp_hidden)
 
-    def forward(self, x: Tensor, t_pos: Tensor, rotation: Rotation | None = None) -> Tensor:
+    def forward(self, x: Tensor, t_pos: Tensor, rotations: dict[str, Rotation] | None = None) -> Tensor:
         """``x (B, T, H, W, D)``, ``t_pos (B, T)`` or ``(T,)`` -> ``(B, T, H, W, D)``."""
         for axis in AXES:
-            x = x + self.attns[axis](self.norms[axis](x), axis, t_pos, rotation=rotation)
+            x = x + self.attns[axis](self.norms[axis](x), axis, t_pos, rotations=rotations)
         return x + self.mlp(self.norm_mlp(x))
 
 
@@ -68,15 +68,16 @@ class AxialTransformer(nn.Module):
     def forward(self, x: Tensor, t_pos: Tensor) -> Tensor:
         """``x (B, T, H, W, D)``, ``t_pos (B, T)`` or ``(T,)`` -> ``(B, T, H, W, D)``.
 
-        The RoPE rotation of the grid is computed once here and shared by every attention layer.
+        The per-axis RoPE rotations of the grid are computed once here and shared by every attention
+        layer.
         With ``autocast`` set (``MPTVC.set_training_autocast``) the blocks run under
         ``torch.autocast`` in that dtype; the rotation, the softmax and everything outside the
         transformer stay fp32.
         """
-        # Every attention layer has the same RoPE; the first one computes the shared rotation.
+        # Every attention layer has the same RoPE; the first one computes the shared rotations.
         first_attention = cast(AxialNeighborhoodAttention, cast(AxialBlock, self.blocks[0]).attns["t"])
-        rotation = first_attention.rope.grid_rotation(t_pos, *x.shape[:4])
+        rotations = first_attention.axis_rotations(t_pos, x.shape[2], x.shape[3])
         with torch.autocast(x.device.type, dtype=self.autocast or torch.bfloat16, enabled=self.autocast is not None):
             for block in self.blocks:
-                x = block(x, t_pos, rotation)
+                x = block(x, t_pos, rotations)
         return self.norm(x.float() if self.autocast is not None else x)

@@ -16,18 +16,27 @@ turns by ``angles[i]``, whose ``head_dim/2`` entries are the t, y and x frequenc
 end to end. Queries and keys come from learned projections, so the pairing is a free choice.
 Angles are computed in float64 and reduced modulo 2 pi before casting to fp32, so large jump
 offsets keep their precision.
+
+Axial attention rotates one axis only. Along axis ``a`` a query and its keys share the other two
+coordinates, and a rotation is orthogonal (``R(p)^T R(p) = I``), so the channel pairs of the
+other axes contribute ``q . k`` unrotated to every score: rotating only the pairs of ``a`` by the
+positions along ``a`` gives the same scores as the full 3D rotation (exactly in real arithmetic;
+the float rounding differs) at a third of the work, with a rotation of shape ``(L, d_a / 2)``
+instead of one per token. ``axis_rotation`` and ``rotate_axis`` do this; the attention layer uses
+them.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from mptvc_latents.config import RoPEConfig
+from mptvc_latents.config import AXES, RoPEConfig
 
 _TWO_PI = 2.0 * math.pi
 
@@ -93,6 +102,45 @@ class Rotation:
         return torch.cat([a * self.cos - b * self.sin, a * self.sin + b * self.cos], dim=-1).to(x.dtype)
 
 
+class _RotatePairs(torch.autograd.Function):
+    """Turn the channel pairs ``(lo + i, half + lo + i)``, ``0 <= i < hi - lo``, of ``x (..., d)`` by
+    ``(cos, sin)`` broadcastable to ``(..., hi - lo)``; every other channel passes through.
+
+    The turn runs in fp32 (fp64 for fp64 ``x``) and the result is one new contiguous tensor in ``x.dtype`` (a single
+    ``cat``, which is also the copy a following matmul would make of a strided ``x``). The backward
+    is the inverse turn of the incoming gradient, written out rather than traced: autograd through
+    the slices would allocate and zero a full-size gradient per slice.
+    """
+
+    @staticmethod
+    def _turn(x: Tensor, lo: int, hi: int, cos: Tensor, sin: Tensor) -> Tensor:
+        half = x.shape[-1] // 2
+        work = torch.promote_types(x.dtype, torch.float32)  # fp32, or fp64 for fp64 input
+        a, b = x[..., lo:hi].to(work), x[..., half + lo : half + hi].to(work)
+        turned = (a * cos - b * sin).to(x.dtype), (a * sin + b * cos).to(x.dtype)
+        pieces = (x[..., :lo], turned[0], x[..., hi : half + lo], turned[1], x[..., half + hi :])
+        return torch.cat(pieces, dim=-1)
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, lo: int, hi: int, cos: Tensor, sin: Tensor) -> Tensor:
+        ctx.lo, ctx.hi = lo, hi
+        ctx.save_for_backward(cos, sin)
+        return _RotatePairs._turn(x, lo, hi, cos, sin)
+
+    @staticmethod
+    def backward(ctx: Any, *grads: Tensor) -> tuple[Tensor | None, ...]:
+        cos, sin = ctx.saved_tensors
+        # The inverse turn (by -angle); the gradient arrives contiguous, so the slices are cheap.
+        grad_x = _RotatePairs._turn(grads[0], ctx.lo, ctx.hi, cos, -sin)
+        return grad_x, None, None, None, None
+
+
+def _axis_index(axis: str) -> int:
+    if axis not in AXES:
+        raise ValueError(f"axis must be one of {AXES}, got {axis!r}.")
+    return AXES.index(axis)
+
+
 class RoPE3D(nn.Module):
     """Axial rotary embedding over (t, y, x); ``x`` has ``head_dim`` channels in its last dim."""
 
@@ -118,15 +166,25 @@ class RoPE3D(nn.Module):
         shape = torch.broadcast_shapes(*(p.shape[:-1] for p in parts))
         return torch.cat([p.expand(*shape, p.shape[-1]) for p in parts], dim=-1)  # (*S, head_dim/2)
 
-    def grid_rotation(self, t_pos: Tensor, batch: int, frames: int, height: int, width: int) -> Rotation:
-        """The rotation of every token of a ``(B, T, H, W)`` grid, for per-head channels: ``cos`` and
-        ``sin`` of shape ``(B or 1, T, H, W, 1, head_dim // 2)``. Computed once per transformer
-        forward and shared by all its attention layers (they use the same positions)."""
-        device = self.inv_freq_t.device
-        y_pos = torch.arange(height, device=device).view(1, 1, height, 1)
-        x_pos = torch.arange(width, device=device).view(1, 1, 1, width)
-        t_grid = t_pos.to(device).expand(batch, frames).reshape(batch, frames, 1, 1)
-        return Rotation.of(self.angles(t_grid, y_pos, x_pos).unsqueeze(-2))  # (B, T, H, W, 1, hd/2)
+    def axis_rotation(self, axis: str, positions: Tensor) -> Rotation:
+        """The rotation of axis ``axis`` ("t", "y" or "x") at ``positions (..., L)`` along it:
+        ``cos`` and ``sin`` of shape ``(..., L, d_axis / 2)``, fp32 (for ``rotate_axis``)."""
+        index = _axis_index(axis)
+        inv_freq = (self.inv_freq_t, self.inv_freq_y, self.inv_freq_x)[index]
+        phase = positions.to(device=inv_freq.device, dtype=torch.float64).unsqueeze(-1) * inv_freq  # (..., L, d_a/2)
+        return Rotation.of(torch.remainder(phase, _TWO_PI).to(torch.float32))
+
+    def rotate_axis(self, x: Tensor, axis: str, rotation: Rotation) -> Tensor:
+        """Rotate only the channel pairs of ``axis`` in ``x (..., L, head_dim)`` (the attended axis at
+        dim -2) by ``rotation = axis_rotation(axis, positions)``. Attention along ``axis`` then scores
+        as with the full rotation (module docstring). fp32 inside; a new contiguous tensor in
+        ``x.dtype``, differentiable in ``x``."""
+        if x.shape[-1] != self.config.head_dim:
+            raise ValueError(f"RoPE3D expects a last dimension of {self.config.head_dim}, got shape {tuple(x.shape)}.")
+        index = _axis_index(axis)
+        pairs = [d // 2 for d in self.config.dims]
+        lo = sum(pairs[:index])
+        return cast(Tensor, _RotatePairs.apply(x, lo, lo + pairs[index], rotation.cos, rotation.sin))
 
     def rotate(self, x: Tensor, angles: Tensor | Rotation) -> Tensor:
         """Rotate ``x (..., head_dim)`` by ``angles`` broadcastable to ``(..., head_dim // 2)``
