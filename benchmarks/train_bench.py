@@ -21,16 +21,14 @@ import argparse
 import json
 import os
 import platform
-import shutil
-import subprocess
-import sys
-import tempfile
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks._revisions import ROOT, run_worker, worktree
+
 RESULTS = ROOT / "benchmarks" / "results"
 
 # Runs in a subprocess against whichever tree is on PYTHONPATH; uses only the API every revision
@@ -89,26 +87,6 @@ print(json.dumps({"seconds": times, "cpu_seconds": cpu}))
 """
 
 
-def _worktree(rev: str) -> Path:
-    """Check ``rev`` out into a temporary worktree, with this tree's compiled coder beside it."""
-    path = Path(tempfile.mkdtemp(prefix="mptvc-baseline-"))
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(path), rev], check=True,
-                   capture_output=True)  # fmt: skip
-    for so in (ROOT / "mptvc_latents").glob("_coder*.so"):
-        shutil.copy2(so, path / "mptvc_latents" / so.name)
-    return path
-
-
-def _run(tree: Path, config: dict, profile: bool = False) -> dict | str:
-    env = {**os.environ, "PYTHONPATH": str(tree), "OMP_WAIT_POLICY": "PASSIVE",
-           "OMP_NUM_THREADS": str(config["threads"])}  # fmt: skip
-    payload = json.dumps({**config, "profile": profile})
-    done = subprocess.run([sys.executable, "-c", _WORKER, payload], cwd=tree, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"The training step failed in {tree}: {done.stderr.strip().splitlines()[-1]}")
-    return done.stdout if profile else json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="mptvc-cpu")
@@ -127,8 +105,9 @@ def main() -> None:
 
     shape = {"preset": args.preset, "batch": args.batch, "frames": args.frames, "crop": args.crop, "clip": str(SAMPLE)}
     trees = {"current": ROOT}
+    stack = ExitStack()
     if args.baseline:
-        trees["baseline"] = _worktree(args.baseline)
+        trees["baseline"] = stack.enter_context(worktree(args.baseline))
     configs = [("baseline", "fp32")] * bool(args.baseline) + [("current", "fp32"), ("current", "bf16")]
     samples: dict[str, list[float]] = {}
     cpu_samples: dict[str, list[float]] = {}
@@ -138,7 +117,8 @@ def main() -> None:
                 for tree, dtype in configs:
                     key = f"{tree} {dtype} {threads} thread(s)"
                     config = {**shape, "threads": threads, "steps": args.steps, "autocast": dtype == "bf16"}
-                    measured = _run(trees[tree], config)
+                    measured = run_worker(_WORKER, trees[tree], {**config, "profile": False})
+                    assert isinstance(measured, dict)
                     samples.setdefault(key, []).extend(measured["seconds"])
                     cpu_samples.setdefault(key, []).extend(measured["cpu_seconds"])
                     print(f"{key}: {np.median(samples[key]):.3f} s/step, {np.median(cpu_samples[key]):.3f} CPU s/step")
@@ -146,11 +126,10 @@ def main() -> None:
         if args.profile:
             for dtype in ("fp32", "bf16"):
                 config = {**shape, "threads": 1, "steps": 1, "autocast": dtype == "bf16"}
-                profile += f"== one step, {dtype}, 1 thread ==\n{_run(ROOT, config, profile=True)}\n"
+                table = run_worker(_WORKER, ROOT, {**config, "profile": True}, raw=True)
+                profile += f"== one step, {dtype}, 1 thread ==\n{table}\n"
     finally:
-        if "baseline" in trees:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(trees["baseline"])],
-                           check=False, capture_output=True)  # fmt: skip
+        stack.close()
 
     pixels = args.batch * args.frames * args.crop * args.crop
     rows = {}

@@ -1,0 +1,52 @@
+"""Measuring this tree against an older revision in the same run.
+
+A benchmark that claims "faster than before" checks the old revision out into a temporary git
+worktree (with this tree's compiled coder copied beside it, so nothing is rebuilt) and runs the
+same worker script against each tree in its own process, alternating, so that a busy machine
+slows both alike.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextmanager
+def worktree(rev: str) -> Iterator[Path]:
+    """Check ``rev`` out into a temporary worktree, with this tree's compiled coder beside it;
+    removed on exit."""
+    path = Path(tempfile.mkdtemp(prefix="mptvc-baseline-"))
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(path), rev], check=True,
+                   capture_output=True)  # fmt: skip
+    try:
+        for so in (ROOT / "mptvc_latents").glob("_coder*.so"):
+            shutil.copy2(so, path / "mptvc_latents" / so.name)
+        yield path
+    finally:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(path)],
+                       check=False, capture_output=True)  # fmt: skip
+
+
+def run_worker(worker: str, tree: Path, config: dict, *, raw: bool = False) -> dict | str:
+    """Run the ``worker`` script with ``config`` (JSON in argv[1]) against ``tree`` in a fresh
+    process with ``config["threads"]`` threads; its last stdout line is a JSON result (``raw``:
+    return the whole stdout instead)."""
+    env = {**os.environ, "PYTHONPATH": str(tree), "OMP_WAIT_POLICY": "PASSIVE",
+           "OMP_NUM_THREADS": str(config["threads"])}  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", worker, json.dumps(config)], cwd=tree, env=env, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["(no error output)"])[-1]
+        raise RuntimeError(f"The benchmark worker failed in {tree}: {last}")
+    return done.stdout if raw else json.loads(done.stdout.strip().splitlines()[-1])
