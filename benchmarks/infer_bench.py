@@ -51,7 +51,10 @@ frames = torch.from_numpy(clip.frames).permute(0, 3, 1, 2).float()  # (T, 3, H, 
 size = args["size"]
 frames = torch.nn.functional.interpolate(frames, size=(size, size), mode="bilinear", antialias=True)
 video = frames.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()  # (T, S, S, 3)
-model = MPTVC(preset("mptvc-cpu")) if args["weights"] == "preset" else MPTVC.from_pretrained("mptvc_latents/checkpoints/mptvc-cpu")
+if args["weights"] == "preset":
+    model = MPTVC(preset("mptvc-cpu"))
+else:
+    model = MPTVC.from_pretrained("mptvc_latents/checkpoints/mptvc-cpu")
 model.eval().set_inference_dtype(torch.bfloat16)
 
 def run():

@@ -153,8 +153,8 @@ class AxialNeighborhoodAttention(nn.Module):
         t_rot = self.rope.axis_rotation("t", t_pos)  # (B, T, d_t/2) or (T, d_t/2)
         if t_pos.ndim == 2:
             batch, frames, pairs = t_rot.cos.shape
-            # (B, T, d/2) -> (B, 1, 1, 1, T, d/2)
-            t_rot = Rotation(t_rot.cos.view(batch, 1, 1, 1, frames, pairs), t_rot.sin.view(batch, 1, 1, 1, frames, pairs))
+            shape = (batch, 1, 1, 1, frames, pairs)  # (B, T, d/2) -> (B, 1, 1, 1, T, d/2)
+            t_rot = Rotation(t_rot.cos.view(shape), t_rot.sin.view(shape))
         return {
             "t": t_rot,
             "y": self.rope.axis_rotation("y", torch.arange(height, device=device)),
