@@ -11,7 +11,7 @@ import torch
 from mptvc_latents.codec import MPTVC
 from mptvc_latents.train import TrainConfig, Trainer
 from mptvc_latents.train.data import Augment, Stage, VideoEntry, plan_crops
-from mptvc_latents.train.export import export_checkpoint
+from mptvc_latents.train.export import export_checkpoint, training_card
 from mptvc_latents.train.loop import training_autocast
 from tests._tiny import SAMPLE, tiny_config
 
@@ -127,6 +127,12 @@ def test_a_new_run_can_start_from_exported_weights_and_continue_the_schedule(tmp
     assert all(torch.equal(a, b) for a, b in zip(trainer.model.state_dict().values(), weights.values(), strict=True))
     trainer.fit(progress=False)
     assert trainer.step == 7
+    # Its export carries the training of the folder it started from: the hours add up.
+    card = training_card(config.run_dir)
+    assert card["steps"] == 7 and card["init"]["steps"] == 5 and card["init"]["folder"] == str(shipped)
+    assert card["wall_hours"] == card["wall_hours_this_run"]  # the init folder's card recorded no hours
+    (shipped / "training.json").write_text(json.dumps({"steps": 5, "wall_hours": 1.5}))
+    assert training_card(config.run_dir)["wall_hours"] == pytest.approx(1.5 + card["wall_hours_this_run"], abs=0.01)
 
 
 def test_warmup_cosine_rises_linearly_then_falls_to_the_floor():

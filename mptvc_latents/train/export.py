@@ -25,7 +25,12 @@ __all__ = ["export_checkpoint", "training_card"]
 
 
 def training_card(run_dir: str | Path) -> dict:
-    """What a run did, from its folder: the recipe, the step reached, wall-clock hours and the last log record."""
+    """What a run did, from its folder: the recipe, the step reached, wall-clock hours and the last log record.
+
+    A run started from exported weights (``TrainConfig.init``) continues that folder's training:
+    its ``training.json``, when there is one, is kept under ``"init"`` and ``wall_hours`` is the
+    sum of both (``wall_hours_this_run`` is this run's share), so a chain of resumes adds up.
+    """
     run = Path(run_dir)
     ckpt = completed_folder(run / "checkpoint")
     if ckpt is None:
@@ -37,12 +42,20 @@ def training_card(run_dir: str | Path) -> dict:
     # Wall-clock time between consecutive records, leaving out gaps over 10 minutes (restarts).
     times = [r["time"] for r in records]
     busy = sum(b - a for a, b in itertools.pairwise(times) if b - a < 600)
-    return {
+    config = json.loads((run / "train_config.json").read_text())
+    card = {
         "steps": step,
         "wall_hours": round(busy / 3600, 2),
-        "train_config": json.loads((run / "train_config.json").read_text()),
+        "train_config": config,
         "last_record": records[-1] if records else None,
     }
+    init_record = Path(config["init"]) / "training.json" if config.get("init") else None
+    if init_record is not None and init_record.is_file():
+        before = json.loads(init_record.read_text())
+        card["wall_hours_this_run"] = card["wall_hours"]
+        card["wall_hours"] = round(float(before.get("wall_hours", 0.0)) + busy / 3600, 2)
+        card["init"] = {"folder": config["init"], **before}
+    return card
 
 
 def export_checkpoint(src: str | Path, dst: str | Path, card: dict | None = None, **inference: Any) -> Path:
