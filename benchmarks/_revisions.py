@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,3 +52,19 @@ def run_worker(worker: str, tree: Path, config: dict, *, raw: bool = False) -> d
         last = (done.stderr.strip().splitlines() or ["(no error output)"])[-1]
         raise RuntimeError(f"The benchmark worker failed in {tree}: {last}")
     return done.stdout if raw else json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def write_report(out: Path, baseline: str | None, shape: dict, rows: dict) -> dict:
+    """Write a speed benchmark's JSON to ``out``: date, machine, load at the end, the baseline
+    revision, the workload ``shape`` (its ``clip`` path left out) and the measured ``rows``."""
+    result = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "load_average_at_end": os.getloadavg(),
+        "baseline": baseline,
+        "shape": {k: v for k, v in shape.items() if k != "clip"},
+        "rows": rows,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    return result

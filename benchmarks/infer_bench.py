@@ -20,16 +20,12 @@ the JSON also the process CPU time. Results: ``benchmarks/results/infer_bench.js
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 from contextlib import ExitStack
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks._revisions import ROOT, run_worker, worktree
+from benchmarks._revisions import ROOT, run_worker, worktree, write_report
 
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -121,16 +117,7 @@ def main() -> None:
         if base:
             row["speedup_vs_baseline"] = base["seconds"] / row["seconds"]
             row["cpu_speedup_vs_baseline"] = base["cpu_seconds"] / row["cpu_seconds"]
-    result = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-        "load_average_at_end": os.getloadavg(),
-        "baseline": args.baseline,
-        "shape": {k: v for k, v in shape.items() if k != "clip"},
-        "rows": rows,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1))
+    write_report(args.out, args.baseline, shape, rows)
     print(f"{'configuration':36s} {'s':>7s} {'CPU s':>7s} {'frames/s':>9s} {'speedup':>8s}")
     for key, row in rows.items():
         speedup = f"{row['speedup_vs_baseline']:.2f}x" if "speedup_vs_baseline" in row else ""

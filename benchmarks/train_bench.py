@@ -18,16 +18,12 @@ which is how "faster than before" is measured.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 from contextlib import ExitStack
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks._revisions import ROOT, run_worker, worktree
+from benchmarks._revisions import ROOT, run_worker, worktree, write_report
 
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -148,16 +144,7 @@ def main() -> None:
             if base:
                 row["speedup_vs_baseline"] = base["seconds_per_step"] / row["seconds_per_step"]
                 row["cpu_speedup_vs_baseline"] = base["cpu_seconds_per_step"] / row["cpu_seconds_per_step"]
-    result = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-        "load_average_at_end": os.getloadavg(),
-        "baseline": args.baseline,
-        "shape": {k: v for k, v in shape.items() if k != "clip"},
-        "rows": rows,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1))
+    write_report(args.out, args.baseline, shape, rows)
     if profile:
         args.out.with_suffix(".profile.txt").write_text(profile)
     print(f"{'configuration':34s} {'s/step':>8s} {'CPU s':>8s} {'Mpx/s':>8s} {'speedup':>8s} {'CPU':>8s}")
