@@ -1,18 +1,22 @@
-"""Are the context models good samplers of the finer levels? (BENCHMARKS.md, "Generation at every level")
+"""Which sampler draws the finer levels best: the detail priors or the codec's context models?
+(BENCHMARKS.md, "Generation at every level")
 
 Run from the repository root, one torch thread::
 
-    python -m benchmarks.generation_bench ../shared/data/val [--size 96 128] [--max-frames 64] [--seeds 0 1 2]
-        [--out benchmarks/results/generation/levels_val.json]
+    python -m benchmarks.generation_bench ../shared/data/val [--size 256 256] [--max-frames 64] [--seeds 0 1 2]
+        [--finer detail context] [--detail DIR DIR] [--out benchmarks/results/generation/levels_val.json]
 
-For each clip (centre-cropped and resized to ``--size``, the token prior's frame size), the shipped
-codec encodes the frames; then levels 1 and 2 are drawn from its context models given the clip's
-own level 0 (``sample_finer_levels``), one draw per seed. Real and sampled tokens are compared on
-what a sampler should reproduce:
+For each clip (centre-cropped and resized to ``--size``, the default prior's frame size), the shipped
+codec encodes the frames; then levels 1 and 2 are drawn given the clip's own level 0, one draw per
+seed and sampler (``generation.sample.sample_finer``: ``detail``, the detail priors with spatial
+context, default the shipped ones; ``context``, the codec's context entropy models). Real and
+sampled tokens are compared on what a sampler should reproduce:
 
 - ``change``: the share of symbols that differ from the token frame before (temporal stability);
 - ``bits``: the context model's code length of the tokens (bits per token; for the samples, the
   model's own entropy: a sampler that matches the model spends what the data spends);
+- ``detail_bits``: the same under the detail priors (levels 1 and 2; the real tokens' numbers are
+  the detail priors' held-out code length, comparable with ``bits``);
 - ``detail``: the mean absolute Laplacian of the decoded luma at each prefix (how much fine
   detail the frames carry), against the source's;
 - ``psnr``: PSNR-Y of the decoded prefix against the source (samples do not reproduce the
@@ -82,23 +86,37 @@ def context_bits(codec, tokens) -> list[float]:
     return [b / n for b in bits]
 
 
+def detail_bits(priors, tokens) -> list[float]:
+    """Bits per token of levels 1.. under the detail priors (ideal code lengths, sampling order)."""
+    n = int(np.prod(tokens.symbols[0].shape[:3]))
+    out = []
+    for k in range(1, len(tokens.symbols)):
+        coarser = np.concatenate([np.asarray(s) for s in tokens.symbols[:k]], -1)
+        out.append(priors[k].clip_bits(coarser, np.asarray(tokens.symbols[k])) / n)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     from generation.data import fit_frames
+    from generation.detail import load_detail_priors
+    from generation.sample import load_shipped_detail, sample_finer
     from mptvc_latents.codec import MPTVC
     from mptvc_latents.runtime import configure_threads
-    from mptvc_latents.sampling import sample_finer_levels
     from mptvc_latents.video import find_videos, read_video
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("clips", nargs="+", type=Path)
-    p.add_argument("--size", type=int, nargs=2, default=[96, 128], metavar=("H", "W"))
+    p.add_argument("--size", type=int, nargs=2, default=[256, 256], metavar=("H", "W"))
     p.add_argument("--max-frames", type=int, default=64)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--finer", nargs="+", choices=("detail", "context"), default=["detail", "context"])
+    p.add_argument("--detail", nargs="+", type=Path, help="detail prior folders (default: the shipped ones)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     configure_threads(1)
     codec = MPTVC.from_pretrained().eval()
+    priors = load_detail_priors(args.detail) if args.detail else load_shipped_detail()
     results: dict = {
         "benchmark": "generation_bench",
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -107,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         "size": args.size,
         "max_frames": args.max_frames,
         "seeds": args.seeds,
+        "finer": args.finer,
+        "detail_priors": [str(d) for d in args.detail] if args.detail else "shipped",
         "weights_digest": codec.weights_digest(),
         "tables_digest": codec.tables_digest(),
         "clips": {},
@@ -117,32 +137,35 @@ def main(argv: list[str] | None = None) -> int:
         real = {
             "change": [change_rate(s) for s in tokens.symbols],
             "bits": context_bits(codec, tokens),
+            "detail_bits": detail_bits(priors, tokens),
             "detail": [detail(codec.decode(tokens, k_max=k)) for k in range(codec.num_levels)],
             "psnr": [psnr_y(codec.decode(tokens, k_max=k), frames) for k in range(codec.num_levels)],
         }
-        draws = []
-        for seed in args.seeds:
-            start = time.process_time()
-            sampled = sample_finer_levels(codec, tokens, seed=seed)
-            seconds = time.process_time() - start
-            decoded = [codec.decode(sampled, k_max=k) for k in range(codec.num_levels)]
-            draws.append(
-                {
-                    "seed": seed,
-                    "seconds": seconds,
-                    "change": [change_rate(s) for s in sampled.symbols],
-                    "bits": context_bits(codec, sampled),
-                    "detail": [detail(d) for d in decoded],
-                    "psnr": [psnr_y(d, frames) for d in decoded],
-                }
-            )
+        draws: dict[str, list[dict]] = {finer: [] for finer in args.finer}
+        for finer in args.finer:
+            for seed in args.seeds:
+                start = time.process_time()
+                sampled = sample_finer(codec, tokens, codec.num_levels, seed, finer, priors)
+                seconds = time.process_time() - start
+                decoded = [codec.decode(sampled, k_max=k) for k in range(codec.num_levels)]
+                draws[finer].append(
+                    {
+                        "seed": seed,
+                        "seconds": seconds,
+                        "change": [change_rate(s) for s in sampled.symbols],
+                        "bits": context_bits(codec, sampled),
+                        "detail_bits": detail_bits(priors, sampled),
+                        "detail": [detail(d) for d in decoded],
+                        "psnr": [psnr_y(d, frames) for d in decoded],
+                    }
+                )
         results["clips"][path.stem] = {
             "frames": int(frames.shape[0]),
             "source_detail": detail(frames),
             "real": real,
             "sampled": draws,
         }
-        logging.info("%s: real %s, sampled %s", path.stem, real, draws[0])
+        logging.info("%s: real %s, sampled %s", path.stem, real, {f: d[0] for f, d in draws.items()})
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2) + "\n")
     return 0

@@ -5,11 +5,12 @@
 
     mptvc generate [--prior DIR] --out sample.mp4 [--frames N] [--seed S] [--temperature T] [--top-k K] [--gif G]
     mptvc prior-tokenize VIDEOS... --out STORE.zarr [--size H W] [--max-frames N]     (resumable)
-    mptvc prior-train STORE.zarr --run DIR [--steps N] [--batch B] [--window T] [--max-minutes M]   (resumable)
+    mptvc prior-train STORE.zarr --run DIR [--level K] [--steps N] [--batch B] [--window T] [--max-minutes M]
     mptvc prior-eval VIDEOS... [--prior DIR] [--train-store STORE] [--coded] [--json OUT]   (bits/token vs the codec)
 
 Flags left out take the defaults of the configs and functions they feed (``given_flags``):
-``SampleConfig``, ``tokenize_fixed``, ``prior_config_for``, ``PriorConfig``, ``TrainConfig``, ``evaluate_prior``.
+``SampleConfig``, ``tokenize_fixed``, ``prior_config_for``, ``PriorConfig``, ``TrainConfig``, ``evaluate_prior``;
+with ``--level K`` (K >= 1, a detail prior) ``DetailConfig`` and ``DetailTrainConfig``.
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ def add_command(sub) -> None:
     p = sub.add_parser(
         "generate",
         help="sample a video from the token prior and decode it",
-        description="Sample level-0 tokens from a token prior (default: the shipped one) and the finer levels from "
-        "the codec's context models (--levels), decode them with the codec and write an mp4 and a GIF. A fixed "
-        "--seed reproduces the same tokens.",
+        description="Sample level-0 tokens from a token prior (default: the shipped one) and the finer levels "
+        "(--levels) from the shipped detail priors (--finer detail, the default) or from the codec's context models "
+        "(--finer context), decode them with the codec and write an mp4 and a GIF. A fixed --seed reproduces the "
+        "same tokens.",
     )
     p.add_argument("--prior", help="prior folder or shipped name: prior-l0-256x256 (the default) or prior-l0-96x128")
     p.add_argument("--ckpt", type=Path, help="codec checkpoint (default: the shipped one); must be the prior's codec")
@@ -50,8 +52,21 @@ def add_command(sub) -> None:
         "--levels",
         type=int,
         **given,
-        help="pyramid levels to sample and decode: level 0 from the prior, the finer ones from the codec's context "
-        "models (default: all; 1 = the preview)",
+        help="pyramid levels to sample and decode: level 0 from the prior, then the finer ones (default: all; "
+        "1 = the preview)",
+    )
+    p.add_argument(
+        "--finer",
+        choices=("detail", "context"),
+        **given,
+        help="what draws the finer levels: the detail priors (spatial context; the default) or the codec's "
+        "context entropy models",
+    )
+    p.add_argument(
+        "--detail",
+        nargs="+",
+        metavar="DIR",
+        help="detail prior folders, one per finer level (default: the shipped ones for the default codec)",
     )
     p.add_argument("--tokens", type=Path, help="also save the sampled level-0 symbols as .npy uint8 (t', h', w', C)")
     p.set_defaults(func=_generate)
@@ -73,12 +88,17 @@ def add_command(sub) -> None:
 
     p = sub.add_parser(
         "prior-train",
-        help="train a token prior on a fixed-size token store (CPU, resumable)",
-        description="Train a TokenPrior on every window of --window token frames of STORE; RUN/log.jsonl logs "
-        "it, RUN/checkpoint resumes it, RUN/prior holds the final model.",
+        help="train a token prior (level 0) or a detail prior (--level K) on a fixed-size token store (CPU, resumable)",
+        description="Train a TokenPrior on every window of --window token frames of STORE, or with --level K >= 1 "
+        "a DetailPrior of level K on random --crop x --crop token crops; RUN/log.jsonl logs it, RUN/checkpoint "
+        "resumes it, RUN/prior (RUN/detail) holds the final model.",
     )
     p.add_argument("store", type=Path)
     p.add_argument("--run", type=Path, required=True)
+    p.add_argument(
+        "--level", type=int, **given, help="0 (the default): the token prior; K >= 1: the detail prior of level K"
+    )
+    p.add_argument("--crop", type=int, **given, help="detail prior: tokens per side of a training crop")
     p.add_argument("--window", type=int, **given, help="token frames per training sequence")
     p.add_argument("--steps", type=int, **given)
     p.add_argument("--batch", type=int, **given)
@@ -120,15 +140,11 @@ def _load_prior(prior: str | None):
 
 
 def _load_codec_for(prior, ckpt: Path | None):
+    from generation.sample import check_codec
     from mptvc_latents.codec import MPTVC
 
     codec = MPTVC.from_pretrained(ckpt)
-    if prior.config.codec_digest and codec.weights_digest() != prior.config.codec_digest:
-        raise ValueError(
-            f"The prior models the tokens of another codec checkpoint (digest {prior.config.codec_digest[:12]}...) "
-            f"than {codec.config.name!r} ({codec.weights_digest()[:12]}...); "
-            "pass the codec it was trained on with --ckpt."
-        )
+    check_codec(prior.config.codec_digest, codec, "the prior (give its codec with --ckpt)")
     return codec
 
 
@@ -136,6 +152,7 @@ def _generate(args: argparse.Namespace) -> None:
     import numpy as np
     import torch
 
+    from generation.detail import load_detail_priors
     from generation.images import write_gif
     from generation.sample import SampleConfig, decode_sample, sample_symbols, token_frames_for
     from mptvc_latents.files import atomic_output
@@ -150,7 +167,12 @@ def _generate(args: argparse.Namespace) -> None:
     config = token_frames_for(codec, config)
     configure_threads(min(torch.get_num_threads(), 2))
     symbols = sample_symbols(prior, config)  # uint8 (t', h', w', C)
-    frames = decode_sample(codec, symbols, config.frames, prior.config.fps, config.levels, config.seed)
+    if args.detail and config.finer != "detail":
+        raise ValueError("--detail gives detail priors, which only --finer detail uses.")
+    detail = load_detail_priors(args.detail) if args.detail else None
+    frames = decode_sample(
+        codec, symbols, config.frames, prior.config.fps, config.levels, config.seed, config.finer, detail
+    )
     with atomic_output(args.out) as tmp:
         write_frames(tmp, frames, prior.config.fps)
     if gif is not None:
@@ -184,17 +206,44 @@ def _tokenize(args: argparse.Namespace) -> None:
 
 def _train(args: argparse.Namespace) -> None:
     configure_threads(args.threads)
+    from generation.detail import DetailConfig
     from generation.model import PriorConfig
-    from generation.train import TrainConfig, prior_config_for, train_prior
+    from generation.train import (
+        DetailTrainConfig,
+        TrainConfig,
+        detail_config_for,
+        prior_config_for,
+        train_detail,
+        train_prior,
+    )
 
     if not args.store.is_dir():
         raise ValueError(f"There is no token store at {str(args.store)!r}; make one with `mptvc prior-tokenize`.")
+    level = getattr(args, "level", 0)
+    if level < 0:
+        raise ValueError(f"--level must be 0 (the token prior) or a finer level, got {level}.")
+    if level == 0 and hasattr(args, "crop"):
+        raise ValueError(
+            "--crop is a flag of the detail priors (--level 1 or more); the token prior trains on whole grids."
+        )
+    max_seconds = None if args.max_minutes is None else 60 * args.max_minutes
+    clips = _clips(args)
+    if level > 0:
+        shape = {k: v for k, v in given_flags(args, DetailConfig).items() if k != "level"}
+        detail = detail_config_for(args.store, level, **shape)
+        detail_train = DetailTrainConfig(**given_flags(args, DetailTrainConfig))
+        train_detail(args.store, args.run, detail, detail_train, max_seconds=max_seconds, clips=clips)
+        return
     shape = given_flags(args, PriorConfig)
     if "dim" in shape:
         shape["mlp_dim"] = 3 * shape["dim"]
     config = prior_config_for(args.store, **given_flags(args, prior_config_for), **shape)
     train = TrainConfig(**given_flags(args, TrainConfig))
-    max_seconds = None if args.max_minutes is None else 60 * args.max_minutes
+    train_prior(args.store, args.run, config, train, max_seconds=max_seconds, clips=clips)
+
+
+def _clips(args: argparse.Namespace) -> list[str] | None:
+    """The store's clips less ``--exclude`` (None: all)."""
     clips = None
     if args.exclude:
         from mptvc_latents.store import TokenStore
@@ -204,7 +253,7 @@ def _train(args: argparse.Namespace) -> None:
         if unknown:
             raise ValueError(f"--exclude names clips that the store does not hold: {unknown}.")
         clips = [k for k in keys if k not in set(args.exclude)]
-    train_prior(args.store, args.run, config, train, max_seconds=max_seconds, clips=clips)
+    return clips
 
 
 def _evaluate(args: argparse.Namespace) -> None:

@@ -34,6 +34,7 @@ __all__ = [
     "FRAME_MULTIPLE",
     "Grid",
     "IndexWindows",
+    "LevelWindows",
     "fit_frames",
     "level_fsq",
     "symbols_to_indices",
@@ -165,3 +166,64 @@ class IndexWindows(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> torch.Tensor:
         symbols = self.tokens[index]["level_0"]  # uint8 (t, h, w, C)
         return symbols_to_indices(self.fsq, symbols).reshape(-1)  # (t*h*w,) raster order
+
+
+class LevelWindows:
+    """Every clip of a store at levels ``0 .. level`` in memory, and random training crops of them.
+
+    A crop is ``window`` token frames of ``crop x crop`` tokens (the whole grid when it is smaller)
+    from a random clip, start frame and place; ``batch`` returns the coarser levels concatenated
+    ``(B, window, h, w, C_<k)``, level ``level`` ``(B, window, h, w, C_k)`` and level ``level`` of the
+    frame before the crop ``(B, h, w, C_k)``, int64, channels last.
+    """
+
+    def __init__(self, store_path: str | Path, level: int, clips: list[str] | None = None) -> None:
+        if level < 1:
+            raise ValueError(f"level must be a finer level (1 or more) to have coarser levels, got {level}.")
+        data = TokenDataset(store_path, k_max=level, clips=clips)
+        self.level = level
+        self.coarser: list[np.ndarray] = []  # per clip (T', H', W', C_<k) uint8
+        self.y: list[np.ndarray] = []  # per clip (T', H', W', C_k) uint8
+        self.keys: list[str] = []
+        for i in range(len(data)):
+            item = data[i]
+            self.keys.append(item["key"])
+            self.coarser.append(np.concatenate([item[f"level_{k}"].numpy() for k in range(level)], -1))
+            self.y.append(item[f"level_{level}"].numpy())
+        if not self.y:
+            raise ValueError(f"The token store {str(store_path)!r} holds no clip to train on.")
+
+    @property
+    def positions(self) -> int:
+        return sum(int(np.prod(y.shape[:3])) for y in self.y)
+
+    def batch(
+        self, batch: int, window: int, crop: int, g: torch.Generator, before_rate: float = 0.75
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(coarser, y, y_before, has_before)``: ``batch`` random crops; ``has_before (B,)`` marks the
+        crops handed the frame before them (about ``before_rate`` of those not at a clip's start;
+        ``y_before`` is zeros for the others)."""
+        usable = [i for i, y in enumerate(self.y) if y.shape[0] >= window]
+        if not usable:
+            raise ValueError(f"No clip of the store holds {window} token frames.")
+        h = min(crop, *(self.y[i].shape[1] for i in usable))
+        w = min(crop, *(self.y[i].shape[2] for i in usable))
+
+        def pick(n: int) -> int:
+            return int(torch.randint(n, (1,), generator=g))
+
+        coarser, y, before = [], [], []
+        has_before = torch.zeros(batch, dtype=torch.bool)
+        for b in range(batch):
+            i = usable[pick(len(usable))]
+            t, hh, ww, _ = self.y[i].shape
+            t0, y0, x0 = pick(t - window + 1), pick(hh - h + 1), pick(ww - w + 1)
+            span = (slice(t0, t0 + window), slice(y0, y0 + h), slice(x0, x0 + w))
+            coarser.append(torch.from_numpy(self.coarser[i][span]))
+            y.append(torch.from_numpy(self.y[i][span]))
+            has_before[b] = t0 > 0 and bool(torch.rand(1, generator=g) < before_rate)
+            frame = (
+                self.y[i][t0 - 1, span[1], span[2]] if has_before[b] else np.zeros_like(self.y[i][0, span[1], span[2]])
+            )
+            before.append(torch.from_numpy(frame))
+        return torch.stack(coarser).long(), torch.stack(y).long(), torch.stack(before).long(), has_before

@@ -1,10 +1,11 @@
 """A PNG grid of samples, one row per seed and prefix (the picture in ``docs/generation.md``)::
 
 python -m generation.grid --out docs/images/generation_samples.png [--prior DIR_OR_NAME] [--seeds 0 1 2 3]
-    [--frames 32] [--show 0 8 16 24 31] [--levels 1 2 3] [--temperature T] [--top-k K]
+    [--frames 32] [--show 0 8 16 24 31] [--levels 1 2 3] [--finer detail|context] [--temperature T] [--top-k K]
 
 For each seed the same level-0 sample is decoded at every prefix in ``--levels`` (the finer
-levels drawn from the codec's context models), one row each.
+levels drawn by the detail priors, or with ``--finer context`` by the codec's context models), one
+row each.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--temperature", type=float, default=argparse.SUPPRESS, help="default: SampleConfig's")
     p.add_argument("--top-k", type=int, default=argparse.SUPPRESS, help="default: SampleConfig's")
     p.add_argument("--levels", type=int, nargs="+", default=[1], help="prefixes shown per seed (levels decoded)")
+    p.add_argument(
+        "--finer", choices=("detail", "context"), default=argparse.SUPPRESS, help="what draws the finer levels"
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     if any(not 0 <= f < args.frames for f in args.show):

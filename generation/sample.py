@@ -7,10 +7,11 @@
       longer videos slide: each further token frame is sampled with the previous t'-1 frames as context
     indices (t', h', w') -> FSQ symbols (t', h', w', C_0) -> codec.decode(k_max=0) -> uint8 (T, H, W, 3)
 
-The prior samples level 0; with ``levels > 1`` each finer level is then drawn from the codec's
-context entropy model given the coarser level and the previous chunk
-(``mptvc_latents.sampling.sample_finer_levels``), so the sample decodes at the medium or full
-prefix. With ``levels = 1`` the codec decodes level 0 alone (the Matryoshka prefix property) at the
+The prior samples level 0; with ``levels > 1`` each finer level is then drawn given the coarser
+ones, by a detail prior (``finer="detail"``, the default: ``generation.detail``, spatial context
+in checkerboard order) or by the codec's context entropy model (``finer="context"``:
+``mptvc_latents.sampling.sample_finer_levels``, no spatial context), so the sample decodes at the
+medium or full prefix. With ``levels = 1`` the codec decodes level 0 alone (the Matryoshka prefix property) at the
 preview level's detail.
 """
 
@@ -24,6 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from generation.detail import DetailPrior
 from generation.model import TokenPrior
 from mptvc_latents.codec import MPTVC
 from mptvc_latents.config import ConfigBase
@@ -31,9 +33,13 @@ from mptvc_latents.sampling import sample_finer_levels
 from mptvc_latents.types import Padding, Tokens, VideoInfo
 
 __all__ = [
+    "FINER",
     "SampleConfig",
+    "check_codec",
     "decode_sample",
     "draw",
+    "load_shipped_detail",
+    "sample_finer",
     "sample_indices",
     "sample_symbols",
     "sample_videos",
@@ -41,6 +47,9 @@ __all__ = [
     "token_frames_for",
     "walk",
 ]
+
+
+FINER = ("detail", "context")
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,7 @@ class SampleConfig(ConfigBase):
     temperature: float = 1.0
     top_k: int = 0
     levels: int | None = None  # pyramid levels sampled and decoded (None: all of the codec's)
+    finer: str = "detail"  # what draws levels 1..: "detail" (the detail priors) or "context" (the codec's)
     patch_t: int = 4  # video frames per token frame (the codec's)
     temporal_multiple: int = 8  # the codec codes whole multiples of this many frames
 
@@ -66,6 +76,10 @@ class SampleConfig(ConfigBase):
             raise ValueError(f"top_k must be 0 (no limit) or a positive number of indices, got {self.top_k!r}.")
         if self.levels is not None and (not isinstance(self.levels, int) or self.levels < 1):
             raise ValueError(f"levels must be a positive number of pyramid levels (or None: all), got {self.levels!r}.")
+        if self.finer not in FINER:
+            raise ValueError(
+                f"finer must be one of {', '.join(FINER)} (what draws the finer levels), got {self.finer!r}."
+            )
 
     @property
     def token_frames(self) -> int:
@@ -143,12 +157,66 @@ def sample_symbols(prior: TokenPrior, config: SampleConfig) -> np.ndarray:
     return symbols.to(torch.uint8).numpy()
 
 
+def sample_finer(
+    codec: MPTVC,
+    tokens: Tokens,
+    levels: int,
+    seed: int = 0,
+    finer: str = "detail",
+    detail: dict[int, DetailPrior] | None = None,
+) -> Tokens:
+    """``tokens`` (level 0 and the video's info) with levels ``1 .. levels-1`` drawn given the coarser
+    ones: by the detail priors (``detail``, one per level, default the shipped ones) or by the codec's
+    context models. Level k draws from ``seed * 1000 + k`` (the detail priors) or from the codec's
+    per-chunk streams (the context models), so sampling fewer levels gives the same coarser ones."""
+    if not 1 <= levels <= codec.num_levels:
+        raise ValueError(f"levels must lie in 1..{codec.num_levels} for this codec, got {levels!r}.")
+    if finer == "context":
+        return sample_finer_levels(codec, tokens, levels, seed)
+    if finer != "detail":
+        raise ValueError(f"finer must be one of {', '.join(FINER)}, got {finer!r}.")
+    priors = load_shipped_detail() if detail is None else detail
+    symbols = [np.asarray(tokens.symbols[0])]
+    for k in range(1, levels):
+        prior = priors.get(k)
+        if prior is None:
+            raise ValueError(
+                f"No detail prior draws level {k}; pass one per finer level (mptvc prior-train --level {k})."
+            )
+        check_codec(prior.config.codec_digest, codec, f"the detail prior of level {k}")
+        symbols.append(prior.sample(np.concatenate(symbols, -1), seed=seed * 1000 + k))
+    return Tokens(symbols, tokens.info)
+
+
+def load_shipped_detail() -> dict[int, DetailPrior]:
+    """The shipped detail priors by level (``generation/checkpoints/detail-l*``)."""
+    from generation.detail import load_detail_priors
+    from generation.pretrained import shipped_detail_dirs
+
+    return load_detail_priors(shipped_detail_dirs())
+
+
+def check_codec(digest: str, codec: MPTVC, what: str) -> None:
+    """Raise unless ``digest`` (a model's record of the codec it learned from) is ``codec``'s."""
+    if digest and codec.weights_digest() != digest:
+        raise ValueError(
+            f"{what[0].upper() + what[1:]} models the tokens of another codec checkpoint (digest {digest[:12]}...) "
+            f"than {codec.config.name!r} ({codec.weights_digest()[:12]}...); pass the codec it was trained on."
+        )
+
+
 def decode_sample(
-    codec: MPTVC, symbols: np.ndarray, frames: int, fps: float, levels: int | None = 1, seed: int = 0
+    codec: MPTVC,
+    symbols: np.ndarray,
+    frames: int,
+    fps: float,
+    levels: int | None = 1,
+    seed: int = 0,
+    finer: str = "detail",
+    detail: dict[int, DetailPrior] | None = None,
 ) -> np.ndarray:
     """Level-0 symbols ``(t', h', w', C_0)`` -> uint8 video ``(frames, H, W, 3)``: the finer levels up
-    to ``levels`` (None: all) drawn from the codec's context models with ``seed``, then
-    ``codec.decode(k_max=levels - 1)``."""
+    to ``levels`` (None: all) drawn with ``sample_finer``, then ``codec.decode(k_max=levels - 1)``."""
     t, h, w, _ = symbols.shape
     c = codec.config
     padded = t * c.patch_t
@@ -160,16 +228,27 @@ def decode_sample(
     tokens = Tokens([np.ascontiguousarray(symbols)], info)
     levels = codec.num_levels if levels is None else levels
     if levels > 1:
-        tokens = sample_finer_levels(codec, tokens, levels, seed)
+        tokens = sample_finer(codec, tokens, levels, seed, finer, detail)
     return codec.decode(tokens, k_max=levels - 1)
 
 
-def sample_videos(prior: TokenPrior, codec: MPTVC, config: SampleConfig, seeds: list[int]) -> list[np.ndarray]:
+def sample_videos(
+    prior: TokenPrior,
+    codec: MPTVC,
+    config: SampleConfig,
+    seeds: list[int],
+    detail: dict[int, DetailPrior] | None = None,
+) -> list[np.ndarray]:
     """One decoded uint8 video ``(frames, H, W, 3)`` per seed, each exactly what ``mptvc generate --seed`` writes."""
     config = token_frames_for(codec, config)
+    levels = codec.num_levels if config.levels is None else config.levels
+    if config.finer == "detail" and levels > 1 and detail is None:
+        detail = load_shipped_detail()
     videos = []
     for seed in seeds:
         one = dataclasses.replace(config, seed=seed)
         symbols = sample_symbols(prior, one)
-        videos.append(decode_sample(codec, symbols, config.frames, prior.config.fps, config.levels, seed))
+        videos.append(
+            decode_sample(codec, symbols, config.frames, prior.config.fps, config.levels, seed, config.finer, detail)
+        )
     return videos

@@ -18,12 +18,17 @@ import logging
 import math
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
+from torch import Tensor
 
-from generation.data import IndexWindows
+from generation.data import IndexWindows, LevelWindows
+from generation.detail import DetailConfig, DetailPrior
 from generation.model import PriorConfig, TokenPrior
 from mptvc_latents.config import ConfigBase
 from mptvc_latents.files import atomic_folder, completed_folder
@@ -32,7 +37,7 @@ from mptvc_latents.train.schedule import warmup_cosine
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TrainConfig", "train_prior"]
+__all__ = ["DetailTrainConfig", "TrainConfig", "detail_config_for", "fit", "train_detail", "train_prior"]
 
 
 @dataclass(frozen=True)
@@ -97,7 +102,7 @@ def prior_config_for(store_path: str | Path, window: int | None = None, **shape)
     )
 
 
-def _save_state(run: Path, model: TokenPrior, opt: torch.optim.Optimizer, step: int) -> None:
+def _save_state(run: Path, model: Any, opt: torch.optim.Optimizer, step: int) -> None:
     with atomic_folder(run / "checkpoint") as tmp:
         model.save_pretrained(tmp)
         torch.save({"optimizer": opt.state_dict(), "step": step}, tmp / "trainer.pt")
@@ -117,57 +122,76 @@ def train_prior(
     Stops after ``train.steps`` steps, or earlier after ``max_seconds`` of this call (the state is
     saved, so the same call resumes). Returns the model; the finished one is also in ``RUN/prior``.
     """
-    run = Path(run)
-    run.mkdir(parents=True, exist_ok=True)
     data = IndexWindows(store_path, window=config.grid[0], stride=1, clips=clips)
     if (data.grid.h, data.grid.w) != tuple(config.grid[1:]):
         raise ValueError(f"The store's token grid is {data.grid.h}x{data.grid.w}, the config's {config.grid[1:]}.")
     windows = torch.stack([data[i] for i in range(len(data))])  # (num_windows, N) int64
+
+    def loss(model: TokenPrior, g: torch.Generator) -> tuple[Tensor, int]:
+        batch = windows[torch.randint(len(windows), (train.batch,), generator=g)]  # (B, N)
+        return model(batch, batch).loss, batch.numel()
+
+    meta = {"store": str(store_path), "windows": len(windows), "clips": sorted({k for k, _ in data.tokens.items})}
+    return fit(run, TokenPrior, config, train, loss, meta, max_seconds, final="prior")
+
+
+Loss = Callable[[Any, torch.Generator], tuple[Tensor, int]]
+
+
+def fit(
+    run: str | Path,
+    model_type: type,
+    config: Any,
+    train: TrainConfig,
+    loss: Loss,
+    meta: dict,
+    max_seconds: float | None = None,
+    final: str = "prior",
+) -> Any:
+    """The optimisation loop every generation model shares, on CPU, resumably.
+
+    ``loss(model, generator) -> (mean loss in nats per token, tokens)`` draws its batch from
+    ``generator`` (seeded by the step, so a resumed run draws the same batches). A killed run
+    restarts from ``RUN/checkpoint`` (weights, AdamW state, step); the finished model is saved to
+    ``RUN/<final>``. Stops after ``train.steps`` steps or after ``max_seconds`` of this call.
+    """
+    run = Path(run)
+    run.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(train.seed)
-    model = TokenPrior(config)
+    model = model_type(config)
     opt = torch.optim.AdamW(model.parameters(), lr=train.lr, betas=(0.9, 0.95), weight_decay=train.weight_decay)
     step = 0
     if (ckpt := completed_folder(run / "checkpoint")) is not None:
-        model = TokenPrior.from_pretrained(ckpt).train()
+        model = model_type.from_pretrained(ckpt).train()
         if model.config != config:
-            raise ValueError(f"The run {str(run)!r} holds a prior with another config; use a new run folder.")
+            raise ValueError(f"The run {str(run)!r} holds a model with another config; use a new run folder.")
         opt = torch.optim.AdamW(model.parameters(), lr=train.lr, betas=(0.9, 0.95), weight_decay=train.weight_decay)
         state = torch.load(ckpt / "trainer.pt", weights_only=True)
         opt.load_state_dict(state["optimizer"])
         step = state["step"]
         log.info("resumed %s at step %d", run, step)
     (run / "train_config.json").write_text(
-        json.dumps(
-            {
-                "prior": config.to_dict(),
-                "train": train.to_dict(),
-                "store": str(store_path),
-                "windows": len(windows),
-                "clips": sorted({k for k, _ in data.tokens.items}),
-            },
-            indent=2,
-        )
+        json.dumps({final: config.to_dict(), "train": train.to_dict(), **meta}, indent=2)
     )
     model.train()
     start, last, tokens = time.time(), time.time(), 0
     with open(run / "log.jsonl", "a") as logf:
         while step < train.steps:
             g = torch.Generator().manual_seed(train.seed * 1_000_003 + step)
-            batch = windows[torch.randint(len(windows), (train.batch,), generator=g)]  # (B, N)
             for group in opt.param_groups:
                 group["lr"] = train.lr_at(step)
-            loss = model(batch, batch).loss
+            value, n = loss(model, g)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            value.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), train.grad_clip)
             opt.step()
             step += 1
-            tokens += batch.numel()
+            tokens += n
             if step % train.log_every == 0 or step == train.steps:
                 now = time.time()
                 record = {
                     "step": step,
-                    "bits_per_token": loss.item() / math.log(2),
+                    "bits_per_token": value.item() / math.log(2),
                     "lr": train.lr_at(step - 1),
                     "tokens_per_s": tokens / (now - last),
                     "elapsed_s": now - start,
@@ -186,5 +210,72 @@ def train_prior(
             if out_of_time:
                 log.info("stopping at step %d after %.0f s (max_seconds); rerun to resume", step, time.time() - start)
                 return model.eval()
-    model.eval().save_pretrained(run / "prior")
+    model.eval().save_pretrained(run / final)
     return model
+
+
+@dataclass(frozen=True)
+class DetailTrainConfig(TrainConfig):
+    """``TrainConfig`` and the training crops of a detail prior: ``crop x crop`` tokens of
+    ``DetailConfig.window`` token frames, handed the frame before them in ``before_rate`` of the crops
+    that have one (the others learn to start a clip)."""
+
+    steps: int = 600
+    lr: float = 1e-3
+    crop: int = 16
+    before_rate: float = 0.75
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.crop, bool) or not isinstance(self.crop, int) or self.crop < 2:
+            raise ValueError(f"DetailTrainConfig.crop must be at least 2 tokens, got {self.crop!r}.")
+        if not 0 <= self.before_rate <= 1:
+            raise ValueError(f"DetailTrainConfig.before_rate must lie in [0, 1], got {self.before_rate!r}.")
+
+
+def detail_config_for(store_path: str | Path, level: int, **shape) -> DetailConfig:
+    """A :class:`DetailConfig` for level ``level`` of the codec that wrote ``store_path``."""
+    store = TokenStore.open(store_path)
+    clips = store.clips()
+    if not clips:
+        raise ValueError(f"The token store {str(store_path)!r} holds no complete clip.")
+    levels = store.attrs["checkpoint"]["config"]["levels"]
+    if not 1 <= level < len(levels):
+        raise ValueError(f"level must be a finer level of this codec, 1..{len(levels) - 1}, got {level}.")
+    meta = store.clip_attrs(clips[0])
+    return DetailConfig(
+        level=level,
+        coarser=tuple((lv["fsq_levels"], lv["latent_channels"]) for lv in levels[:level]),
+        fsq_levels=levels[level]["fsq_levels"],
+        channels=levels[level]["latent_channels"],
+        codec_digest=store.attrs["checkpoint"]["digest"],
+        frame_size=(meta["height"], meta["width"]),
+        **shape,
+    )
+
+
+def train_detail(
+    store_path: str | Path,
+    run: str | Path,
+    config: DetailConfig,
+    train: DetailTrainConfig = DetailTrainConfig(),
+    max_seconds: float | None = None,
+    clips: list[str] | None = None,
+) -> DetailPrior:
+    """Train (or resume) a detail prior of level ``config.level`` on random crops of a store's clips
+    (those named in ``clips``, default all). The finished model is also in ``RUN/detail``; the
+    transformer runs under bf16 autocast while training (fp32 when sampling and scoring)."""
+    data = LevelWindows(store_path, config.level, clips)
+
+    def loss(model: DetailPrior, g: torch.Generator) -> tuple[Tensor, int]:
+        coarser, y, y_before, has_before = data.batch(train.batch, config.window, train.crop, g, train.before_rate)
+        model.transformer.autocast = torch.bfloat16
+        try:
+            bits = model(coarser, y, y_before, has_before)  # (B, T', H', W', C_k)
+        finally:
+            model.transformer.autocast = None
+        positions = int(np.prod(y.shape[:4]))
+        return bits.sum() * math.log(2) / positions, positions  # nats per position (all channels)
+
+    meta = {"store": str(store_path), "positions": data.positions, "clips": sorted(data.keys)}
+    return fit(run, DetailPrior, config, train, loss, meta, max_seconds, final="detail")

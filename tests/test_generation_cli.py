@@ -160,3 +160,29 @@ def test_prior_train_flags_left_out_take_the_defaults_of_the_configs(tmp_path, m
         "shape": {"window": 2, "dim": 64, "mlp_dim": 192},
         "train": train.TrainConfig(steps=9, keep_every=3),
     }
+
+
+def test_prior_train_level_k_trains_a_detail_prior_with_its_own_defaults(tmp_path, monkeypatch, capsys):
+    import generation.train as train
+
+    calls = {}
+
+    def detail_config_for(store, level, **shape):  # the signature given_flags reads
+        calls["config"] = {"level": level, **shape}
+
+    monkeypatch.setattr(train, "detail_config_for", detail_config_for)
+    monkeypatch.setattr(
+        train, "train_detail", lambda store, run, detail, config, **kw: calls.setdefault("train", config)
+    )
+    (tmp_path / "s.zarr").mkdir()
+    base = ["prior-train", str(tmp_path / "s.zarr"), "--run", str(tmp_path / "run")]
+    assert cli.main([*base, "--level", "2"]) == 0
+    assert calls == {"config": {"level": 2}, "train": train.DetailTrainConfig()}
+    calls.clear()
+    assert cli.main([*base, "--level", "1", "--dim", "32", "--window", "3", "--crop", "8", "--steps", "5"]) == 0
+    assert calls == {
+        "config": {"level": 1, "dim": 32, "window": 3},
+        "train": train.DetailTrainConfig(crop=8, steps=5),
+    }
+    assert cli.main([*base, "--crop", "8"]) != 0
+    assert "--crop is a flag of the detail priors" in capsys.readouterr().err
