@@ -21,6 +21,10 @@ sampled tokens are compared on what a sampler should reproduce:
   detail the frames carry), against the source's;
 - ``psnr``: PSNR-Y of the decoded prefix against the source (samples do not reproduce the
   source's detail, so this falls: it says how far the invented detail is from the real one);
+- ``placement``: whether a sample puts its detail where the real levels put theirs, whatever its
+  phase: the Pearson correlation, over every 8x8 patch of every frame, of the mean absolute luma
+  the finer levels add (full decode minus preview) in the sample and in the real tokens (1: the
+  same places; 0: unrelated);
 - ``seconds``: the CPU time of drawing levels 1 and 2.
 """
 
@@ -61,6 +65,13 @@ def psnr_y(a: np.ndarray, b: np.ndarray) -> float:
 def change_rate(symbols: np.ndarray) -> float:
     """Share of symbols ``(T', H', W', C)`` differing from the token frame before."""
     return float((symbols[1:] != symbols[:-1]).mean())
+
+
+def added_detail(full: np.ndarray, preview: np.ndarray) -> np.ndarray:
+    """Mean absolute luma the finer levels add, per 8x8 patch of every frame: flat ``(T * H/8 * W/8,)``."""
+    a = np.abs(luma(full) - luma(preview))  # (T, H, W)
+    t, h, w = a.shape
+    return a.reshape(t, h // 8, 8, w // 8, 8).mean((2, 4)).ravel()  # (T, H/8, 8, W/8, 8) -> (T, H/8, W/8)
 
 
 def context_bits(codec, tokens) -> list[float]:
@@ -134,12 +145,14 @@ def main(argv: list[str] | None = None) -> int:
     for path in find_videos(args.clips).paths:
         frames = fit_frames(read_video(path, max_frames=args.max_frames).frames, tuple(args.size))
         tokens = codec.encode(frames, 25.0)
+        real_decoded = [codec.decode(tokens, k_max=k) for k in range(codec.num_levels)]
+        real_added = added_detail(real_decoded[-1], real_decoded[0])
         real = {
             "change": [change_rate(s) for s in tokens.symbols],
             "bits": context_bits(codec, tokens),
             "detail_bits": detail_bits(priors, tokens),
-            "detail": [detail(codec.decode(tokens, k_max=k)) for k in range(codec.num_levels)],
-            "psnr": [psnr_y(codec.decode(tokens, k_max=k), frames) for k in range(codec.num_levels)],
+            "detail": [detail(d) for d in real_decoded],
+            "psnr": [psnr_y(d, frames) for d in real_decoded],
         }
         draws: dict[str, list[dict]] = {finer: [] for finer in args.finer}
         for finer in args.finer:
@@ -157,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
                         "detail_bits": detail_bits(priors, sampled),
                         "detail": [detail(d) for d in decoded],
                         "psnr": [psnr_y(d, frames) for d in decoded],
+                        "placement": float(np.corrcoef(added_detail(decoded[-1], decoded[0]), real_added)[0, 1]),
                     }
                 )
         results["clips"][path.stem] = {

@@ -240,3 +240,20 @@ def test_generate_takes_detail_priors_or_the_context_models(codec, tmp_path, cap
     assert np.array_equal(ours, again) and not np.array_equal(ours, context)
     assert cli.main([*base, "--out", str(tmp_path / "d.npy"), "--finer", "context", "--detail", *detail]) != 0
     assert "only --finer detail uses" in capsys.readouterr().err
+
+
+def test_the_generation_bench_compares_both_samplers(codec, tmp_path):
+    """A smoke run of ``benchmarks/generation_bench.py`` on the sample clip with tiny detail priors."""
+    import json
+
+    from benchmarks import generation_bench
+
+    detail = [str(p) for p in _save_pair(codec, tmp_path)]
+    out = tmp_path / "levels.json"
+    argv = [str(SAMPLE), "--size", "32", "32", "--max-frames", "16", "--seeds", "0", "--detail", *detail]
+    assert generation_bench.main([*argv, "--out", str(out)]) == 0
+    clip = next(iter(json.loads(out.read_text())["clips"].values()))
+    assert len(clip["real"]["detail_bits"]) == 2 and len(clip["real"]["bits"]) == 3
+    for finer in ("detail", "context"):
+        (draw,) = clip["sampled"][finer]
+        assert -1 <= draw["placement"] <= 1 and len(draw["psnr"]) == 3 and draw["seconds"] >= 0
