@@ -257,3 +257,15 @@ def test_the_generation_bench_compares_both_samplers(codec, tmp_path):
     for finer in ("detail", "context"):
         (draw,) = clip["sampled"][finer]
         assert -1 <= draw["placement"] <= 1 and len(draw["psnr"]) == 3 and draw["seconds"] >= 0
+
+
+def test_the_shipped_detail_priors_load_and_belong_to_the_shipped_codec(codec):
+    from generation.sample import load_shipped_detail
+
+    priors = load_shipped_detail()
+    assert sorted(priors) == list(range(1, codec.num_levels))
+    for k, prior in priors.items():
+        level = codec.config.levels[k]
+        assert prior.config.codec_digest == codec.weights_digest()
+        assert (prior.config.channels, prior.config.fsq_levels) == (level.latent_channels, level.fsq_levels)
+        assert prior.config.coarser == tuple((lv.fsq_levels, lv.latent_channels) for lv in codec.config.levels[:k])
