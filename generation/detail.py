@@ -173,6 +173,8 @@ class DetailPrior(
         self.register_buffer("mask_out", mask_out, persistent=False)
         self.register_buffer("coarser_offsets", _offsets(list(config.coarser)), persistent=False)
         self.register_buffer("level_offsets", _offsets(own), persistent=False)
+        coarser_levels = [lv for lv, c in config.coarser for _ in range(c)]  # (C_<k,): symbols per channel
+        self.register_buffer("coarser_levels", torch.tensor(coarser_levels), persistent=False)
         for emb in (self.coarser_embed, self.level_embed, self.before_embed, self.anchor_embed):
             nn.init.normal_(emb.weight, std=0.02)
         nn.init.zeros_(self.head.weight)
@@ -193,6 +195,14 @@ class DetailPrior(
                 f"y must be (batch, t', h', w', {c.channels}) symbols of level {c.level} on the coarser grid "
                 f"{tuple(coarser.shape[:-1])}, got shape {tuple(y.shape)}."
             )
+        if bool((coarser < 0).any()) or bool((coarser >= self.coarser_levels).any()):
+            raise ValueError(
+                f"coarser holds a symbol outside its channel's FSQ range (levels {list(c.coarser)}): "
+                "these are not the tokens of the codec this prior models."
+            )
+        for name, symbols in (("y", y), ("y_before", y_before)):
+            if symbols is not None and (bool((symbols < 0).any()) or bool((symbols >= c.fsq_levels).any())):
+                raise ValueError(f"{name} holds a symbol outside [0, {c.fsq_levels}), level {c.level}'s FSQ range.")
         b, _, h, w, _ = coarser.shape
         if y_before is not None and tuple(y_before.shape) != (b, h, w, c.channels):
             raise ValueError(

@@ -149,6 +149,10 @@ def test_sampling_is_seeded_windowed_and_follows_the_model():
     assert (prior.sample(coarser, seed=3) == 4).all()
     with pytest.raises(ValueError, match=r"coarser must be \(batch, t', h', w', 4\)"):
         prior.sample(coarser[..., :2])
+    with pytest.raises(ValueError, match="outside its channel's FSQ range"):
+        prior.sample(coarser + 8)
+    with pytest.raises(ValueError, match=r"y holds a symbol outside \[0, 5\)"):
+        prior.clip_bits(coarser, np.full((5, 3, 4, 3), 5, np.uint8))
 
 
 def test_a_drawn_clip_is_scored_in_the_order_it_was_drawn():
