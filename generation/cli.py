@@ -144,7 +144,7 @@ def _load_codec_for(prior, ckpt: Path | None):
     from mptvc_latents.codec import MPTVC
 
     codec = MPTVC.from_pretrained(ckpt)
-    check_codec(prior.config.codec_digest, codec, "the prior (give its codec with --ckpt)")
+    check_codec(prior.config.codec_digest, codec, "the prior")
     return codec
 
 
@@ -159,6 +159,8 @@ def _generate(args: argparse.Namespace) -> None:
     from mptvc_latents.video import write_frames
 
     config = SampleConfig(**given_flags(args, SampleConfig))
+    if args.detail and config.finer != "detail":
+        raise ValueError("--detail gives detail priors, which only --finer detail uses.")
     gif = None if args.no_gif else (args.gif or args.out.with_suffix(".gif"))
     if gif is not None and gif.resolve() == args.out.resolve():
         raise ValueError(f"The GIF and the video would both be written to {str(args.out)!r}; pass another --gif.")
@@ -166,10 +168,8 @@ def _generate(args: argparse.Namespace) -> None:
     codec = _load_codec_for(prior, args.ckpt)
     config = token_frames_for(codec, config)
     configure_threads(min(torch.get_num_threads(), 2))
-    symbols = sample_symbols(prior, config)  # uint8 (t', h', w', C)
-    if args.detail and config.finer != "detail":
-        raise ValueError("--detail gives detail priors, which only --finer detail uses.")
     detail = load_detail_priors(args.detail) if args.detail else None
+    symbols = sample_symbols(prior, config)  # uint8 (t', h', w', C)
     frames = decode_sample(
         codec, symbols, config.frames, prior.config.fps, config.levels, config.seed, config.finer, detail
     )

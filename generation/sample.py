@@ -201,7 +201,8 @@ def check_codec(digest: str, codec: MPTVC, what: str) -> None:
     if digest and codec.weights_digest() != digest:
         raise ValueError(
             f"{what[0].upper() + what[1:]} models the tokens of another codec checkpoint (digest {digest[:12]}...) "
-            f"than {codec.config.name!r} ({codec.weights_digest()[:12]}...); pass the codec it was trained on."
+            f"than {codec.config.name!r} ({codec.weights_digest()[:12]}...); pass the codec it was trained on "
+            "(mptvc generate --ckpt)."
         )
 
 
