@@ -1,12 +1,15 @@
-"""Training a :class:`TokenPrior` on the level-0 windows of a token store, on CPU, resumably.
+"""Training the generation models on a token store, on CPU, resumably: a :class:`TokenPrior` on the
+level-0 windows (``train_prior``) or a :class:`DetailPrior` of a finer level on random crops
+(``train_detail``), through one loop (``fit``).
 
 ::
 
     STORE.zarr -> IndexWindows (every window of t' token frames, stride 1, held in memory)
+               or LevelWindows (levels 0..k of every clip in memory; crops of t' x crop x crop tokens)
       -> random batches (seeded by step, so a resumed run draws the same batches)
       -> AdamW, linear warm-up + cosine decay, grad-norm clip -> RUN/checkpoint/ every save_every steps
     RUN/log.jsonl   one JSON line per log_every steps: step, loss in bits/token, lr, tokens/s, elapsed
-    RUN/prior/      the final model, hub-style (config.json + model.safetensors)
+    RUN/prior/ (RUN/detail/)  the final model, hub-style (config.json + model.safetensors)
 
 A killed run restarts from ``RUN/checkpoint`` (weights, optimizer, step) with the same command.
 """
