@@ -274,9 +274,8 @@ class DetailPrior(
         anchors = anchor_mask(*coarser.shape[2:4], coarser.device)[..., None]  # (H', W', 1)
         bits = torch.zeros(y.shape, dtype=torch.float32, device=y.device)
         for scored, visible in ((anchors, False), (~anchors, True)):
-            logp = F.log_softmax(
-                self.logits(coarser, y, y_before, visible, has_before), -1
-            )  # (B, T', H', W', C_k, L_k)
+            logits = self.logits(coarser, y, y_before, visible, has_before)  # (B, T', H', W', C_k, L_k)
+            logp = F.log_softmax(logits, -1)
             nats = -logp.gather(-1, y[..., None])[..., 0]  # (B, T', H', W', C_k)
             bits = bits + torch.where(scored, nats, 0.0) / math.log(2)
         return bits
@@ -302,9 +301,8 @@ class DetailPrior(
         for f in range(t):
             # attention is causal in t': frames after f change nothing, so run frames 0..f only
             for scored, visible in ((anchors, False), (~anchors, True)):
-                feats = self.features(coarser[:, : f + 1], y[:, : f + 1], y_before, visible)[:, f][
-                    :, scored
-                ]  # (B, N, D)
+                frame = self.features(coarser[:, : f + 1], y[:, : f + 1], y_before, visible)[:, f]  # (B, H', W', D)
+                feats = frame[:, scored]  # (B, N, D)
                 drawn = y[:, f][:, scored]  # (B, N, C_k)
                 for ch in range(self.config.channels):  # channel c given channels 0..c-1 of its position
                     logits = self.channel_logits(feats, drawn)[..., ch, :] / temperature  # (B, N, L_k)
