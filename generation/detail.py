@@ -130,16 +130,12 @@ def _made_masks(channels: int, levels: int, hidden: int) -> tuple[Tensor, Tensor
     return mask_in, mask_out
 
 
-def _encode_config(config: DetailConfig) -> dict:
-    return config.to_dict()
-
-
 class DetailPrior(
     nn.Module,
     StrictHubMixin,
     library_name="mptvc-latents",
     tags=["video", "generation", "detail-prior"],
-    coders={DetailConfig: (_encode_config, DetailConfig.from_dict)},
+    coders={DetailConfig: (DetailConfig.to_dict, DetailConfig.from_dict)},
 ):
     """p(level k | coarser levels), frame by frame in two checkerboard passes; see the module docstring.
 

@@ -73,16 +73,12 @@ class PriorOutput:
     cache: object = field(default=None, repr=False)  # the transformers KV cache, when asked for
 
 
-def _encode_config(config: PriorConfig) -> dict:
-    return config.to_dict()
-
-
 class TokenPrior(
     nn.Module,
     StrictHubMixin,
     library_name="mptvc-latents",
     tags=["video", "generation", "token-prior"],
-    coders={PriorConfig: (_encode_config, PriorConfig.from_dict)},
+    coders={PriorConfig: (PriorConfig.to_dict, PriorConfig.from_dict)},
 ):
     """p(index_i | index_<i) over one token grid; ``forward(idx, targets) -> PriorOutput``.
 
