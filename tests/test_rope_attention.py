@@ -11,6 +11,7 @@ from mptvc_latents.layers import (
     neighborhood_to_dense,
     temporal_positions,
 )
+from mptvc_latents.layers.attention import _softmax_short
 from mptvc_latents.layers.rope3d import Rotation
 
 
@@ -114,6 +115,28 @@ def test_neighborhood_attention_matches_masked_dense_attention(length, radius):
     assert probs.shape == (2, 3, length, 2 * radius + 1)
     torch.testing.assert_close(out, ref_out, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(neighborhood_to_dense(probs, radius), ref_probs, atol=1e-6, rtol=1e-5)
+
+
+def test_short_softmax_matches_torch_softmax_with_exact_zeros_and_its_gradient():
+    """The attention's softmax over a neighbourhood (elementwise ops, a written-out backward) is
+    torch.softmax: the same values, masked keys exactly 0, and gradcheck passes in fp64."""
+    torch.manual_seed(0)
+    scores = torch.randn(4, 3, 6, 6, dtype=torch.float64) * 5
+    idx = torch.arange(6)
+    far = (idx[:, None] - idx[None, :]).abs() > 1
+    masked = scores.masked_fill(far, float("-inf"))
+    probs = _softmax_short(masked)
+    torch.testing.assert_close(probs, masked.softmax(-1), atol=1e-12, rtol=1e-12)
+    assert (probs[..., far] == 0).all() and torch.isfinite(probs).all()
+    torch.autograd.gradcheck(_softmax_short, (scores.requires_grad_(),))
+    # The backward is checked with masked keys too (their gradient is exactly 0).
+    leaf = scores.detach().requires_grad_()
+    weight = torch.randn_like(scores)
+    (_softmax_short(leaf.masked_fill(far, float("-inf"))) * weight).sum().backward()
+    ref = scores.detach().requires_grad_()
+    (ref.masked_fill(far, float("-inf")).softmax(-1) * weight).sum().backward()
+    torch.testing.assert_close(leaf.grad, ref.grad, atol=1e-12, rtol=1e-10)
+    assert (leaf.grad[..., far] == 0).all()
 
 
 @pytest.mark.parametrize("causal", [False, True])

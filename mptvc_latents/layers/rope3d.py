@@ -119,9 +119,11 @@ class _RotatePairs(torch.autograd.Function):
         out = x.clone(memory_format=torch.contiguous_format)  # the one full copy
         work = torch.promote_types(x.dtype, torch.float32)  # fp32, or fp64 for fp64 input
         a, b = out[..., lo:hi], out[..., half + lo : half + hi]  # views of the pairs to turn
-        a_w, b_w = a.to(work, copy=True), b.to(work, copy=True)  # copies even when x is fp32 or fp64
-        a.copy_(a_w * cos - b_w * sin)
-        b.copy_(a_w * sin + b_w * cos)
+        # Gather the strided pairs in their own dtype, then change dtype on contiguous memory (and back
+        # before scattering): a converting copy of a strided slice of 5-6 channels is 6x slower.
+        a_w, b_w = a.contiguous().to(work, copy=True), b.contiguous().to(work, copy=True)  # copies even in fp32
+        a.copy_((a_w * cos - b_w * sin).to(x.dtype))
+        b.copy_((a_w * sin + b_w * cos).to(x.dtype))
         return out
 
     @staticmethod
