@@ -41,13 +41,21 @@ def worktree(rev: str) -> Iterator[Path]:
 
 def run_worker(worker: str, tree: Path, config: dict, *, raw: bool = False) -> dict | str:
     """Run the ``worker`` script with ``config`` (JSON in argv[1]) against ``tree`` in a fresh
-    process with ``config["threads"]`` threads; its last stdout line is a JSON result (``raw``:
-    return the whole stdout instead)."""
+    process with ``config["threads"]`` threads (with ``config["processes"]`` > 1, that many such
+    processes under ``torchrun --standalone``, the worker's rank 0 reporting); its last stdout line
+    is a JSON result (``raw``: return the whole stdout instead)."""
     env = {**os.environ, "PYTHONPATH": str(tree), "OMP_WAIT_POLICY": "PASSIVE",
            "OMP_NUM_THREADS": str(config["threads"])}  # fmt: skip
-    done = subprocess.run(
-        [sys.executable, "-c", worker, json.dumps(config)], cwd=tree, env=env, capture_output=True, text=True
-    )
+    processes = int(config.get("processes", 1))
+    with tempfile.TemporaryDirectory(prefix="mptvc-worker-") as scratch:
+        if processes > 1:
+            script = Path(scratch) / "worker.py"
+            script.write_text(worker)
+            launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+                      str(processes), str(script)]  # fmt: skip
+        else:
+            launch = [sys.executable, "-c", worker]
+        done = subprocess.run([*launch, json.dumps(config)], cwd=tree, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["(no error output)"])[-1]
         raise RuntimeError(f"The benchmark worker failed in {tree}: {last}")

@@ -1,6 +1,6 @@
 """Training throughput: pixels and steps per second of one optimizer step, against a baseline revision.
 
-`python -m benchmarks.train_bench [--baseline REV] [--threads 1 2] [--steps 4] [--rounds 3] [--profile]`
+`python -m benchmarks.train_bench [--baseline REV] [--threads 1 2] [--processes 2] [--steps 4] [--rounds 3] [--profile]`
 
 One step is what ``mptvc train`` runs in its joint phase: forward of every level of the preset
 (default ``mptvc-cpu``) at the training crop (default batch 8 of 16x64x64, random crops of the
@@ -12,6 +12,10 @@ is what a step costs, whatever else the machine runs; with two it sums both thre
 ``--baseline REV`` checks the given git revision out into a temporary worktree and measures its
 training step the same way in the same run (fp32 only: older revisions have no autocast),
 which is how "faster than before" is measured.
+``--processes 2`` (the default) also runs this tree's bf16 step as ``mptvc train`` runs under
+``torchrun --nproc-per-node 2``: two one-thread processes, each half of the global batch, gradients
+all-reduced by ``DistributedDataParallel`` over gloo; its wall time is compared with the baseline's
+fastest configuration on the same cores (its CPU column is rank 0's alone).
 ``--profile`` writes a torch.profiler table of one step (fp32 and bf16) next to the JSON.
 """
 
@@ -45,8 +49,16 @@ if args["autocast"]:
     model.set_training_autocast(torch.bfloat16)
 optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01, betas=(0.9, 0.99))
 video = read_video(args["clip"]).frames
-rng = np.random.default_rng(0)
-b, t, h, w = args["batch"], args["frames"], args["crop"], args["crop"]
+world, rank = args.get("processes", 1), 0
+net = model
+if world > 1:  # under torchrun: each process a share of the same global batch, as `mptvc train` runs
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+    dist.init_process_group("gloo")
+    rank = dist.get_rank()
+    net = DistributedDataParallel(model, forward_sync_buffers=False)
+rng = np.random.default_rng(rank)
+b, t, h, w = args["batch"] // world, args["frames"], args["crop"], args["crop"]
 
 def batch():
     clips = []
@@ -58,7 +70,7 @@ def batch():
     return torch.from_numpy(np.stack(clips)).permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0  # (B, 3, T, H, W)
 
 def step(x):
-    out = model(x)
+    out = net(x)
     loss = rd_loss(out, (5000.0, 500.0, 100.0), (1.0, 1.0, 1.0), pixels=x[:, 0].numel()).loss
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -79,7 +91,8 @@ for _ in range(args["steps"]):
     step(x)
     times.append(time.perf_counter() - t0)
     cpu.append(time.process_time() - c0)
-print(json.dumps({"seconds": times, "cpu_seconds": cpu}))
+if rank == 0:
+    print(json.dumps({"seconds": times, "cpu_seconds": cpu}))
 """
 
 
@@ -90,12 +103,23 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--crop", type=int, default=64)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=2,
+        help="also measure this tree's bf16 step on that many one-thread processes under torchrun "
+        "(DistributedDataParallel over gloo, the same global batch); 1: skip",
+    )
     parser.add_argument("--steps", type=int, default=4, help="timed steps per configuration and round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--baseline", help="git revision to measure beside this tree (e.g. the last release)")
     parser.add_argument("--profile", action="store_true", help="also write a profile of one step")
     parser.add_argument("--out", type=Path, default=RESULTS / "train_bench.json")
     args = parser.parse_args()
+    if args.processes < 1 or args.batch % args.processes:
+        parser.error(
+            f"--batch {args.batch} must split evenly over --processes {args.processes} (the global batch is kept)."
+        )
 
     from mptvc_latents.demo import SAMPLE
 
@@ -118,6 +142,14 @@ def main() -> None:
                     samples.setdefault(key, []).extend(measured["seconds"])
                     cpu_samples.setdefault(key, []).extend(measured["cpu_seconds"])
                     print(f"{key}: {np.median(samples[key]):.3f} s/step, {np.median(cpu_samples[key]):.3f} CPU s/step")
+            if args.processes > 1:
+                key = f"current bf16 {args.processes} processes x 1 thread"
+                config = {**shape, "threads": 1, "processes": args.processes, "steps": args.steps, "autocast": True}
+                measured = run_worker(_WORKER, ROOT, {**config, "profile": False})
+                assert isinstance(measured, dict)
+                samples.setdefault(key, []).extend(measured["seconds"])
+                cpu_samples.setdefault(key, []).extend(measured["cpu_seconds"])
+                print(f"{key}: {np.median(samples[key]):.3f} s/step")
         profile = ""
         if args.profile:
             for dtype in ("fp32", "bf16"):
@@ -144,15 +176,22 @@ def main() -> None:
             if base:
                 row["speedup_vs_baseline"] = base["seconds_per_step"] / row["seconds_per_step"]
                 row["cpu_speedup_vs_baseline"] = base["cpu_seconds_per_step"] / row["cpu_seconds_per_step"]
+    ddp = rows.get(f"current bf16 {args.processes} processes x 1 thread")
+    baselines = [row for key, row in rows.items() if key.startswith("baseline")]
+    if ddp and baselines:
+        # Against the baseline's fastest way to use the same cores (any of its thread counts). The
+        # row's CPU time is rank 0's alone, so no CPU ratio is given.
+        fastest = min(row["seconds_per_step"] for row in baselines)
+        ddp["speedup_vs_baseline"] = fastest / ddp["seconds_per_step"]
     write_report(args.out, args.baseline, shape, rows)
     if profile:
         args.out.with_suffix(".profile.txt").write_text(profile)
-    print(f"{'configuration':34s} {'s/step':>8s} {'CPU s':>8s} {'Mpx/s':>8s} {'speedup':>8s} {'CPU':>8s}")
+    print(f"{'configuration':40s} {'s/step':>8s} {'CPU s':>8s} {'Mpx/s':>8s} {'speedup':>8s} {'CPU':>8s}")
     for key, row in rows.items():
         wall = f"{row['speedup_vs_baseline']:.2f}x" if "speedup_vs_baseline" in row else ""
         cpu = f"{row['cpu_speedup_vs_baseline']:.2f}x" if "cpu_speedup_vs_baseline" in row else ""
         print(
-            f"{key:34s} {row['seconds_per_step']:8.3f} {row['cpu_seconds_per_step']:8.3f} "
+            f"{key:40s} {row['seconds_per_step']:8.3f} {row['cpu_seconds_per_step']:8.3f} "
             f"{row['pixels_per_second'] / 1e6:8.3f} {wall:>8s} {cpu:>8s}"
         )
 

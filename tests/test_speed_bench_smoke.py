@@ -27,9 +27,12 @@ def test_infer_bench_measures_this_tree_against_a_worktree_of_a_revision(tmp_pat
 
 def test_train_bench_reports_pixels_per_second(tmp_path):
     out = tmp_path / "train.json"
-    args = ["--batch", "1", "--frames", "8", "--crop", "32", "--threads", "1", "--steps", "1", "--rounds", "1"]
-    done = _run("benchmarks.train_bench", *args, "--out", str(out))
+    args = ["--batch", "2", "--frames", "8", "--crop", "32", "--threads", "1", "--steps", "1", "--rounds", "1"]
+    done = _run("benchmarks.train_bench", *args, "--processes", "2", "--out", str(out))
     assert done.returncode == 0, done.stderr[-3000:]
     rows = json.loads(out.read_text())["rows"]
-    assert set(rows) == {"current fp32 1 thread(s)", "current bf16 1 thread(s)"}
+    # The two-process row is the step under torchrun (DistributedDataParallel over gloo), one crop each.
+    assert set(rows) == {"current fp32 1 thread(s)", "current bf16 1 thread(s)", "current bf16 2 processes x 1 thread"}
     assert all(row["pixels_per_second"] > 0 and row["seconds_per_step"] > 0 for row in rows.values())
+    uneven = _run("benchmarks.train_bench", *args, "--batch", "3", "--processes", "2", "--out", str(out))
+    assert uneven.returncode != 0 and "must split evenly" in uneven.stderr
