@@ -48,21 +48,26 @@ def grow_level(model: MPTVC, level: int, encoder_depth: int, decoder_depth: int)
     missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
     if unexpected:
         raise ValueError(f"The grown codec has no place for {unexpected[:3]}...: not a growth of this codec.")
-    new_blocks = {name.rsplit(".blocks.", 1)[0] + ".blocks." + name.rsplit(".blocks.", 1)[1].split(".")[0]
-                  for name in missing}  # fmt: skip
-    if any(".blocks." not in name for name in missing):
-        raise ValueError(f"Only transformer blocks may be new, but {missing[:3]} are missing.")
-    modules = dict(grown.named_modules())
+    grown_level = grown.level(level)
+    new_blocks = [
+        block
+        for transformer, depth in ((grown_level.g_a.transformer, old.encoder_depth),
+                                   (grown_level.g_s.transformer, old.decoder_depth))
+        for block in list(transformer.blocks)[depth:]
+    ]  # fmt: skip
+    expected = {id(p) for block in new_blocks for p in block.parameters()}
+    named = dict(grown.named_parameters())
+    if any(name not in named or id(named[name]) not in expected for name in missing):
+        raise ValueError(f"Only the added transformer blocks may be new, but {missing[:3]}... are missing.")
     with torch.no_grad():
-        for name in sorted(new_blocks):
-            block = modules[name]
+        for block in new_blocks:
             assert isinstance(block, AxialBlock)
             for attention in block.attns.values():
                 attention.proj.weight.zero_()
                 attention.proj.bias.zero_()
             block.mlp.out.weight.zero_()
             block.mlp.out.bias.zero_()
-    log.info("grew level %d: %d new blocks (%s)", level, len(new_blocks), ", ".join(sorted(new_blocks)))
+    log.info("grew level %d by %d blocks", level, len(new_blocks))
     return grown
 
 
@@ -92,7 +97,7 @@ def main() -> None:
     log.info(
         "wrote %s (%d parameters, %d before)",
         args.out,
-        *(sum(p.numel() for p in m.parameters()) for m in (grown, model)),
+        *(m.parameter_counts()["total"] for m in (grown, model)),
     )
 
 
