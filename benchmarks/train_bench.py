@@ -129,27 +129,26 @@ def main() -> None:
     if args.baseline:
         trees["baseline"] = stack.enter_context(worktree(args.baseline))
     configs = [("baseline", "fp32")] * bool(args.baseline) + [("current", "fp32"), ("current", "bf16")]
+    # One round: every (row name, tree, worker settings), in this order.
+    runs = [
+        (f"{tree} {dtype} {threads} thread(s)", tree, {"threads": threads, "autocast": dtype == "bf16"})
+        for threads in args.threads
+        for tree, dtype in configs
+    ]
+    if args.processes > 1:
+        settings = {"threads": 1, "processes": args.processes, "autocast": True}
+        runs.append((f"current bf16 {args.processes} processes x 1 thread", "current", settings))
     samples: dict[str, list[float]] = {}
     cpu_samples: dict[str, list[float]] = {}
     try:
         for _ in range(args.rounds):
-            for threads in args.threads:
-                for tree, dtype in configs:
-                    key = f"{tree} {dtype} {threads} thread(s)"
-                    config = {**shape, "threads": threads, "steps": args.steps, "autocast": dtype == "bf16"}
-                    measured = run_worker(_WORKER, trees[tree], {**config, "profile": False})
-                    assert isinstance(measured, dict)
-                    samples.setdefault(key, []).extend(measured["seconds"])
-                    cpu_samples.setdefault(key, []).extend(measured["cpu_seconds"])
-                    print(f"{key}: {np.median(samples[key]):.3f} s/step, {np.median(cpu_samples[key]):.3f} CPU s/step")
-            if args.processes > 1:
-                key = f"current bf16 {args.processes} processes x 1 thread"
-                config = {**shape, "threads": 1, "processes": args.processes, "steps": args.steps, "autocast": True}
-                measured = run_worker(_WORKER, ROOT, {**config, "profile": False})
+            for key, tree, settings in runs:
+                config = {**shape, **settings, "steps": args.steps, "profile": False}
+                measured = run_worker(_WORKER, trees[tree], config)
                 assert isinstance(measured, dict)
                 samples.setdefault(key, []).extend(measured["seconds"])
                 cpu_samples.setdefault(key, []).extend(measured["cpu_seconds"])
-                print(f"{key}: {np.median(samples[key]):.3f} s/step")
+                print(f"{key}: {np.median(samples[key]):.3f} s/step, {np.median(cpu_samples[key]):.3f} CPU s/step")
         profile = ""
         if args.profile:
             for dtype in ("fp32", "bf16"):
