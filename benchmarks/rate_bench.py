@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import glob
 import json
-import math
 import os
 import platform
 import time
@@ -60,21 +59,24 @@ def _interp(x: float, xs: list[float], ys: list[float]) -> float | None:
 
 
 def _bd_rate(fixed: list[tuple[float, float]], curve: list[tuple[float, float]]) -> float | None:
-    """Bjontegaard-style rate difference (%) of ``curve`` against ``fixed`` ((bpp, psnr) points):
-    log-rate interpolated piecewise-linearly in PSNR, averaged over the overlapping PSNR range."""
-    if len(fixed) < 2 or len(curve) < 2:
-        return None
-    lo = max(min(p for _, p in fixed), min(p for _, p in curve))
-    hi = min(max(p for _, p in fixed), max(p for _, p in curve))
-    if hi <= lo:
-        return None
-    grid = np.linspace(lo, hi, 64)
+    """BD-rate (%) of ``curve`` against ``fixed`` ((bpp, psnr) points) with the library's Bjøntegaard
+    (``mptvc_latents.eval.bjontegaard.bd_rate``, PCHIP in log rate), on each curve's efficient points:
+    sorted by rate, a point is kept only if its PSNR is above every cheaper one's (rate-controlled
+    targets of different kinds can land on the same or a dominated point). ``None`` when a curve keeps
+    fewer than two points or the PSNR ranges do not overlap."""
+    from mptvc_latents.eval.bjontegaard import bd_rate
 
-    def log_rate(points: list[tuple[float, float]]) -> np.ndarray:
-        pts = sorted(points, key=lambda p: p[1])
-        return np.interp(grid, [p for _, p in pts], [math.log(b) for b, _ in pts])
+    def front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        kept: list[tuple[float, float]] = []
+        for bpp, psnr in sorted(points, key=lambda p: (p[0], -p[1])):  # the best PSNR at a rate first
+            if not kept or (bpp > kept[-1][0] and psnr > kept[-1][1]):
+                kept.append((bpp, psnr))
+        return kept
 
-    return float((math.exp(float(np.mean(log_rate(curve) - log_rate(fixed)))) - 1) * 100)
+    try:
+        return bd_rate(front(fixed), front(curve))
+    except ValueError:
+        return None
 
 
 def _step_gains(fixed: list[tuple[float, float]], curve: list[tuple[float, float]]) -> dict[str, float]:
