@@ -43,9 +43,16 @@ def run_worker(worker: str, tree: Path, config: dict, *, raw: bool = False) -> d
     """Run the ``worker`` script with ``config`` (JSON in argv[1]) against ``tree`` in a fresh
     process with ``config["threads"]`` threads (with ``config["processes"]`` > 1, that many such
     processes under ``torchrun --standalone``, the worker's rank 0 reporting); its last stdout line
-    is a JSON result (``raw``: return the whole stdout instead)."""
-    env = {**os.environ, "PYTHONPATH": str(tree), "OMP_WAIT_POLICY": "PASSIVE",
-           "OMP_NUM_THREADS": str(config["threads"])}  # fmt: skip
+    is a JSON result (``raw``: return the whole stdout instead). OpenMP threads sleep between
+    parallel regions (``OMP_WAIT_POLICY=PASSIVE``, never spinning on a shared core) unless
+    ``config["wait_policy"]`` is ``"default"``: then the variable is unset, as in a user's shell."""
+    policy = config.get("wait_policy", "passive")
+    if policy not in ("passive", "default"):
+        raise ValueError(f"The OpenMP wait policy must be 'passive' or 'default', got {policy!r}.")
+    env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": str(config["threads"])}
+    env.pop("OMP_WAIT_POLICY", None)
+    if policy == "passive":
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
     processes = int(config.get("processes", 1))
     with tempfile.TemporaryDirectory(prefix="mptvc-worker-") as scratch:
         if processes > 1:

@@ -1,6 +1,7 @@
 """Inference speed: encode + decode of a short clip, this tree against a baseline revision.
 
-`python -m benchmarks.infer_bench [--baseline REV] [--threads 2] [--frames 17] [--size 256] [--rounds 3]`
+`python -m benchmarks.infer_bench [--baseline REV] [--threads 2] [--frames 17] [--size 256] [--rounds 3]
+[--wait-policy passive default]`
 
 One measurement is ``model.compress`` then ``model.decompress`` (entropy coding and the
 ``.mptvc`` container included) of ``--frames`` frames of the sample clip resized to
@@ -14,12 +15,17 @@ warm-up. Two kinds of weights:
 
 Each configuration runs in its own process, alternating over ``--rounds`` rounds (see
 ``benchmarks._revisions``); the table reports medians of wall time and frames per second, and
-the JSON also the process CPU time. Results: ``benchmarks/results/infer_bench.json``.
+the JSON also the process CPU time. ``--wait-policy``: the workers' OpenMP threads sleep between
+parallel regions (``passive``, the default: nothing spins on a shared machine) or keep the
+library's default (``default``: ``OMP_WAIT_POLICY`` unset, as a user's shell has it, where idle
+threads spin briefly before sleeping); rows of the default policy carry ``default wait`` in their
+name. Results: ``benchmarks/results/infer_bench.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -33,7 +39,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 # has (MPTVC(preset), MPTVC.from_pretrained(folder), set_inference_dtype, compress, decompress); the
 # working directory is the tree, so the relative checkpoint folder is that revision's own.
 _WORKER = r"""
-import json, sys, time
+import json, os, sys, time
 import numpy as np, torch
 args = json.loads(sys.argv[1])
 torch.set_num_threads(args["threads"])
@@ -65,7 +71,8 @@ for _ in range(args["repeats"]):
     run()
     times.append(time.perf_counter() - t0)
     cpu.append(time.process_time() - c0)
-print(json.dumps({"seconds": times, "cpu_seconds": cpu, "bytes": sum(compressed.level_bytes())}))
+nbytes, policy = sum(compressed.level_bytes()), os.environ.get("OMP_WAIT_POLICY")
+print(json.dumps({"seconds": times, "cpu_seconds": cpu, "bytes": nbytes, "omp_wait_policy": policy}))
 """
 
 
@@ -78,6 +85,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--weights", nargs="+", choices=("preset", "shipped"), default=["preset", "shipped"])
     parser.add_argument("--baseline", help="git revision to measure beside this tree")
+    parser.add_argument(
+        "--wait-policy",
+        nargs="+",
+        choices=("passive", "default"),
+        default=["passive"],
+        help="OpenMP wait policies to measure (passive: OMP_WAIT_POLICY=PASSIVE; default: unset)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "infer_bench.json")
     args = parser.parse_args()
 
@@ -87,21 +101,23 @@ def main() -> None:
     samples: dict[str, list[float]] = {}
     cpu_samples: dict[str, list[float]] = {}
     nbytes: dict[str, int] = {}
+    policies: dict[str, str | None] = {}
     with ExitStack() as stack:
         trees = {"current": ROOT}
         if args.baseline:
             trees = {"baseline": stack.enter_context(worktree(args.baseline)), **trees}
         for _ in range(args.rounds):
-            for threads in args.threads:
-                for weights in args.weights:
-                    for name, tree in trees.items():
-                        key = f"{name} {weights} {threads} thread(s)"
-                        measured = run_worker(_WORKER, tree, {**shape, "threads": threads, "weights": weights})
-                        assert isinstance(measured, dict)
-                        samples.setdefault(key, []).extend(measured["seconds"])
-                        nbytes[key] = measured["bytes"]
-                        cpu_samples.setdefault(key, []).extend(measured["cpu_seconds"])
-                        print(f"{key}: {np.median(samples[key]):.3f} s", flush=True)
+            for policy, threads, weights in itertools.product(args.wait_policy, args.threads, args.weights):
+                for name, tree in trees.items():
+                    key = f"{name} {weights} {threads} thread(s)" + (" default wait" if policy == "default" else "")
+                    config = {**shape, "threads": threads, "weights": weights, "wait_policy": policy}
+                    measured = run_worker(_WORKER, tree, config)
+                    assert isinstance(measured, dict)
+                    samples.setdefault(key, []).extend(measured["seconds"])
+                    nbytes[key] = measured["bytes"]
+                    policies[key] = measured["omp_wait_policy"]
+                    cpu_samples.setdefault(key, []).extend(measured["cpu_seconds"])
+                    print(f"{key}: {np.median(samples[key]):.3f} s", flush=True)
 
     rows = {}
     for key, times in samples.items():
@@ -111,6 +127,7 @@ def main() -> None:
             "cpu_seconds": float(np.median(cpu_samples[key])),
             "frames_per_second": args.frames / seconds,
             "bytes": nbytes[key],
+            "omp_wait_policy": policies[key],
         }
     for key, row in rows.items():
         base = rows.get(key.replace("current", "baseline", 1)) if key.startswith("current") else None
@@ -118,11 +135,11 @@ def main() -> None:
             row["speedup_vs_baseline"] = base["seconds"] / row["seconds"]
             row["cpu_speedup_vs_baseline"] = base["cpu_seconds"] / row["cpu_seconds"]
     write_report(args.out, args.baseline, shape, rows)
-    print(f"{'configuration':36s} {'s':>7s} {'CPU s':>7s} {'frames/s':>9s} {'speedup':>8s}")
+    print(f"{'configuration':49s} {'s':>7s} {'CPU s':>7s} {'frames/s':>9s} {'speedup':>8s}")
     for key, row in rows.items():
         speedup = f"{row['speedup_vs_baseline']:.2f}x" if "speedup_vs_baseline" in row else ""
         seconds, cpu, fps = row["seconds"], row["cpu_seconds"], row["frames_per_second"]
-        print(f"{key:36s} {seconds:7.3f} {cpu:7.3f} {fps:9.2f} {speedup:>8s}")
+        print(f"{key:49s} {seconds:7.3f} {cpu:7.3f} {fps:9.2f} {speedup:>8s}")
 
 
 if __name__ == "__main__":

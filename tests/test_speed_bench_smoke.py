@@ -15,12 +15,18 @@ def _run(module: str, *args: str) -> subprocess.CompletedProcess:
 def test_infer_bench_measures_this_tree_against_a_worktree_of_a_revision(tmp_path):
     out = tmp_path / "infer.json"
     args = ["--baseline", "HEAD", "--threads", "1", "--frames", "5", "--size", "64", "--repeats", "1"]
-    done = _run("benchmarks.infer_bench", *args, "--rounds", "1", "--weights", "preset", "--out", str(out))
+    policies = ["--wait-policy", "passive", "default"]
+    done = _run("benchmarks.infer_bench", *args, "--rounds", "1", "--weights", "preset", *policies, "--out", str(out))
     assert done.returncode == 0, done.stderr[-3000:]
     rows = json.loads(out.read_text())["rows"]
-    assert set(rows) == {"baseline preset 1 thread(s)", "current preset 1 thread(s)"}
-    current = rows["current preset 1 thread(s)"]
-    assert current["speedup_vs_baseline"] > 0 and current["frames_per_second"] > 0 and current["bytes"] > 0
+    passive, default = "preset 1 thread(s)", "preset 1 thread(s) default wait"
+    assert set(rows) == {f"{tree} {key}" for tree in ("baseline", "current") for key in (passive, default)}
+    for key in (passive, default):
+        current = rows[f"current {key}"]
+        assert current["speedup_vs_baseline"] > 0 and current["frames_per_second"] > 0 and current["bytes"] > 0
+    # The workers saw the policy asked for: PASSIVE, or the variable unset as in a user's shell.
+    assert rows[f"current {passive}"]["omp_wait_policy"] == "PASSIVE"
+    assert rows[f"current {default}"]["omp_wait_policy"] is None
     worktrees = subprocess.run(["git", "worktree", "list"], capture_output=True, text=True, cwd=ROOT).stdout
     assert "mptvc-baseline-" not in worktrees  # the temporary worktree is removed
 
