@@ -255,7 +255,7 @@ def _export(args: argparse.Namespace) -> None:
     if not (run / "checkpoint" / "trainer.pt").is_file():
         raise ValueError(f"{str(run)!r} is not a training run folder: it has no checkpoint/trainer.pt.")
     overrides = {"tile_overlap": tuple(args.tile_overlap)} if args.tile_overlap else {}
-    out = export_checkpoint(run / "checkpoint", args.out, card=training_card(run), **overrides)
+    out = export_checkpoint(run / "checkpoint", args.out, card=training_card(run), ema=args.ema, **overrides)
     print(out)
 
 
@@ -473,6 +473,13 @@ def add_train(sub) -> None:
     p.add_argument("--log-every", type=int, **config, help="steps between records in RUN/log.jsonl")
     p.add_argument("--seed", type=int, **config)
     p.add_argument(
+        "--ema",
+        type=float,
+        metavar="DECAY",
+        **config,
+        help="keep a moving average of the parameters with this decay (e.g. 0.999; export it with --ema)",
+    )
+    p.add_argument(
         "--init",
         **config,
         help="start from this checkpoint's weights when the run folder has none (e.g. the shipped one)",
@@ -522,6 +529,9 @@ def add_export(sub) -> None:
     p.add_argument("run", help="the run folder of `mptvc train`")
     p.add_argument("out", help="the folder to write (replaced)")
     p.add_argument("--tile-overlap", type=int, nargs=2, metavar=("H", "W"), help="inference tile overlap in pixels")
+    p.add_argument(
+        "--ema", action="store_true", help="export the moving average of the parameters (a run trained with --ema)"
+    )
     p.set_defaults(func=_export)
 
 

@@ -18,6 +18,7 @@ import torch
 
 from mptvc_latents.codec import MPTVC
 from mptvc_latents.files import atomic_folder, completed_folder
+from mptvc_latents.train.ema import load_ema_weights
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +59,22 @@ def training_card(run_dir: str | Path) -> dict:
     return card
 
 
-def export_checkpoint(src: str | Path, dst: str | Path, card: dict | None = None, **inference: Any) -> Path:
+def export_checkpoint(
+    src: str | Path, dst: str | Path, card: dict | None = None, *, ema: bool = False, **inference: Any
+) -> Path:
     """Load ``src`` strictly, cast float weights to float16 and save to ``dst`` (replaced).
 
+    ``ema``: export the moving average of the parameters the run kept (``train.ema``, ``mptvc train
+    --ema DECAY``) instead of the parameters of the last step; the card records it (``"weights"``).
     ``inference`` replaces config fields that only affect inference, such as ``tile`` or
     ``tile_overlap`` (never anything that changes the weights' shapes); ``CodecConfig`` checks the values.
     """
     model = MPTVC.from_pretrained(src)
+    if ema:
+        updates = load_ema_weights(model, src)
+        log.info("exporting the moving average of the parameters (%d updates)", updates)
+        if card is not None:
+            card = {**card, "weights": {"ema_updates": updates}}
     if inference:
         allowed = {"tile", "tile_overlap", "chunk_frames"}
         if set(inference) - allowed:

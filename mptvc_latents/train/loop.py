@@ -39,6 +39,7 @@ from mptvc_latents.files import atomic_folder, completed_folder
 from mptvc_latents.presets import causal_config, preset
 from mptvc_latents.train.data import Augment, ClipStream, FrameCache, Stage, clip_loader, plan_crops, probe_videos
 from mptvc_latents.train.distributed import World, broadcast_object, mean_over_ranks
+from mptvc_latents.train.ema import EMA_FILE, ParameterEMA
 from mptvc_latents.train.loss import rd_loss
 from mptvc_latents.train.schedule import warmup_cosine
 
@@ -157,6 +158,7 @@ class TrainConfig(ConfigBase):
     seed: int = 0
     init: str | None = None  # a checkpoint folder to start from when the run has none (weights only)
     causal: bool = False  # train the causal variant (with init: its weights, from step 0; presets.causal_config)
+    ema: float = 0.0  # decay of a moving average of the parameters kept beside them (train.ema); 0: none
 
     def __post_init__(self) -> None:
         if not isinstance(self.sources, tuple) or not self.sources or not all(isinstance(s, str) for s in self.sources):
@@ -198,6 +200,8 @@ class TrainConfig(ConfigBase):
         if self.autocast not in AUTOCAST_CHOICES:
             raise ValueError(f"TrainConfig.autocast must be one of {AUTOCAST_CHOICES}, got {self.autocast!r}.")
         self.augment  # noqa: B018 - Augment validates the augmentation fields
+        if not (isinstance(self.ema, int | float) and (self.ema == 0 or 0 < self.ema < 1)):
+            raise ValueError(f"TrainConfig.ema must be 0 (no average) or a decay in (0, 1), got {self.ema!r}.")
         if not isinstance(self.causal, bool):
             raise ValueError(f"TrainConfig.causal must be true or false, got {self.causal!r}.")
         for name in ("init", "frame_cache"):
@@ -252,6 +256,7 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=c.lr, weight_decay=0.01, betas=(0.9, 0.99))
         if state is not None:
             self.optimizer.load_state_dict(_reorder_optimizer_state(state["optimizer"], state["param_names"], model))
+        self.ema = self._restore_ema() if c.ema and self.world.is_main else None
         self.videos = probe_videos(c.sources, c.max_side, c.max_frames)
         for stage in c.all_stages:  # a stage no video can serve fails now, not hours into the run
             plan_crops(self.videos, c.seed, stage.start, stage, c.augment)
@@ -324,6 +329,18 @@ class Trainer:
         model.load_state_dict(weights, strict=True)
         return model, state, step
 
+    def _restore_ema(self) -> ParameterEMA:
+        """The moving average of the run's checkpoint, or a new one from the weights the run starts from."""
+        ema = ParameterEMA(self.model, self.config.ema)
+        ckpt = completed_folder(self.run / "checkpoint")
+        if ckpt is not None and (ckpt / EMA_FILE).is_file():
+            ema.load(ckpt)
+        else:
+            log.info(
+                "the parameters' moving average (decay %g) starts from the weights at step %d", ema.decay, self.step
+            )
+        return ema
+
     def _trim_log(self) -> None:
         """Drop log records past the checkpoint (steps that ran before a crash are run again)."""
         path = self.run / "log.jsonl"
@@ -348,6 +365,8 @@ class Trainer:
                 },
                 tmp / "trainer.pt",
             )
+            if self.ema is not None:
+                self.ema.save(tmp)
 
     # ------------------------------------------------------------------ data
 
@@ -419,6 +438,8 @@ class Trainer:
         params = [p for p in self.model.parameters() if p.grad is not None]
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, c.grad_clip))
         self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
         self.step += 1
         loss, mse, bpp = result.loss.item(), result.mse, result.bpp
         psnr = result.psnr
