@@ -11,8 +11,8 @@ than the same run annealed to its floor (BENCHMARKS.md). An average over the rec
 much of that noise without stopping the schedule, so a run can be exported and judged at any
 step (``mptvc export RUN OUT --ema``). The shadow is fp32 whatever the parameters' dtype, lives on
 the training process (rank 0 under torchrun: every rank's parameters are the same after the
-step) and is saved next to the checkpoint as ``ema.safetensors``. Buffers (the fixed entropy tables,
-the context model's counts) are not averaged: they come from the live model.
+step) and is saved next to the checkpoint as ``ema.safetensors``. Buffers (the fixed entropy tables)
+are not averaged: they come from the live model.
 """
 
 from __future__ import annotations
