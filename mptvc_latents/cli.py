@@ -469,6 +469,14 @@ def add_train(sub) -> None:
     )
     p.add_argument("--lr", type=float, **config, help="peak learning rate (warm-up, then cosine decay)")
     p.add_argument("--lambdas", type=float, nargs="+", **config, help="rate-distortion trade-off of each level")
+    p.add_argument(
+        "--ycbcr-weights",
+        type=float,
+        nargs=3,
+        metavar=("Y", "CB", "CR"),
+        **config,
+        help="measure the distortion in BT.709 Y, Cb, Cr with these weights (e.g. 6 1 1) instead of RGB",
+    )
     p.add_argument("--checkpoint-every", type=int, **config, help="steps between checkpoints")
     p.add_argument("--log-every", type=int, **config, help="steps between records in RUN/log.jsonl")
     p.add_argument("--seed", type=int, **config)

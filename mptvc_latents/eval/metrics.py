@@ -16,9 +16,18 @@ import math
 
 import numpy as np
 
-__all__ = ["BT709_LUMA", "SquaredError", "psnr_y", "psnr_rgb", "mse_y", "mse_rgb", "bpp"]
+__all__ = ["BT709_LUMA", "BT709_YCBCR", "SquaredError", "psnr_y", "psnr_rgb", "mse_y", "mse_rgb", "bpp"]
 
 BT709_LUMA = np.array([0.2126, 0.7152, 0.0722], dtype=np.float64)
+# Rows Y, Cb, Cr of BT.709 (analogue form): Cb = (B - Y) / 1.8556, Cr = (R - Y) / 1.5748, so each
+# chroma row spans [-1/2, 1/2] of the range of RGB; the training loss can weigh these three.
+BT709_YCBCR = np.stack(
+    [
+        BT709_LUMA,
+        (np.array([0.0, 0.0, 1.0]) - BT709_LUMA) / (2 * (1 - BT709_LUMA[2])),
+        (np.array([1.0, 0.0, 0.0]) - BT709_LUMA) / (2 * (1 - BT709_LUMA[0])),
+    ]
+)
 _PEAK = 255.0
 
 

@@ -40,7 +40,7 @@ from mptvc_latents.presets import causal_config, preset
 from mptvc_latents.train.data import Augment, ClipStream, FrameCache, Stage, clip_loader, plan_crops, probe_videos
 from mptvc_latents.train.distributed import World, broadcast_object, mean_over_ranks
 from mptvc_latents.train.ema import EMA_FILE, ParameterEMA
-from mptvc_latents.train.loss import rd_loss
+from mptvc_latents.train.loss import rd_loss, ycbcr_projection
 from mptvc_latents.train.schedule import warmup_cosine
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,9 @@ class TrainConfig(ConfigBase):
     of N processes takes ``batch / N`` clips. ``time_strides``, ``rescale`` and ``flip`` augment
     the clips (``train.data.Augment``). ``workers`` decode and cut clips in background processes
     (0: in the training process). ``autocast`` is ``auto`` (bf16 where the hardware has it, see
-    ``training_autocast``), ``bf16`` or ``off``.
+    ``training_autocast``), ``bf16`` or ``off``. ``ycbcr_weights`` measures the distortion as the
+    weighted mean of the BT.709 Y, Cb and Cr squared errors (``train.loss``; e.g. (6, 1, 1), the
+    weights of PSNR-YUV) instead of the mean over R, G and B.
     """
 
     sources: tuple[str, ...]
@@ -144,6 +146,7 @@ class TrainConfig(ConfigBase):
     min_lr_ratio: float = 0.1
     lambdas: tuple[float, ...] = (3000.0, 800.0, 250.0)
     weights: tuple[float, ...] = (1.0, 1.0, 1.0)
+    ycbcr_weights: tuple[float, float, float] | None = None  # distortion in weighted Y, Cb, Cr; None: RGB
     grad_clip: float = 1.0
     time_strides: tuple[int, ...] = (1,)
     rescale: tuple[float, float] = (1.0, 1.0)
@@ -197,6 +200,11 @@ class TrainConfig(ConfigBase):
             raise ValueError(
                 f"TrainConfig.lambdas and weights must be 0 or more, got {self.lambdas} and {self.weights}."
             )
+        if self.ycbcr_weights is not None:
+            try:
+                ycbcr_projection(self.ycbcr_weights)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"TrainConfig.ycbcr_weights is not valid: {e}") from None
         if self.autocast not in AUTOCAST_CHOICES:
             raise ValueError(f"TrainConfig.autocast must be one of {AUTOCAST_CHOICES}, got {self.autocast!r}.")
         self.augment  # noqa: B018 - Augment validates the augmentation fields
@@ -251,6 +259,7 @@ class Trainer:
             )
         if len(c.phase_steps) != self.model.num_levels + 1:
             raise ValueError(f"phase_steps needs {self.model.num_levels + 1} entries (one per level, then joint).")
+        self.color = ycbcr_projection(c.ycbcr_weights).to(self.device) if c.ycbcr_weights is not None else None
         self.autocast = training_autocast(c.autocast, self.device)
         self.model.set_training_autocast(self.autocast)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=c.lr, weight_decay=0.01, betas=(0.9, 0.99))
@@ -432,7 +441,8 @@ class Trainer:
             group["lr"] = lr
         t0 = time.perf_counter()
         out = self._network(phase)(x, scenes, k_max=k_max)
-        result = rd_loss(out, lambdas, weights, pixels=x.shape[0] * x.shape[2] * x.shape[3] * x.shape[4])
+        pixels = x.shape[0] * x.shape[2] * x.shape[3] * x.shape[4]
+        result = rd_loss(out, lambdas, weights, pixels, color=self.color)
         self.optimizer.zero_grad(set_to_none=True)
         result.loss.backward()
         params = [p for p in self.model.parameters() if p.grad is not None]
