@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import torch
 import mptvc_latents
 from mptvc_latents.codec import MPTVC
 from mptvc_latents.config import CodecConfig, HyperpriorConfig, LevelConfig
+from mptvc_latents.train import TrainConfig
 
 SAMPLE = Path(mptvc_latents.__file__).parent / "assets" / "bikes_sample.mp4"
 # The shared real data (not shipped) sits beside the repository; MPTVC_DATA_DIR points elsewhere.
@@ -27,6 +29,27 @@ def tiny_config(**overrides) -> CodecConfig:
         for d, c in ((16, 2), (16, 3), (32, 4))
     )
     return dataclasses.replace(CodecConfig(levels=levels, radius=(1, 1, 1), chunk_frames=8, name="tiny"), **overrides)
+
+
+def tiny_train_config(tmp_path: Path, **overrides) -> TrainConfig:
+    """A few steps of the tiny codec on 2 crops of 8x32x32 from the bundled sample, checkpointed every
+    2 steps, clips cut in the test process; the run folder is ``tmp_path / "run"`` unless overridden."""
+    config_path = tmp_path / "codec.json"
+    config_path.write_text(json.dumps(tiny_config().to_dict()))
+    base = TrainConfig(
+        sources=(str(SAMPLE),),
+        run_dir=str(tmp_path / "run"),
+        preset=str(config_path),
+        batch=2,
+        frames=8,
+        crop=(32, 32),
+        phase_steps=(1, 1, 1, 2),
+        checkpoint_every=2,
+        log_every=1,
+        warmup=1,
+        workers=0,  # clips in the test process (the resume test runs a background worker)
+    )
+    return dataclasses.replace(base, **overrides)
 
 
 def tiny_model(config: CodecConfig | None = None, seed: int = 0) -> MPTVC:

@@ -13,31 +13,12 @@ from mptvc_latents.train import TrainConfig, Trainer
 from mptvc_latents.train.data import Augment, Stage, VideoEntry, plan_crops
 from mptvc_latents.train.export import export_checkpoint, training_card
 from mptvc_latents.train.loop import training_autocast
-from tests._tiny import SAMPLE, tiny_config
-
-
-def _train_config(tmp_path: Path, **overrides) -> TrainConfig:
-    config_path = tmp_path / "codec.json"
-    config_path.write_text(json.dumps(tiny_config().to_dict()))
-    base = TrainConfig(
-        sources=(str(SAMPLE),),
-        run_dir=str(tmp_path / "run"),
-        preset=str(config_path),
-        batch=2,
-        frames=8,
-        crop=(32, 32),
-        phase_steps=(1, 1, 1, 2),
-        checkpoint_every=2,
-        log_every=1,
-        warmup=1,
-        workers=0,  # clips in the test process (the resume test runs a background worker)
-    )
-    return dataclasses.replace(base, **overrides)
+from tests._tiny import tiny_train_config
 
 
 def test_training_runs_the_curriculum_and_resumes_exactly_where_it_stopped(tmp_path):
     torch.set_num_threads(1)
-    config = _train_config(tmp_path)
+    config = tiny_train_config(tmp_path)
     trainer = Trainer(config)
     trainer.fit(progress=False)
     run = Path(config.run_dir)
@@ -68,7 +49,7 @@ def test_training_runs_the_curriculum_and_resumes_exactly_where_it_stopped(tmp_p
 
 
 def test_single_level_phases_freeze_the_other_levels(tmp_path):
-    trainer = Trainer(_train_config(tmp_path))
+    trainer = Trainer(tiny_train_config(tmp_path))
     frames = Path(trainer.config.run_dir) / "frames"
     assert not frames.exists(), "videos are decoded when a clip first needs them, not up front"
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
@@ -79,7 +60,7 @@ def test_single_level_phases_freeze_the_other_levels(tmp_path):
 
 
 def test_export_writes_a_half_precision_folder_that_loads_strictly(tmp_path):
-    trainer = Trainer(_train_config(tmp_path))
+    trainer = Trainer(tiny_train_config(tmp_path))
     trainer.save()
     out = export_checkpoint(Path(trainer.config.run_dir) / "checkpoint", tmp_path / "export", tile_overlap=(32, 32))
     loaded = MPTVC.from_pretrained(out)
@@ -93,20 +74,20 @@ def test_export_writes_a_half_precision_folder_that_loads_strictly(tmp_path):
 
 def test_bad_sources_and_sizes_are_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="no such file or folder"):
-        Trainer(_train_config(tmp_path, sources=(str(tmp_path / "nowhere"),)))
+        Trainer(tiny_train_config(tmp_path, sources=(str(tmp_path / "nowhere"),)))
     small = VideoEntry("small.mp4", frames=4, height=16, width=16)
     with pytest.raises(ValueError, match="at least 8 frames of 32x32"):
         plan_crops([small], seed=0, step=0, stage=Stage(0, 1, 8, (32, 32)), augment=Augment())
     with pytest.raises(ValueError, match="at least 8 frames of 512x512"):
-        Trainer(_train_config(tmp_path, stages=(Stage(3, 2, 8, (512, 512)),)))
+        Trainer(tiny_train_config(tmp_path, stages=(Stage(3, 2, 8, (512, 512)),)))
     with pytest.raises(ValueError, match="does not exist"):
-        Trainer(_train_config(tmp_path, preset=str(tmp_path / "missing.json")))
+        Trainer(tiny_train_config(tmp_path, preset=str(tmp_path / "missing.json")))
 
 
 def test_export_command_writes_the_folder_and_its_training_record(tmp_path):
     from mptvc_latents.cli import main
 
-    trainer = Trainer(_train_config(tmp_path))
+    trainer = Trainer(tiny_train_config(tmp_path))
     trainer.fit(progress=False)
     out = tmp_path / "shipped"
     assert main(["export", trainer.config.run_dir, str(out), "--tile-overlap", "32", "32"]) == 0
@@ -117,10 +98,10 @@ def test_export_command_writes_the_folder_and_its_training_record(tmp_path):
 
 
 def test_a_new_run_can_start_from_exported_weights_and_continue_the_schedule(tmp_path):
-    first = Trainer(_train_config(tmp_path))
+    first = Trainer(tiny_train_config(tmp_path))
     first.fit(progress=False)
     shipped = export_checkpoint(Path(first.config.run_dir) / "checkpoint", tmp_path / "shipped", card={"steps": 5})
-    config = _train_config(tmp_path, run_dir=str(tmp_path / "next"), init=str(shipped), phase_steps=(1, 1, 1, 4))
+    config = tiny_train_config(tmp_path, run_dir=str(tmp_path / "next"), init=str(shipped), phase_steps=(1, 1, 1, 4))
     trainer = Trainer(config)
     assert trainer.step == 5 and not trainer.optimizer.state_dict()["state"]
     weights = MPTVC.from_pretrained(shipped).state_dict()
@@ -178,10 +159,10 @@ def test_atomic_folder_swaps_whole_folders_and_a_crash_between_its_renames_leave
 def test_a_resumed_run_ends_with_the_same_weights_as_one_that_never_stopped(tmp_path):
     torch.set_num_threads(1)
     augment = {"time_strides": (1, 2), "rescale": (0.75, 1.0), "autocast": "off", "checkpoint_every": 100, "workers": 1}
-    straight = Trainer(_train_config(tmp_path, run_dir=str(tmp_path / "straight"), **augment))
+    straight = Trainer(tiny_train_config(tmp_path, run_dir=str(tmp_path / "straight"), **augment))
     straight.fit(progress=False)
 
-    config = _train_config(tmp_path, run_dir=str(tmp_path / "stopped"), **augment)
+    config = tiny_train_config(tmp_path, run_dir=str(tmp_path / "stopped"), **augment)
     stopped = Trainer(config)
     for _ in range(3):
         stopped.train_step()
@@ -199,7 +180,7 @@ def test_a_resumed_run_ends_with_the_same_weights_as_one_that_never_stopped(tmp_
 
 
 def test_stages_change_the_clips_at_their_step_and_autocast_reaches_the_transformers(tmp_path):
-    config = _train_config(tmp_path, stages=(Stage(3, 1, 4, (48, 64)),), autocast="bf16")
+    config = tiny_train_config(tmp_path, stages=(Stage(3, 1, 4, (48, 64)),), autocast="bf16")
     trainer = Trainer(config)
     shapes = []
     for _ in range(5):
@@ -211,8 +192,8 @@ def test_stages_change_the_clips_at_their_step_and_autocast_reaches_the_transfor
     assert training_autocast("off", torch.device("cpu")) is None
     assert training_autocast("auto", torch.device("cpu")) in (None, torch.bfloat16)
     with pytest.raises(ValueError, match="autocast must be one of"):
-        _train_config(tmp_path, autocast="fp8")
+        tiny_train_config(tmp_path, autocast="fp8")
     with pytest.raises(ValueError, match="increasing steps"):
-        _train_config(tmp_path, stages=(Stage(5, 2, 8, (32, 32)), Stage(5, 2, 8, (64, 64))))
+        tiny_train_config(tmp_path, stages=(Stage(5, 2, 8, (32, 32)), Stage(5, 2, 8, (64, 64))))
     saved = json.loads((Path(config.run_dir) / "train_config.json").read_text())
     assert TrainConfig.from_dict(saved) == config

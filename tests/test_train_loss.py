@@ -12,7 +12,7 @@ from mptvc_latents.codec import CodecOutput
 from mptvc_latents.eval.metrics import BT709_LUMA, BT709_YCBCR
 from mptvc_latents.train import TrainConfig, Trainer
 from mptvc_latents.train.loss import rd_loss, ycbcr_projection
-from tests._tiny import SAMPLE, tiny_config
+from tests._tiny import tiny_train_config
 
 
 def _output(error: torch.Tensor) -> CodecOutput:
@@ -62,21 +62,7 @@ def test_bad_weights_are_refused_by_the_config(weights):
 
 def test_a_run_trains_with_ycbcr_weights_and_keeps_them_in_its_config(tmp_path: Path):
     torch.set_num_threads(1)
-    config_path = tmp_path / "codec.json"
-    config_path.write_text(json.dumps(tiny_config().to_dict()))
-    base = TrainConfig(
-        sources=(str(SAMPLE),),
-        run_dir=str(tmp_path / "run"),
-        preset=str(config_path),
-        batch=2,
-        frames=8,
-        crop=(32, 32),
-        phase_steps=(0, 0, 0, 2),
-        checkpoint_every=2,
-        log_every=1,
-        warmup=1,
-        workers=0,
-    )
+    base = tiny_train_config(tmp_path, phase_steps=(0, 0, 0, 2))
     records = {}
     for name, weights in [("rgb", None), ("ycc", (6.0, 1.0, 1.0))]:
         config = dataclasses.replace(base, run_dir=str(tmp_path / name), ycbcr_weights=weights)
